@@ -1,0 +1,116 @@
+//! Users and SASL (PLAIN and AMQPLAIN). `guest` may log in from loopback only, as in RabbitMQ.
+
+use std::net::IpAddr;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::parsing::parse_field_table;
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    /// Refuse this user unless it connects from a loopback address.
+    pub loopback_only: bool,
+}
+
+impl User {
+    /// RabbitMQ's default user.
+    pub fn guest() -> Self {
+        Self { name: "guest".into(), password: "guest".into(), loopback_only: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("unknown authentication mechanism '{0}'")]
+    UnknownMechanism(String),
+    #[error("malformed {0} response")]
+    Malformed(&'static str),
+    #[error("invalid credentials for user '{0}'")]
+    InvalidCredentials(String),
+    #[error("user '{0}' can only connect via localhost")]
+    LoopbackOnly(String),
+}
+
+/// The SASL mechanisms offered in connection.start.
+pub const MECHANISMS: &str = "PLAIN AMQPLAIN";
+
+/// Check a start-ok response; returns the user name.
+pub fn authenticate(users: &[User], mechanism: &str, response: &[u8], peer: IpAddr) -> Result<String, AuthError> {
+    let (name, password) = match mechanism {
+        "PLAIN" => parse_plain(response)?,
+        "AMQPLAIN" => parse_amqplain(response)?,
+        other => return Err(AuthError::UnknownMechanism(other.to_owned())),
+    };
+    let Some(user) = users.iter().find(|u| u.name == name && u.password == password) else {
+        return Err(AuthError::InvalidCredentials(name));
+    };
+    if user.loopback_only && !peer.is_loopback() {
+        return Err(AuthError::LoopbackOnly(name));
+    }
+    Ok(name)
+}
+
+/// PLAIN: `authzid \0 authcid \0 password`.
+fn parse_plain(response: &[u8]) -> Result<(String, String), AuthError> {
+    let mut parts = response.split(|b| *b == 0);
+    let (Some(_authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(AuthError::Malformed("PLAIN"));
+    };
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| AuthError::Malformed("PLAIN"));
+    Ok((text(user)?, text(pass)?))
+}
+
+/// AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD.
+fn parse_amqplain(response: &[u8]) -> Result<(String, String), AuthError> {
+    let mut framed = Vec::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    framed.extend_from_slice(response);
+    let table: FieldTable = match parse_field_table(&framed[..]) {
+        Ok((rest, t)) if rest.is_empty() => t,
+        _ => return Err(AuthError::Malformed("AMQPLAIN")),
+    };
+    let field = |key: &str| match table.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8(s.as_bytes().to_vec()).ok(),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    match (field("LOGIN"), field("PASSWORD")) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err(AuthError::Malformed("AMQPLAIN")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+    #[test]
+    fn plain() {
+        let users = [User::guest()];
+        assert_eq!(authenticate(&users, "PLAIN", b"\0guest\0guest", LOCAL), Ok("guest".into()));
+        assert!(matches!(authenticate(&users, "PLAIN", b"\0guest\0nope", LOCAL), Err(AuthError::InvalidCredentials(_))));
+        assert!(matches!(authenticate(&users, "PLAIN", b"\0guest\0guest", REMOTE), Err(AuthError::LoopbackOnly(_))));
+        assert!(matches!(authenticate(&users, "PLAIN", b"garbage", LOCAL), Err(AuthError::Malformed(_))));
+        assert!(matches!(authenticate(&users, "EXTERNAL", b"", LOCAL), Err(AuthError::UnknownMechanism(_))));
+    }
+
+    #[test]
+    fn amqplain() {
+        let users = [User::guest()];
+        let mut body = Vec::new();
+        for (k, v) in [("LOGIN", "guest"), ("PASSWORD", "guest")] {
+            body.push(k.len() as u8);
+            body.extend_from_slice(k.as_bytes());
+            body.push(b'S');
+            body.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            body.extend_from_slice(v.as_bytes());
+        }
+        assert_eq!(authenticate(&users, "AMQPLAIN", &body, LOCAL), Ok("guest".into()));
+        assert!(authenticate(&users, "AMQPLAIN", &body[..5], LOCAL).is_err());
+    }
+}

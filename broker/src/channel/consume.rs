@@ -1,0 +1,123 @@
+//! basic.qos, basic.consume, basic.cancel and basic.get.
+
+use amq_protocol::protocol::{AMQPClass, basic};
+
+use super::{Channel, ChannelCtx, consumer_gone};
+use crate::connection::codec;
+use crate::error::{AmqpError, AmqpResult};
+use crate::names::generated;
+use crate::queue::Consumer;
+use crate::sink::{ConsumerState, Unacked};
+
+impl Channel {
+    /// global=false: the limit for consumers created from now on; global=true: one limit
+    /// shared by every consumer on the channel (RabbitMQ 3.x semantics).
+    pub(super) fn qos(&mut self, ctx: &ChannelCtx<'_>, m: basic::Qos) -> AmqpResult<()> {
+        {
+            let mut st = ctx.sink.lock();
+            if let Some(ch) = st.channels.get_mut(&self.id) {
+                if m.global {
+                    ch.global_prefetch = m.prefetch_count;
+                } else {
+                    ch.consumer_prefetch = m.prefetch_count;
+                }
+            }
+        }
+        self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
+        self.dispatch_consumer_queues(ctx);
+        Ok(())
+    }
+
+    pub(super) fn consume(&mut self, ctx: &ChannelCtx<'_>, m: basic::Consume) -> AmqpResult<()> {
+        let tag = if m.consumer_tag.as_str().is_empty() { generated("amq.ctag-") } else { m.consumer_tag.clone() };
+        let name = self.queue_name(&m.queue)?;
+        let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        let id = ctx.broker.next_id();
+        {
+            let mut st = ctx.sink.lock();
+            let Some(ch) = st.channels.get_mut(&self.id) else { return Ok(()) };
+            if ch.consumer_by_tag(tag.as_str()).is_some() {
+                return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+            }
+            let prefetch = ch.consumer_prefetch;
+            ch.consumers.insert(
+                id,
+                ConsumerState { tag: tag.clone(), queue: queue.clone(), no_ack: m.no_ack, prefetch, unacked: 0 },
+            );
+        }
+        let consumer = Consumer {
+            id,
+            tag: tag.clone(),
+            channel: self.id,
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            sink: ctx.sink.clone(),
+        };
+        let channel = self.id;
+        let accepted = queue.add_consumer(consumer, || {
+            if !m.nowait {
+                let ok = basic::ConsumeOk { consumer_tag: tag.clone() };
+                ctx.sink.send_method(channel, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+            }
+        });
+        if let Err(e) = accepted {
+            if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
+                ch.consumers.remove(&id);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub(super) fn cancel(&mut self, ctx: &ChannelCtx<'_>, m: basic::Cancel) -> AmqpResult<()> {
+        let removed = {
+            let mut st = ctx.sink.lock();
+            st.channels.get_mut(&self.id).and_then(|ch| {
+                let id = ch.consumer_by_tag(m.consumer_tag.as_str())?;
+                ch.consumers.remove(&id).map(|c| (id, c))
+            })
+        };
+        if !m.nowait {
+            let ok = basic::CancelOk { consumer_tag: m.consumer_tag.clone() };
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+        }
+        // Its unacked deliveries stay on the channel and may still be acked (RabbitMQ).
+        if let Some((id, consumer)) = removed {
+            consumer_gone(ctx.vhost, &consumer.queue, id);
+        }
+        Ok(())
+    }
+
+    pub(super) fn get(&mut self, ctx: &ChannelCtx<'_>, m: basic::Get) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        let Some((qm, message_count)) = queue.get() else {
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
+            return Ok(());
+        };
+        {
+            let mut guard = ctx.sink.lock();
+            let st = &mut *guard;
+            let Some(ch) = st.channels.get_mut(&self.id) else {
+                drop(guard);
+                queue.requeue([(qm.seq, qm.msg)]);
+                return Ok(());
+            };
+            let delivery_tag = ch.next_delivery_tag();
+            let ok = basic::GetOk {
+                delivery_tag,
+                redelivered: qm.redelivered,
+                exchange: qm.msg.exchange.clone(),
+                routing_key: qm.msg.routing_key.clone(),
+                message_count,
+            };
+            codec::write_method(&mut st.out, self.id, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
+            codec::write_content(&mut st.out, self.id, &qm.msg.header, &qm.msg.body, st.frame_max);
+            if !m.no_ack {
+                ch.unacked.push_back(Unacked { tag: delivery_tag, queue: queue.clone(), seq: qm.seq, msg: qm.msg, consumer: None });
+            }
+        }
+        ctx.sink.wake_writer();
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! exchange.declare/delete and queue.declare/bind/unbind/purge/delete.
+
+use amq_protocol::protocol::{AMQPClass, exchange, queue};
+
+use super::{Channel, ChannelCtx};
+use crate::error::AmqpResult;
+use crate::vhost::{ExchangeSpec, QueueSpec};
+
+impl Channel {
+    pub(super) fn exchange_declare(&mut self, ctx: &ChannelCtx<'_>, m: exchange::Declare) -> AmqpResult<()> {
+        ctx.vhost.declare_exchange(ExchangeSpec {
+            name: m.exchange.as_str(),
+            kind: m.kind.as_str(),
+            passive: m.passive,
+            durable: m.durable,
+            auto_delete: m.auto_delete,
+            internal: m.internal,
+            arguments: m.arguments,
+        })?;
+        if !m.nowait {
+            self.reply(ctx, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_delete(&mut self, ctx: &ChannelCtx<'_>, m: exchange::Delete) -> AmqpResult<()> {
+        ctx.vhost.delete_exchange(m.exchange.as_str(), m.if_unused)?;
+        if !m.nowait {
+            self.reply(ctx, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_declare(&mut self, ctx: &ChannelCtx<'_>, m: queue::Declare) -> AmqpResult<()> {
+        let name = if m.passive { self.queue_name(&m.queue)? } else { m.queue.clone() };
+        let q = ctx.vhost.declare_queue(
+            QueueSpec {
+                name: name.as_str(),
+                passive: m.passive,
+                durable: m.durable,
+                exclusive: m.exclusive,
+                auto_delete: m.auto_delete,
+                arguments: m.arguments,
+            },
+            ctx.conn_id,
+        )?;
+        self.last_queue = Some(q.name.clone());
+        if !m.nowait {
+            let (message_count, consumer_count) = q.counts();
+            self.reply(
+                ctx,
+                AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                    queue: q.name.clone(),
+                    message_count,
+                    consumer_count,
+                })),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_bind(&mut self, ctx: &ChannelCtx<'_>, m: queue::Bind) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        // RabbitMQ: an empty routing key with an empty queue name means the queue's name.
+        let key = if m.routing_key.as_str().is_empty() && m.queue.as_str().is_empty() {
+            name.clone()
+        } else {
+            m.routing_key
+        };
+        ctx.vhost.bind_queue(name.as_str(), m.exchange.as_str(), key.as_str(), m.arguments, ctx.conn_id)?;
+        if !m.nowait {
+            self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_unbind(&mut self, ctx: &ChannelCtx<'_>, m: queue::Unbind) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        ctx.vhost.unbind_queue(name.as_str(), m.exchange.as_str(), m.routing_key.as_str(), m.arguments, ctx.conn_id)?;
+        self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+        Ok(())
+    }
+
+    pub(super) fn queue_purge(&mut self, ctx: &ChannelCtx<'_>, m: queue::Purge) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        let q = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        let message_count = q.purge();
+        if !m.nowait {
+            self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count })));
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_delete(&mut self, ctx: &ChannelCtx<'_>, m: queue::Delete) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        let message_count = ctx.vhost.delete_queue(name.as_str(), m.if_unused, m.if_empty, ctx.conn_id)?;
+        if !m.nowait {
+            self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count })));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! basic.publish, publisher confirms and transactions.
+//!
+//! Transient messages are routed synchronously, so a confirm is due as soon as the message is
+//! in its queues; confirms are coalesced per read batch into one `basic.ack multiple=true`.
+//! In a transaction, publishes are routed when published (so a missing exchange fails at once,
+//! as in RabbitMQ) but reach their queues only at commit.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
+
+use super::assembler::Content;
+use super::{Channel, ChannelCtx};
+use crate::error::{AmqpError, AmqpResult, ReplyCode};
+use crate::message::Message;
+use crate::queue::Queue;
+use crate::sink::Unacked;
+
+/// Confirm mode: the last sequence number published and the last one acknowledged.
+#[derive(Debug, Default)]
+pub struct Confirms {
+    published: u64,
+    acked: u64,
+}
+
+/// What a transaction holds until commit or rollback.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    publishes: Vec<(Arc<Message>, Vec<Arc<Queue>>, bool)>,
+    /// Deliveries acknowledged (requeue None) or rejected inside the transaction.
+    settlements: Vec<(Vec<Unacked>, Option<bool>)>,
+}
+
+impl Transaction {
+    pub(super) fn settle(&mut self, taken: Vec<Unacked>, requeue: Option<bool>) {
+        self.settlements.push((taken, requeue));
+    }
+}
+
+impl Channel {
+    pub(super) fn in_tx(&mut self) -> Option<&mut Transaction> {
+        self.tx.as_mut()
+    }
+
+    pub(super) fn publish(&mut self, ctx: &ChannelCtx<'_>, content: Content) -> AmqpResult<()> {
+        let Content { publish, header, raw_header, body } = content;
+        if publish.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        if let Some(user_id) = header.properties.user_id() {
+            if user_id.as_str() != ctx.user {
+                return Err(AmqpError::precondition_failed(format!(
+                    "user_id property set to '{user_id}' but authenticated user was '{}'",
+                    ctx.user
+                )));
+            }
+        }
+        let msg = Arc::new(Message {
+            exchange: publish.exchange,
+            routing_key: publish.routing_key,
+            properties: header.properties,
+            header: raw_header,
+            body,
+        });
+        let mut routed = std::mem::take(&mut self.routed);
+        routed.clear();
+        let result = ctx.vhost.route(msg.exchange.as_str(), &msg, &mut routed);
+        if let Err(e) = result {
+            self.routed = routed;
+            return Err(e);
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.publishes.push((msg, routed, publish.mandatory));
+            return Ok(());
+        }
+        self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
+        self.routed = routed;
+        if let Some(c) = self.confirms.as_mut() {
+            c.published += 1;
+        }
+        Ok(())
+    }
+
+    fn deliver_routed(&self, ctx: &ChannelCtx<'_>, msg: &Arc<Message>, routed: &[Arc<Queue>], mandatory: bool) {
+        if routed.is_empty() {
+            if mandatory {
+                let ret = basic::Return {
+                    reply_code: ReplyCode::NoRoute.code(),
+                    reply_text: "NO_ROUTE".into(),
+                    exchange: msg.exchange.clone(),
+                    routing_key: msg.routing_key.clone(),
+                };
+                ctx.sink.send_with_content(self.id, AMQPClass::Basic(basic::AMQPMethod::Return(ret)), msg);
+            }
+            return;
+        }
+        for q in routed {
+            q.publish(msg.clone());
+        }
+    }
+
+    /// Send the coalesced basic.ack for everything confirmed since the last call.
+    pub fn flush_confirms(&mut self, ctx: &ChannelCtx<'_>) {
+        let Some(c) = self.confirms.as_mut() else { return };
+        if c.published == c.acked {
+            return;
+        }
+        let ack = basic::Ack { delivery_tag: c.published, multiple: c.published - c.acked > 1 };
+        c.acked = c.published;
+        ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
+    }
+
+    pub(super) fn confirm_select(&mut self, ctx: &ChannelCtx<'_>, nowait: bool) -> AmqpResult<()> {
+        if self.tx.is_some() {
+            return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
+        }
+        self.confirms.get_or_insert_with(Confirms::default);
+        if !nowait {
+            self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) fn tx_select(&mut self, ctx: &ChannelCtx<'_>) -> AmqpResult<()> {
+        if self.confirms.is_some() {
+            return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
+        }
+        self.tx.get_or_insert_with(Transaction::default);
+        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+        Ok(())
+    }
+
+    pub(super) fn tx_commit(&mut self, ctx: &ChannelCtx<'_>) -> AmqpResult<()> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(AmqpError::precondition_failed("channel is not transactional"));
+        };
+        let Transaction { publishes, settlements } = std::mem::take(tx);
+        for (msg, routed, mandatory) in publishes {
+            self.deliver_routed(ctx, &msg, &routed, mandatory);
+        }
+        for (taken, requeue) in settlements {
+            if requeue == Some(true) {
+                super::ack::requeue(taken);
+            }
+        }
+        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+        self.dispatch_consumer_queues(ctx);
+        Ok(())
+    }
+
+    pub(super) fn tx_rollback(&mut self, ctx: &ChannelCtx<'_>) -> AmqpResult<()> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Err(AmqpError::precondition_failed("channel is not transactional"));
+        };
+        let Transaction { settlements, .. } = std::mem::take(tx);
+        // Settled deliveries become unacked again, as RabbitMQ does on rollback.
+        self.restore_unacked(ctx, settlements.into_iter().flat_map(|(taken, _)| taken));
+        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
+        Ok(())
+    }
+}

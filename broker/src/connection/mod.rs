@@ -1,0 +1,357 @@
+//! A client connection: the handshake, then one task that reads frames and drives channels,
+//! beside a writer task that flushes the connection's sink.
+//!
+//! Errors come back from channels as `AmqpError`s and are mapped here, in one place: soft codes
+//! close the channel, hard codes close the connection (RabbitMQ's `handle_exception`).
+
+pub mod codec;
+pub mod handshake;
+mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::Broker;
+use crate::channel::{Channel, ChannelCtx};
+use crate::error::{AmqpError, ReplyCode};
+use crate::sink::{ChannelDeliveries, ConnectionSink};
+use crate::vhost::VirtualHost;
+use codec::Frame;
+
+/// How long we wait for connection.close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Read-buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// We sent connection.close; only close-ok (or close) matters now.
+    Closing(Instant),
+    Done,
+}
+
+/// Run one client connection to the end.
+pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let negotiated = match handshake::handshake(&mut stream, peer, &broker).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+    };
+    let id = broker.next_id();
+    let (drained_tx, drained_rx) = mpsc::unbounded_channel();
+    let sink = Arc::new(ConnectionSink::new(id, negotiated.frame_max, negotiated.cancel_notify, drained_tx));
+    let (reader, write_half) = stream.into_split();
+    let heartbeat = (negotiated.heartbeat > 0).then(|| Duration::from_secs(u64::from(negotiated.heartbeat)));
+    let writer = tokio::spawn(writer::run(sink.clone(), write_half, heartbeat));
+    let mut conn = Connection {
+        id,
+        peer,
+        broker,
+        vhost: negotiated.vhost,
+        user: negotiated.user,
+        sink,
+        frame_max: negotiated.frame_max,
+        channel_max: negotiated.channel_max,
+        heartbeat,
+        channels: HashMap::new(),
+        state: State::Open,
+    };
+    conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
+}
+
+struct Connection {
+    id: u64,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    vhost: Arc<VirtualHost>,
+    user: String,
+    sink: Arc<ConnectionSink>,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: Option<Duration>,
+    channels: HashMap<u16, Channel>,
+    state: State,
+}
+
+enum ReadOutcome {
+    Data,
+    Eof,
+    Failed(std::io::Error),
+    HeartbeatTimeout,
+}
+
+async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Option<Duration>) -> ReadOutcome {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    let read = reader.read_buf(buf);
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, read).await {
+            Ok(r) => r,
+            Err(_) => return ReadOutcome::HeartbeatTimeout,
+        },
+        None => read.await,
+    };
+    match result {
+        Ok(0) => ReadOutcome::Eof,
+        Ok(_) => ReadOutcome::Data,
+        Err(e) => ReadOutcome::Failed(e),
+    }
+}
+
+impl Connection {
+    fn ctx(&self) -> ChannelCtx<'_> {
+        ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user }
+    }
+
+    async fn serve(
+        &mut self,
+        mut reader: OwnedReadHalf,
+        mut buf: BytesMut,
+        mut drained: mpsc::UnboundedReceiver<()>,
+        mut shutdown: watch::Receiver<bool>,
+        mut writer: JoinHandle<()>,
+    ) {
+        // A client silent for two heartbeat intervals is gone.
+        let read_timeout = self.heartbeat.map(|h| h * 2);
+        let mut writer_done = false;
+        let mut shutting_down = *shutdown.borrow();
+        if shutting_down {
+            self.start_close(AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'"));
+        }
+        self.process(&mut buf);
+        while self.state != State::Done {
+            let close_deadline = match self.state {
+                State::Closing(deadline) => Some(deadline),
+                _ => None,
+            };
+            tokio::select! {
+                outcome = read_some(&mut reader, &mut buf, read_timeout) => match outcome {
+                    ReadOutcome::Data => self.process(&mut buf),
+                    ReadOutcome::Eof => break,
+                    ReadOutcome::Failed(e) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "read failed");
+                        break;
+                    }
+                    ReadOutcome::HeartbeatTimeout => {
+                        tracing::warn!(peer = %self.peer, "missed heartbeats from client, closing connection");
+                        break;
+                    }
+                },
+                Some(()) = drained.recv() => self.dispatch_all(),
+                changed = shutdown.changed(), if !shutting_down => {
+                    shutting_down = true;
+                    if changed.is_err() || *shutdown.borrow() {
+                        self.start_close(AmqpError::new(
+                            ReplyCode::ConnectionForced,
+                            "broker forced connection closure with reason 'shutdown'",
+                        ));
+                    }
+                }
+                _ = &mut writer => {
+                    writer_done = true;
+                    break;
+                }
+                _ = tokio::time::sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => break,
+            }
+        }
+        self.release_all();
+        {
+            let mut st = self.sink.lock();
+            st.closed = true;
+            st.finished = true;
+        }
+        self.sink.wake_writer();
+        if !writer_done && tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+            writer.abort();
+        }
+        tracing::debug!(peer = %self.peer, "connection closed");
+    }
+
+    /// Handle every complete frame in the buffer, then send coalesced confirms.
+    fn process(&mut self, buf: &mut BytesMut) {
+        while self.state != State::Done {
+            match codec::next_frame(buf, self.frame_max) {
+                Ok(Some(frame)) => {
+                    if let Err(e) = self.handle_frame(frame) {
+                        self.start_close(e);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The byte stream cannot be trusted past a framing error.
+                    buf.clear();
+                    self.start_close(e);
+                    break;
+                }
+            }
+        }
+        let ctx = ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user };
+        for ch in self.channels.values_mut() {
+            ch.flush_confirms(&ctx);
+        }
+    }
+
+    /// Hard error or shutdown: send connection.close and stop serving channels.
+    fn start_close(&mut self, error: AmqpError) {
+        if self.state != State::Open {
+            return;
+        }
+        if error.code != ReplyCode::ConnectionForced {
+            tracing::info!(peer = %self.peer, error = %error, "closing connection");
+        }
+        self.release_all();
+        self.sink.lock().closed = true;
+        let close = connection::Close {
+            reply_code: error.code.code(),
+            reply_text: error.reply_text().into(),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        };
+        self.sink.send_method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)));
+        self.state = State::Closing(Instant::now() + CLOSE_TIMEOUT);
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), AmqpError> {
+        if let State::Closing(_) = self.state {
+            match frame {
+                Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => self.state = State::Done,
+                Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                    self.send_close_ok();
+                    self.state = State::Done;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        match frame {
+            Frame::Heartbeat(0) => Ok(()),
+            Frame::Heartbeat(_) => Err(AmqpError::unexpected_frame("type 8, all octets = <<>>")),
+            Frame::Method(0, method) => self.handle_connection_method(method),
+            Frame::Header(0, ..) | Frame::Body(0, _) => {
+                Err(AmqpError::unexpected_frame("content frame on channel 0"))
+            }
+            Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => self.handle_channel_frame(ch, frame),
+        }
+    }
+
+    fn send_close_ok(&self) {
+        self.sink.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+    }
+
+    fn handle_connection_method(&mut self, method: AMQPClass) -> Result<(), AmqpError> {
+        match method {
+            AMQPClass::Connection(connection::AMQPMethod::Close(_)) => {
+                self.release_all();
+                self.sink.lock().closed = true;
+                self.send_close_ok();
+                self.state = State::Done;
+                Ok(())
+            }
+            // Clients may echo these; nothing to do.
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))
+            | AMQPClass::Connection(connection::AMQPMethod::Blocked(_))
+            | AMQPClass::Connection(connection::AMQPMethod::Unblocked(_)) => Ok(()),
+            other => Err(AmqpError::channel_error("unexpected method in connection state running").for_method(&other)),
+        }
+    }
+
+    fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
+        let Some(channel) = self.channels.get_mut(&id) else {
+            return match frame {
+                Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
+                    if id > self.channel_max {
+                        return Err(AmqpError::channel_error(format!(
+                            "channel {id} is above the negotiated channel_max ({})",
+                            self.channel_max
+                        ))
+                        .at(20, 10));
+                    }
+                    self.channels.insert(id, Channel::new(id));
+                    self.sink.lock().channels.insert(id, ChannelDeliveries::new());
+                    self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+                    Ok(())
+                }
+                Frame::Method(_, m) => Err(AmqpError::channel_error("expected 'channel.open'").for_method(&m)),
+                _ => Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead")),
+            };
+        };
+        if channel.closing {
+            match frame {
+                Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
+                    self.channels.remove(&id);
+                }
+                Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
+                    self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                    self.channels.remove(&id);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if let Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Close(_))) = frame {
+            Channel::release(&self.ctx(), id);
+            self.channels.remove(&id);
+            self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+            return Ok(());
+        }
+        if let Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) = frame {
+            // A close-ok we never asked for: ignore, as RabbitMQ does.
+            return Ok(());
+        }
+        let ctx = ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user };
+        match channel.handle_frame(&ctx, frame) {
+            Ok(()) => Ok(()),
+            Err(e) if e.code.is_hard() => Err(e),
+            Err(e) => {
+                channel.flush_confirms(&ctx);
+                channel.closing = true;
+                Channel::release(&ctx, id);
+                tracing::debug!(peer = %self.peer, channel = id, error = %e, "closing channel");
+                let close = channel::Close {
+                    reply_code: e.code.code(),
+                    reply_text: e.reply_text().into(),
+                    class_id: e.class_id,
+                    method_id: e.method_id,
+                };
+                self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::Close(close)));
+                Ok(())
+            }
+        }
+    }
+
+    /// The writer drained a full buffer: queues that stopped at the high-water mark go on.
+    fn dispatch_all(&self) {
+        let queues: Vec<_> = {
+            let st = self.sink.lock();
+            st.channels.values().flat_map(|ch| ch.consumers.values().map(|c| c.queue.clone())).collect()
+        };
+        for q in queues {
+            q.dispatch();
+        }
+    }
+
+    /// Give back everything the connection holds: unacked messages, consumers, exclusive queues.
+    fn release_all(&mut self) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        let ctx = self.ctx();
+        for id in ids {
+            Channel::release(&ctx, id);
+        }
+        self.vhost.remove_exclusive_queues(self.id);
+    }
+}

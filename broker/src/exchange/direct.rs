@@ -1,0 +1,39 @@
+//! Direct routing: the routing key must equal the binding key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::types::ShortString;
+
+use super::{Binding, remove_binding};
+use crate::queue::Queue;
+
+#[derive(Debug, Default)]
+pub struct DirectTable {
+    by_key: HashMap<ShortString, Vec<Binding>>,
+}
+
+impl DirectTable {
+    pub fn bind(&mut self, binding: Binding) {
+        self.by_key.entry(binding.routing_key.clone()).or_default().push(binding);
+    }
+
+    pub fn unbind(&mut self, binding: &Binding) {
+        if let Some(list) = self.by_key.get_mut(binding.routing_key.as_str()) {
+            remove_binding(list, binding);
+            if list.is_empty() {
+                self.by_key.remove(binding.routing_key.as_str());
+            }
+        }
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.by_key.values().flatten()
+    }
+
+    pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Arc<Queue>)) {
+        if let Some(list) = self.by_key.get(routing_key) {
+            list.iter().for_each(|b| push(&b.queue));
+        }
+    }
+}

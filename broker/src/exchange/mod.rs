@@ -1,0 +1,180 @@
+//! Exchanges: a closed set of kinds, each a routing table with `bind`, `unbind` and `route`.
+//! What every kind shares (flags, arguments, the binding list) lives here once.
+
+mod direct;
+mod fanout;
+mod headers;
+mod topic;
+
+use std::sync::Arc;
+
+use amq_protocol::types::{FieldTable, ShortString};
+use parking_lot::RwLock;
+
+use crate::message::Message;
+use crate::queue::Queue;
+
+pub use direct::DirectTable;
+pub use fanout::FanoutTable;
+pub use headers::HeadersTable;
+pub use topic::TopicTable;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "direct" => Some(Self::Direct),
+            "fanout" => Some(Self::Fanout),
+            "topic" => Some(Self::Topic),
+            "headers" => Some(Self::Headers),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Fanout => "fanout",
+            Self::Topic => "topic",
+            Self::Headers => "headers",
+        }
+    }
+}
+
+/// One binding: a queue, the key it was bound with and the binding arguments.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub queue: Arc<Queue>,
+    pub routing_key: ShortString,
+    pub arguments: FieldTable,
+}
+
+impl Binding {
+    fn same_as(&self, other: &Binding) -> bool {
+        Arc::ptr_eq(&self.queue, &other.queue)
+            && self.routing_key == other.routing_key
+            && self.arguments == other.arguments
+    }
+}
+
+/// The routing table of one kind.
+#[derive(Debug)]
+pub enum RoutingTable {
+    Direct(DirectTable),
+    Fanout(FanoutTable),
+    Topic(TopicTable),
+    Headers(HeadersTable),
+}
+
+impl RoutingTable {
+    fn new(kind: ExchangeKind) -> Self {
+        match kind {
+            ExchangeKind::Direct => Self::Direct(DirectTable::default()),
+            ExchangeKind::Fanout => Self::Fanout(FanoutTable::default()),
+            ExchangeKind::Topic => Self::Topic(TopicTable::default()),
+            ExchangeKind::Headers => Self::Headers(HeadersTable::default()),
+        }
+    }
+
+    fn bindings(&self) -> Box<dyn Iterator<Item = &Binding> + '_> {
+        match self {
+            Self::Direct(t) => Box::new(t.bindings()),
+            Self::Fanout(t) => Box::new(t.bindings()),
+            Self::Topic(t) => Box::new(t.bindings()),
+            Self::Headers(t) => Box::new(t.bindings()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    pub name: ShortString,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+    table: RwLock<RoutingTable>,
+}
+
+impl Exchange {
+    pub fn new(
+        name: ShortString,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Self { name, kind, durable, auto_delete, internal, arguments, table: RwLock::new(RoutingTable::new(kind)) }
+    }
+
+    /// Add a binding; an identical one is not added twice.
+    pub fn bind(&self, binding: Binding) {
+        let mut table = self.table.write();
+        if table.bindings().any(|b| b.same_as(&binding)) {
+            return;
+        }
+        match &mut *table {
+            RoutingTable::Direct(t) => t.bind(binding),
+            RoutingTable::Fanout(t) => t.bind(binding),
+            RoutingTable::Topic(t) => t.bind(binding),
+            RoutingTable::Headers(t) => t.bind(binding),
+        }
+    }
+
+    pub fn unbind(&self, binding: &Binding) {
+        let mut table = self.table.write();
+        match &mut *table {
+            RoutingTable::Direct(t) => t.unbind(binding),
+            RoutingTable::Fanout(t) => t.unbind(binding),
+            RoutingTable::Topic(t) => t.unbind(binding),
+            RoutingTable::Headers(t) => t.unbind(binding),
+        }
+    }
+
+    /// Remove every binding to `queue`; returns how many there were.
+    pub fn unbind_queue(&self, queue: &Arc<Queue>) -> usize {
+        let doomed: Vec<Binding> =
+            self.table.read().bindings().filter(|b| Arc::ptr_eq(&b.queue, queue)).cloned().collect();
+        for b in &doomed {
+            self.unbind(b);
+        }
+        doomed.len()
+    }
+
+    pub fn has_bindings(&self) -> bool {
+        self.table.read().bindings().next().is_some()
+    }
+
+    /// Append to `out` every queue the message is routed to, each at most once.
+    pub fn route(&self, msg: &Message, out: &mut Vec<Arc<Queue>>) {
+        let table = self.table.read();
+        let start = out.len();
+        let mut push = |q: &Arc<Queue>| {
+            if !out[start..].iter().any(|seen| Arc::ptr_eq(seen, q)) {
+                out.push(q.clone());
+            }
+        };
+        match &*table {
+            RoutingTable::Direct(t) => t.route(msg.routing_key.as_str(), &mut push),
+            RoutingTable::Fanout(t) => t.route(&mut push),
+            RoutingTable::Topic(t) => t.route(msg.routing_key.as_str(), &mut push),
+            RoutingTable::Headers(t) => t.route(msg.properties.headers().as_ref(), &mut push),
+        }
+    }
+}
+
+/// Remove the first binding equal to `binding` from a list.
+fn remove_binding(list: &mut Vec<Binding>, binding: &Binding) {
+    if let Some(pos) = list.iter().position(|b| b.same_as(binding)) {
+        list.remove(pos);
+    }
+}

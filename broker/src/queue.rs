@@ -1,0 +1,201 @@
+//! `Queue`: a classic FIFO queue. Its state sits behind one short lock; publishing, requeueing
+//! and consumer changes dispatch ready messages to consumers with credit, round-robin.
+//!
+//! Lock order: a queue's lock may be held while a connection's sink lock is taken (to hand over
+//! a delivery), never the other way round.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use amq_protocol::types::{FieldTable, ShortString};
+use parking_lot::Mutex;
+
+use crate::error::{AmqpError, AmqpResult};
+use crate::message::Message;
+use crate::names::queue_res;
+use crate::sink::ConnectionSink;
+
+/// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
+#[derive(Debug)]
+pub struct QueuedMessage {
+    pub seq: u64,
+    pub msg: Arc<Message>,
+    pub redelivered: bool,
+}
+
+/// A consumer as the queue sees it: where to hand deliveries.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    pub id: u64,
+    pub tag: ShortString,
+    pub channel: u16,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub sink: Arc<ConnectionSink>,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    pub name: ShortString,
+    pub vhost: String,
+    pub durable: bool,
+    /// The connection that owns an exclusive queue.
+    pub exclusive_owner: Option<u64>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<QueuedMessage>,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    next_seq: u64,
+    deleted: bool,
+}
+
+/// What a deleted queue leaves behind.
+pub struct Deleted {
+    pub message_count: u32,
+    pub consumers: Vec<Consumer>,
+}
+
+impl Queue {
+    pub fn new(
+        name: ShortString,
+        vhost: &str,
+        durable: bool,
+        exclusive_owner: Option<u64>,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Self {
+            name,
+            vhost: vhost.to_owned(),
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        queue_res(self.name.as_str(), &self.vhost)
+    }
+
+    /// `(ready messages, consumers)` as declare-ok reports them.
+    pub fn counts(&self) -> (u32, u32) {
+        let st = self.state.lock();
+        (st.ready.len() as u32, st.consumers.len() as u32)
+    }
+
+    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.ready.push_back(QueuedMessage { seq, msg, redelivered: false });
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Put messages back in their original place, marked redelivered.
+    pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = (u64, Arc<Message>)>) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        for (seq, msg) in items {
+            let pos = st.ready.partition_point(|m| m.seq < seq);
+            st.ready.insert(pos, QueuedMessage { seq, msg, redelivered: true });
+        }
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Hand ready messages to consumers that have credit.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch_locked(&mut st);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        let n = st.consumers.len();
+        if n == 0 {
+            return;
+        }
+        // With one consumer, hand over as much as its credit allows in one go.
+        let batch = if n == 1 { usize::MAX } else { 1 };
+        'messages: while !st.ready.is_empty() {
+            for i in 0..n {
+                let idx = (st.next_consumer + i) % n;
+                let QueueState { ready, consumers, .. } = &mut *st;
+                let consumer = &consumers[idx];
+                if consumer.sink.try_deliver(consumer, self, ready, batch) > 0 {
+                    st.next_consumer = (idx + 1) % n;
+                    continue 'messages;
+                }
+            }
+            break;
+        }
+    }
+
+    /// The next ready message for basic.get, and how many remain.
+    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+        let mut st = self.state.lock();
+        let m = st.ready.pop_front()?;
+        Some((m, st.ready.len() as u32))
+    }
+
+    /// Register a consumer. `on_accepted` runs once the consumer is accepted, before any
+    /// delivery, so consume-ok reaches the client first.
+    pub fn add_consumer(self: &Arc<Self>, consumer: Consumer, on_accepted: impl FnOnce()) -> AmqpResult<()> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Err(AmqpError::not_found(format!("no {}", self.describe())));
+        }
+        if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
+            return Err(AmqpError::access_refused(format!("{} in exclusive use", self.describe())));
+        }
+        on_accepted();
+        st.consumers.push(consumer);
+        self.dispatch_locked(&mut st);
+        Ok(())
+    }
+
+    /// Remove a consumer; returns the number of consumers left, or None if it was not here.
+    pub fn remove_consumer(&self, id: u64) -> Option<usize> {
+        let mut st = self.state.lock();
+        let pos = st.consumers.iter().position(|c| c.id == id)?;
+        st.consumers.remove(pos);
+        if st.next_consumer > pos {
+            st.next_consumer -= 1;
+        }
+        if st.next_consumer >= st.consumers.len() {
+            st.next_consumer = 0;
+        }
+        Some(st.consumers.len())
+    }
+
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let n = st.ready.len() as u32;
+        st.ready.clear();
+        n
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Mark the queue deleted: its messages are dropped and its consumers handed back.
+    pub fn mark_deleted(&self) -> Deleted {
+        let mut st = self.state.lock();
+        st.deleted = true;
+        let message_count = st.ready.len() as u32;
+        st.ready.clear();
+        Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
+    }
+}

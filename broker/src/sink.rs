@@ -1,0 +1,248 @@
+//! `ConnectionSink`: where queues hand deliveries to a connection, and where everything the
+//! connection sends is encoded before the writer task flushes it.
+//!
+//! It holds, behind one short lock, the outgoing byte buffer and each channel's delivery
+//! state (delivery tags, unacked messages, consumers and their prefetch credit), so a queue can
+//! deliver without a round trip through the connection task. The writer task swaps the buffer
+//! out and writes it in one syscall: writes are batched by construction.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::AMQPClass;
+use amq_protocol::types::ShortString;
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+
+use crate::connection::codec;
+use crate::message::Message;
+use crate::queue::{Consumer, Queue, QueuedMessage};
+
+/// Above this many unflushed bytes, queues stop handing deliveries to the connection.
+pub const HIGH_WATER: usize = 1 << 20;
+
+/// A delivery the client has not acknowledged yet.
+#[derive(Debug)]
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub seq: u64,
+    pub msg: Arc<Message>,
+    /// The consumer it went to; None for basic.get.
+    pub consumer: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct ConsumerState {
+    pub tag: ShortString,
+    pub queue: Arc<Queue>,
+    pub no_ack: bool,
+    pub prefetch: u16,
+    pub unacked: u32,
+}
+
+/// One channel's delivery state.
+#[derive(Debug, Default)]
+pub struct ChannelDeliveries {
+    next_tag: u64,
+    pub unacked: VecDeque<Unacked>,
+    /// basic.qos global=false: the limit given to consumers created from now on.
+    pub consumer_prefetch: u16,
+    /// basic.qos global=true: the limit shared by all consumers on the channel.
+    pub global_prefetch: u16,
+    pub consumers: HashMap<u64, ConsumerState>,
+    /// False once the channel is closing: no more deliveries.
+    pub active: bool,
+}
+
+impl ChannelDeliveries {
+    pub fn new() -> Self {
+        Self { active: true, ..Default::default() }
+    }
+
+    pub fn next_delivery_tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        self.next_tag
+    }
+
+    pub fn consumer_by_tag(&self, tag: &str) -> Option<u64> {
+        self.consumers.iter().find(|(_, c)| c.tag.as_str() == tag).map(|(id, _)| *id)
+    }
+
+    /// Remove acknowledged deliveries: `tag` alone, or every tag up to it with `multiple`
+    /// (tag 0 with multiple means all). None if a named tag is unknown.
+    pub fn take_unacked(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
+        let taken: Vec<Unacked> = if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            if tag != 0 && !self.unacked.iter().any(|u| u.tag == tag) {
+                return None;
+            }
+            let n = self.unacked.partition_point(|u| u.tag <= upto);
+            self.unacked.drain(..n).collect()
+        } else {
+            let pos = self.unacked.binary_search_by_key(&tag, |u| u.tag).ok()?;
+            self.unacked.remove(pos).into_iter().collect()
+        };
+        for u in &taken {
+            if let Some(c) = u.consumer.and_then(|id| self.consumers.get_mut(&id)) {
+                c.unacked = c.unacked.saturating_sub(1);
+            }
+        }
+        Some(taken)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SinkState {
+    pub out: Vec<u8>,
+    /// No more deliveries: the connection is going away.
+    pub closed: bool,
+    /// The writer should exit once `out` is flushed.
+    pub finished: bool,
+    pub frame_max: u32,
+    /// A queue stopped delivering because `out` was over HIGH_WATER.
+    pub starved: bool,
+    pub channels: HashMap<u16, ChannelDeliveries>,
+}
+
+#[derive(Debug)]
+pub struct ConnectionSink {
+    pub id: u64,
+    /// The client understands basic.cancel from the server (consumer_cancel_notify).
+    pub cancel_notify: bool,
+    state: Mutex<SinkState>,
+    wake_writer: Notify,
+    /// Tells the connection task that the writer drained, so starved queues dispatch again.
+    drained: mpsc::UnboundedSender<()>,
+}
+
+impl ConnectionSink {
+    pub fn new(id: u64, frame_max: u32, cancel_notify: bool, drained: mpsc::UnboundedSender<()>) -> Self {
+        Self {
+            id,
+            cancel_notify,
+            state: Mutex::new(SinkState { frame_max, ..Default::default() }),
+            wake_writer: Notify::new(),
+            drained,
+        }
+    }
+
+    /// Lock the state; never hold the guard across an `.await` or while taking a queue lock.
+    pub fn lock(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock()
+    }
+
+    pub fn wake_writer(&self) {
+        self.wake_writer.notify_one();
+    }
+
+    pub async fn writer_wakeup(&self) {
+        self.wake_writer.notified().await;
+    }
+
+    pub fn signal_drained(&self) {
+        let _ = self.drained.send(());
+    }
+
+    /// Encode a frame and wake the writer.
+    pub fn send(&self, frame: &AMQPFrame) {
+        codec::write_frame(&mut self.lock().out, frame);
+        self.wake_writer();
+    }
+
+    pub fn send_method(&self, channel: u16, method: AMQPClass) {
+        self.send(&AMQPFrame::Method(channel, method));
+    }
+
+    /// Send a method followed by a message's content.
+    pub fn send_with_content(&self, channel: u16, method: AMQPClass, msg: &Message) {
+        {
+            let mut st = self.lock();
+            let frame_max = st.frame_max;
+            codec::write_method(&mut st.out, channel, method);
+            codec::write_content(&mut st.out, channel, &msg.header, &msg.body, frame_max);
+        }
+        self.wake_writer();
+    }
+
+    /// Called by a queue with its lock held: deliver up to `max` messages from the front of
+    /// `ready` to `consumer` as far as its credit goes. Returns how many were delivered.
+    pub fn try_deliver(
+        &self,
+        consumer: &Consumer,
+        queue: &Arc<Queue>,
+        ready: &mut VecDeque<QueuedMessage>,
+        max: usize,
+    ) -> usize {
+        let mut guard = self.lock();
+        let SinkState { out, closed, frame_max, starved, channels, .. } = &mut *guard;
+        if *closed {
+            return 0;
+        }
+        let Some(ch) = channels.get_mut(&consumer.channel) else { return 0 };
+        if !ch.active {
+            return 0;
+        }
+        let ChannelDeliveries { next_tag, unacked, global_prefetch, consumers, .. } = ch;
+        let Some(cs) = consumers.get_mut(&consumer.id) else { return 0 };
+        let mut delivered = 0;
+        while delivered < max {
+            if out.len() >= HIGH_WATER {
+                *starved = true;
+                break;
+            }
+            if !cs.no_ack
+                && ((cs.prefetch > 0 && cs.unacked >= u32::from(cs.prefetch))
+                    || (*global_prefetch > 0 && unacked.len() >= usize::from(*global_prefetch)))
+            {
+                break;
+            }
+            let Some(qm) = ready.pop_front() else { break };
+            *next_tag += 1;
+            let tag = *next_tag;
+            codec::write_deliver(
+                out,
+                consumer.channel,
+                cs.tag.as_str(),
+                tag,
+                qm.redelivered,
+                qm.msg.exchange.as_str(),
+                qm.msg.routing_key.as_str(),
+            );
+            codec::write_content(out, consumer.channel, &qm.msg.header, &qm.msg.body, *frame_max);
+            if !cs.no_ack {
+                cs.unacked += 1;
+                unacked.push_back(Unacked {
+                    tag,
+                    queue: queue.clone(),
+                    seq: qm.seq,
+                    msg: qm.msg,
+                    consumer: Some(consumer.id),
+                });
+            }
+            delivered += 1;
+        }
+        drop(guard);
+        if delivered > 0 {
+            self.wake_writer();
+        }
+        delivered
+    }
+
+    /// The queue of a consumer went away: forget the consumer and, if the client asked for
+    /// it, tell it with basic.cancel.
+    pub fn consumer_cancelled_by_server(&self, channel: u16, consumer_id: u64) {
+        let mut st = self.lock();
+        let Some(ch) = st.channels.get_mut(&channel) else { return };
+        let Some(cs) = ch.consumers.remove(&consumer_id) else { return };
+        if self.cancel_notify {
+            let method = AMQPClass::Basic(amq_protocol::protocol::basic::AMQPMethod::Cancel(
+                amq_protocol::protocol::basic::Cancel { consumer_tag: cs.tag, nowait: true },
+            ));
+            codec::write_method(&mut st.out, channel, method);
+            drop(st);
+            self.wake_writer();
+        }
+    }
+}

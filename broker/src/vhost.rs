@@ -1,0 +1,297 @@
+//! `VirtualHost`: the registry of exchanges and queues, and the declare/bind/delete rules
+//! RabbitMQ applies to them (with its reply codes and texts).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::types::{FieldTable, ShortString};
+use parking_lot::RwLock;
+
+use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::{Binding, Exchange, ExchangeKind};
+use crate::message::Message;
+use crate::names::{exchange_res, generated, queue_res};
+use crate::queue::{Deleted, Queue};
+
+/// What exchange.declare asks for.
+pub struct ExchangeSpec<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// What queue.declare asks for.
+pub struct QueueSpec<'a> {
+    pub name: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug)]
+pub struct VirtualHost {
+    pub name: String,
+    exchanges: RwLock<HashMap<ShortString, Arc<Exchange>>>,
+    queues: RwLock<HashMap<ShortString, Arc<Queue>>>,
+}
+
+const DEFAULT_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
+    ("", ExchangeKind::Direct, false),
+    ("amq.direct", ExchangeKind::Direct, false),
+    ("amq.fanout", ExchangeKind::Fanout, false),
+    ("amq.topic", ExchangeKind::Topic, false),
+    ("amq.headers", ExchangeKind::Headers, false),
+    ("amq.match", ExchangeKind::Headers, false),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+];
+
+fn inequivalent(arg: &str, what: &str, received: impl std::fmt::Display, current: impl std::fmt::Display) -> AmqpError {
+    AmqpError::precondition_failed(format!(
+        "inequivalent arg '{arg}' for {what}: received '{received}' but current is '{current}'"
+    ))
+}
+
+fn check_not_default_exchange(name: &str) -> AmqpResult<()> {
+    if name.is_empty() {
+        return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+    }
+    Ok(())
+}
+
+fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
+    if name.starts_with("amq.") {
+        return Err(AmqpError::access_refused(format!(
+            "{kind} name '{name}' contains reserved prefix 'amq.*'"
+        )));
+    }
+    Ok(())
+}
+
+impl VirtualHost {
+    pub fn new(name: &str) -> Self {
+        let exchanges = DEFAULT_EXCHANGES
+            .iter()
+            .map(|(n, kind, internal)| {
+                let ex = Exchange::new((*n).into(), *kind, true, false, *internal, FieldTable::default());
+                (ShortString::from(*n), Arc::new(ex))
+            })
+            .collect();
+        Self { name: name.to_owned(), exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+    }
+
+    fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        self.exchanges
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| AmqpError::not_found(format!("no {}", exchange_res(name, &self.name))))
+    }
+
+    pub fn declare_exchange(&self, spec: ExchangeSpec<'_>) -> AmqpResult<()> {
+        if spec.passive {
+            check_not_default_exchange(spec.name)?;
+            self.exchange_or_404(spec.name)?;
+            return Ok(());
+        }
+        let Some(kind) = ExchangeKind::parse(spec.kind) else {
+            return Err(AmqpError::command_invalid(format!("unknown exchange type '{}'", spec.kind)));
+        };
+        check_not_default_exchange(spec.name)?;
+        let mut exchanges = self.exchanges.write();
+        let what = exchange_res(spec.name, &self.name);
+        if let Some(ex) = exchanges.get(spec.name) {
+            if ex.kind != kind {
+                return Err(inequivalent("type", &what, kind.as_str(), ex.kind.as_str()));
+            }
+            if ex.durable != spec.durable {
+                return Err(inequivalent("durable", &what, spec.durable, ex.durable));
+            }
+            if ex.auto_delete != spec.auto_delete {
+                return Err(inequivalent("auto_delete", &what, spec.auto_delete, ex.auto_delete));
+            }
+            if ex.internal != spec.internal {
+                return Err(inequivalent("internal", &what, spec.internal, ex.internal));
+            }
+            return Ok(());
+        }
+        check_name("exchange", spec.name)?;
+        let ex = Exchange::new(spec.name.into(), kind, spec.durable, spec.auto_delete, spec.internal, spec.arguments);
+        exchanges.insert(spec.name.into(), Arc::new(ex));
+        Ok(())
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+        check_not_default_exchange(name)?;
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "deletion of system {} not allowed",
+                exchange_res(name, &self.name)
+            )));
+        }
+        let mut exchanges = self.exchanges.write();
+        let Some(ex) = exchanges.get(name) else { return Ok(()) };
+        if if_unused && ex.has_bindings() {
+            return Err(AmqpError::precondition_failed(format!("{} in use", exchange_res(name, &self.name))));
+        }
+        exchanges.remove(name);
+        Ok(())
+    }
+
+    /// Look a queue up, enforcing exclusive ownership (405) for connection `conn`.
+    pub fn queue(&self, name: &str, conn: u64) -> AmqpResult<Arc<Queue>> {
+        let q = self
+            .queues
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| AmqpError::not_found(format!("no {}", queue_res(name, &self.name))))?;
+        if q.exclusive_owner.is_some_and(|owner| owner != conn) {
+            return Err(locked(&q));
+        }
+        Ok(q)
+    }
+
+    /// Declare a queue for connection `conn`; returns it (new or existing).
+    pub fn declare_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
+        if spec.passive {
+            return self.queue(spec.name, conn);
+        }
+        let name: ShortString = if spec.name.is_empty() {
+            generated("amq.gen-")
+        } else {
+            check_name("queue", spec.name)?;
+            spec.name.into()
+        };
+        let mut queues = self.queues.write();
+        if let Some(q) = queues.get(name.as_str()) {
+            let what = queue_res(name.as_str(), &self.name);
+            if q.durable != spec.durable {
+                return Err(inequivalent("durable", &what, spec.durable, q.durable));
+            }
+            if q.auto_delete != spec.auto_delete {
+                return Err(inequivalent("auto_delete", &what, spec.auto_delete, q.auto_delete));
+            }
+            let owner_matches = match q.exclusive_owner {
+                Some(owner) => spec.exclusive && owner == conn,
+                None => !spec.exclusive,
+            };
+            if !owner_matches {
+                return Err(locked(q));
+            }
+            return Ok(q.clone());
+        }
+        let owner = spec.exclusive.then_some(conn);
+        let q = Arc::new(Queue::new(name.clone(), &self.name, spec.durable, owner, spec.auto_delete, spec.arguments));
+        queues.insert(name, q.clone());
+        Ok(q)
+    }
+
+    pub fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: FieldTable, conn: u64) -> AmqpResult<()> {
+        check_not_default_exchange(exchange)?;
+        let ex = self.exchange_or_404(exchange)?;
+        let q = self.queue(queue, conn)?;
+        ex.bind(Binding { queue: q, routing_key: routing_key.into(), arguments });
+        Ok(())
+    }
+
+    pub fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: FieldTable, conn: u64) -> AmqpResult<()> {
+        check_not_default_exchange(exchange)?;
+        let ex = self.exchange_or_404(exchange)?;
+        let q = self.queue(queue, conn)?;
+        ex.unbind(&Binding { queue: q, routing_key: routing_key.into(), arguments });
+        self.maybe_auto_delete_exchange(&ex);
+        Ok(())
+    }
+
+    fn maybe_auto_delete_exchange(&self, ex: &Arc<Exchange>) {
+        if ex.auto_delete && !ex.has_bindings() {
+            let mut exchanges = self.exchanges.write();
+            if exchanges.get(ex.name.as_str()).is_some_and(|e| Arc::ptr_eq(e, ex)) {
+                exchanges.remove(ex.name.as_str());
+            }
+        }
+    }
+
+    /// Delete a queue: drop its bindings, tell its consumers. Missing queues are fine (0).
+    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, conn: u64) -> AmqpResult<u32> {
+        let q = match self.queue(name, conn) {
+            Ok(q) => q,
+            Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let (messages, consumers) = q.counts();
+        if if_unused && consumers > 0 {
+            return Err(AmqpError::precondition_failed(format!("{} in use", q.describe())));
+        }
+        if if_empty && messages > 0 {
+            return Err(AmqpError::precondition_failed(format!("{} not empty", q.describe())));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Remove a queue from the registry and every exchange; returns its message count.
+    pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        {
+            let mut queues = self.queues.write();
+            if queues.get(q.name.as_str()).is_some_and(|x| Arc::ptr_eq(x, q)) {
+                queues.remove(q.name.as_str());
+            }
+        }
+        let exchanges: Vec<Arc<Exchange>> = self.exchanges.read().values().cloned().collect();
+        for ex in &exchanges {
+            if ex.unbind_queue(q) > 0 {
+                self.maybe_auto_delete_exchange(ex);
+            }
+        }
+        let Deleted { message_count, consumers } = q.mark_deleted();
+        for c in consumers {
+            c.sink.consumer_cancelled_by_server(c.channel, c.id);
+        }
+        message_count
+    }
+
+    /// Delete the exclusive queues of a connection that is going away.
+    pub fn remove_exclusive_queues(&self, conn: u64) {
+        let owned: Vec<Arc<Queue>> =
+            self.queues.read().values().filter(|q| q.exclusive_owner == Some(conn)).cloned().collect();
+        for q in owned {
+            self.remove_queue(&q);
+        }
+    }
+
+    /// Route a message: the exchange must exist (404) and not be internal (403).
+    pub fn route(&self, exchange: &str, msg: &Message, out: &mut Vec<Arc<Queue>>) -> AmqpResult<()> {
+        if exchange.is_empty() {
+            if let Some(q) = self.queues.read().get(msg.routing_key.as_str()) {
+                out.push(q.clone());
+            }
+            return Ok(());
+        }
+        let exchanges = self.exchanges.read();
+        let Some(ex) = exchanges.get(exchange) else {
+            return Err(AmqpError::not_found(format!("no {}", exchange_res(exchange, &self.name))));
+        };
+        if ex.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal {}",
+                exchange_res(exchange, &self.name)
+            )));
+        }
+        ex.route(msg, out);
+        Ok(())
+    }
+}
+
+fn locked(q: &Queue) -> AmqpError {
+    AmqpError::resource_locked(format!(
+        "cannot obtain exclusive access to locked {}. It could be originally declared on another \
+         connection or the exclusive property value does not match that of the original declaration.",
+        q.describe()
+    ))
+}

@@ -1,0 +1,45 @@
+//! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
+
+mod config;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use config::Cli;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let broker = warren_broker::Broker::new(cli.broker_config());
+    let listener = TcpListener::bind(&cli.amqp_bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", cli.amqp_bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("AMQP listening on {addr}");
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx));
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    server.await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
