@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use amq_protocol::protocol::{AMQPClass, basic};
+
 use super::{Channel, ChannelCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::queue::Queue;
@@ -53,9 +55,15 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn recover(&mut self, ctx: &ChannelCtx<'_>, requeue_it: bool) -> AmqpResult<()> {
+    /// basic.recover(-async): requeue everything unacked. The recover-ok goes out before the
+    /// redeliveries (clients such as lapin drop what they prefetched when it arrives).
+    pub(super) fn recover(&mut self, ctx: &ChannelCtx<'_>, requeue_it: bool, reply: bool) -> AmqpResult<()> {
         if !requeue_it {
             return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        if reply {
+            let ok = basic::RecoverOk {};
+            ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::RecoverOk(ok)));
         }
         let taken = self.take_unacked(ctx, 0, true)?;
         requeue(taken);

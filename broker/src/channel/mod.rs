@@ -104,12 +104,8 @@ impl Channel {
             AMQPClass::Basic(basic::AMQPMethod::Ack(m)) => self.ack(ctx, m.delivery_tag, m.multiple),
             AMQPClass::Basic(basic::AMQPMethod::Nack(m)) => self.nack(ctx, m.delivery_tag, m.multiple, m.requeue),
             AMQPClass::Basic(basic::AMQPMethod::Reject(m)) => self.nack(ctx, m.delivery_tag, false, m.requeue),
-            AMQPClass::Basic(basic::AMQPMethod::Recover(m)) => {
-                self.recover(ctx, m.requeue)?;
-                self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
-                Ok(())
-            }
-            AMQPClass::Basic(basic::AMQPMethod::RecoverAsync(m)) => self.recover(ctx, m.requeue),
+            AMQPClass::Basic(basic::AMQPMethod::Recover(m)) => self.recover(ctx, m.requeue, true),
+            AMQPClass::Basic(basic::AMQPMethod::RecoverAsync(m)) => self.recover(ctx, m.requeue, false),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(ctx, m.nowait),
             AMQPClass::Tx(tx::AMQPMethod::Select(_)) => self.tx_select(ctx),
             AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx),
