@@ -117,6 +117,18 @@ pub struct RawClient {
 impl RawClient {
     /// Connect and do the handshake (PLAIN guest/guest), ready to open channels.
     pub async fn open(addr: SocketAddr) -> Self {
+        Self::open_with_heartbeat(addr, 0).await
+    }
+
+    /// Connect and do the handshake, asking for `heartbeat` seconds.
+    pub async fn open_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> Self {
+        let mut c = Self::start_tuned(addr, |t| connection::TuneOk { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat }).await;
+        assert!(matches!(c.recv().await, Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))));
+        c
+    }
+
+    /// Handshake up to connection.open with a tune-ok of our choosing; open-ok is not awaited.
+    pub async fn start_tuned(addr: SocketAddr, tune_ok: impl FnOnce(&connection::Tune) -> connection::TuneOk) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut c = Self { stream, buf: BytesMut::new() };
         c.send_bytes(b"AMQP\x00\x00\x09\x01").await;
@@ -135,15 +147,9 @@ impl RawClient {
         let Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(t)))) = c.recv().await else {
             panic!("expected tune")
         };
-        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
-            channel_max: t.channel_max,
-            frame_max: t.frame_max,
-            heartbeat: 0,
-        })))
-        .await;
+        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok(&t)))).await;
         c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })))
             .await;
-        assert!(matches!(c.recv().await, Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))));
         c
     }
 

@@ -1,0 +1,126 @@
+//! Connection negotiation: credentials, vhosts, tune limits, heartbeats, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use common::*;
+use lapin::{Connection, ConnectionProperties};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warren_broker::connection::codec::Frame;
+
+#[tokio::test]
+async fn wrong_protocol_header_gets_ours_back() {
+    let b = TestBroker::start().await;
+    let mut s = TcpStream::connect(b.addr).await.unwrap();
+    s.write_all(b"AMQP\x01\x01\x00\x0a").await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut got)).await.unwrap().unwrap();
+    assert_eq!(got, b"AMQP\x00\x00\x09\x01");
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_with_403() {
+    let b = TestBroker::start().await;
+    let url = format!("amqp://guest:wrong@{}/%2f", b.addr);
+    let err = Connection::connect(&url, ConnectionProperties::default()).await.unwrap_err();
+    assert_eq!(code(&err), 403);
+    let url = format!("amqp://nobody:guest@{}/%2f", b.addr);
+    let err = Connection::connect(&url, ConnectionProperties::default()).await.unwrap_err();
+    assert_eq!(code(&err), 403);
+}
+
+#[tokio::test]
+async fn guest_is_refused_from_a_non_loopback_peer() {
+    let users = [warren_broker::auth::User::guest()];
+    let remote = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+    assert!(warren_broker::auth::authenticate(&users, "PLAIN", b"\0guest\0guest", remote).is_err());
+}
+
+#[tokio::test]
+async fn unknown_vhost_is_530() {
+    let b = TestBroker::start().await;
+    let url = format!("amqp://guest:guest@{}/nope", b.addr);
+    let err = Connection::connect(&url, ConnectionProperties::default()).await.unwrap_err();
+    assert_eq!(code(&err), 530);
+}
+
+#[tokio::test]
+async fn tune_negotiates_frame_max_and_channel_max() {
+    let b = TestBroker::start().await;
+    let url = format!("amqp://guest:guest@{}/%2f?frame_max=8192&channel_max=10", b.addr);
+    let c = Connection::connect(&url, ConnectionProperties::default()).await.unwrap();
+    assert_eq!(c.configuration().frame_max(), 8192);
+    assert_eq!(c.configuration().channel_max(), 10);
+    // Content is split at the negotiated frame size and still arrives whole.
+    let ch = c.create_channel().await.unwrap();
+    ch.queue_declare("fm".into(), Default::default(), Default::default()).await.unwrap();
+    let body = vec![7u8; 50_000];
+    ch.basic_publish("".into(), "fm".into(), Default::default(), &body, Default::default()).await.unwrap();
+    let m = ch.basic_get("fm".into(), lapin::options::BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
+    assert_eq!(m.delivery.data, body);
+}
+
+#[tokio::test]
+async fn tune_ok_outside_the_limits_is_530() {
+    let b = TestBroker::start().await;
+    for (frame_max, channel_max) in [(1_000_000, 0), (1024, 0), (0, 5000)] {
+        let mut raw = RawClient::start_tuned(b.addr, |_| connection::TuneOk { channel_max, frame_max, heartbeat: 0 }).await;
+        assert_eq!(raw.expect_connection_close().await, 530, "frame_max {frame_max} channel_max {channel_max}");
+    }
+}
+
+#[tokio::test]
+async fn channel_above_channel_max_is_refused() {
+    let config = warren_broker::BrokerConfig { channel_max: 5, ..Default::default() };
+    let b = TestBroker::with_config(config).await;
+    let mut raw = RawClient::open(b.addr).await;
+    raw.send_method(6, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+    assert_eq!(raw.expect_connection_close().await, 504);
+}
+
+#[tokio::test]
+async fn server_sends_heartbeats_and_drops_silent_clients() {
+    let config = warren_broker::BrokerConfig { heartbeat: 1, ..Default::default() };
+    let b = TestBroker::with_config(config).await;
+    // A raw client that negotiates a 1 s heartbeat and then stays silent.
+    let mut raw = RawClient::open_with_heartbeat(b.addr, 1).await;
+    let started = tokio::time::Instant::now();
+    let mut heartbeats = 0;
+    loop {
+        match raw.recv().await {
+            Some(Frame::Heartbeat(0)) => heartbeats += 1,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(heartbeats >= 1, "server sent no heartbeat");
+    assert!(elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(4), "dropped after {elapsed:?}");
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_320() {
+    let b = TestBroker::start().await;
+    let mut raw = RawClient::open(b.addr).await;
+    let shutting = tokio::spawn(b.shutdown());
+    let close = raw.recv().await;
+    match close {
+        Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+            assert_eq!(c.reply_code, 320);
+            assert!(c.reply_text.as_str().starts_with("CONNECTION_FORCED"));
+        }
+        other => panic!("expected connection.close, got {other:?}"),
+    }
+    raw.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))).await;
+    shutting.await.unwrap();
+}
+
+#[tokio::test]
+async fn client_close_is_answered_with_close_ok() {
+    let b = TestBroker::start().await;
+    let c = b.connect().await;
+    c.close(200, "bye".into()).await.unwrap();
+}
