@@ -1,0 +1,63 @@
+//! End-to-end: the `warren` binary serves lapin, and SIGTERM closes clients with 320 and exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Warren;
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+#[tokio::test]
+async fn lapin_round_trip_against_the_binary() {
+    let w = Warren::start(&[]);
+    let conn = Connection::connect(&w.url(), ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch.queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let mut consumer = ch.basic_consume(q.name().clone(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    for i in 0..100u32 {
+        let confirm = ch.basic_publish("".into(), q.name().clone(), Default::default(), &i.to_be_bytes(), BasicProperties::default()).await.unwrap();
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    for i in 0..100u32 {
+        let d = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(d.data, i.to_be_bytes());
+        d.acker.ack(Default::default()).await.unwrap();
+    }
+    conn.close(200, "bye".into()).await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_closes_connections_with_320_and_exits_0() {
+    let mut w = Warren::start(&[]);
+    let conn = Connection::connect(&w.url(), ConnectionProperties::default()).await.expect("connect");
+    let status = tokio::task::spawn_blocking(move || w.terminate()).await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    // lapin saw the server's connection.close.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!conn.status().connected());
+}
+
+#[test]
+fn help_lists_flags_with_their_environment_variables() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["--amqp-bind", "WARREN_AMQP_BIND", "--max-message-size", "WARREN_MAX_MESSAGE_SIZE"] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn unusable_address_is_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["--amqp-bind", "256.0.0.1:5672"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("cannot listen for AMQP on 256.0.0.1:5672"), "{text}");
+}
