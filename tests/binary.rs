@@ -15,11 +15,24 @@ async fn lapin_round_trip_against_the_binary() {
     let w = Warren::start(&[]);
     let conn = Connection::connect(&w.url(), ConnectionProperties::default()).await.expect("connect");
     let ch = conn.create_channel().await.unwrap();
-    let q = ch.queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let q = ch
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
-    let mut consumer = ch.basic_consume(q.name().clone(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume(q.name().clone(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     for i in 0..100u32 {
-        let confirm = ch.basic_publish("".into(), q.name().clone(), Default::default(), &i.to_be_bytes(), BasicProperties::default()).await.unwrap();
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                q.name().clone(),
+                Default::default(),
+                &i.to_be_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
         assert!(confirm.await.unwrap().is_ack());
     }
     for i in 0..100u32 {

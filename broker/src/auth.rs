@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use amq_protocol::types::{AMQPValue, FieldTable};
 use amq_protocol::types::parsing::parse_field_table;
+use amq_protocol::types::{AMQPValue, FieldTable};
 
 #[derive(Clone, Debug)]
 pub struct User {
@@ -54,7 +54,8 @@ pub fn authenticate(users: &[User], mechanism: &str, response: &[u8], peer: IpAd
 /// PLAIN: `authzid \0 authcid \0 password`.
 fn parse_plain(response: &[u8]) -> Result<(String, String), AuthError> {
     let mut parts = response.split(|b| *b == 0);
-    let (Some(_authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(AuthError::Malformed("PLAIN"));
     };
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| AuthError::Malformed("PLAIN"));
@@ -67,7 +68,7 @@ fn parse_amqplain(response: &[u8]) -> Result<(String, String), AuthError> {
     framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
     framed.extend_from_slice(response);
     let table: FieldTable = match parse_field_table(&framed[..]) {
-        Ok((rest, t)) if rest.is_empty() => t,
+        Ok((&[], t)) => t,
         _ => return Err(AuthError::Malformed("AMQPLAIN")),
     };
     let field = |key: &str| match table.inner().get(key) {
@@ -93,7 +94,10 @@ mod tests {
     fn plain() {
         let users = [User::guest()];
         assert_eq!(authenticate(&users, "PLAIN", b"\0guest\0guest", LOCAL), Ok("guest".into()));
-        assert!(matches!(authenticate(&users, "PLAIN", b"\0guest\0nope", LOCAL), Err(AuthError::InvalidCredentials(_))));
+        assert!(matches!(
+            authenticate(&users, "PLAIN", b"\0guest\0nope", LOCAL),
+            Err(AuthError::InvalidCredentials(_))
+        ));
         assert!(matches!(authenticate(&users, "PLAIN", b"\0guest\0guest", REMOTE), Err(AuthError::LoopbackOnly(_))));
         assert!(matches!(authenticate(&users, "PLAIN", b"garbage", LOCAL), Err(AuthError::Malformed(_))));
         assert!(matches!(authenticate(&users, "EXTERNAL", b"", LOCAL), Err(AuthError::UnknownMechanism(_))));

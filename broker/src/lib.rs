@@ -13,8 +13,10 @@
 //! - [`queue`]: a FIFO queue dispatching round-robin to consumers with credit.
 //! - [`message`]: an immutable message shared by `Arc` across queues.
 //! - [`error`]: `AmqpError` and which reply codes close a channel or the connection.
+//! - [`args`]: declaration arguments and RabbitMQ's equivalence rule for them.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
 
+pub mod args;
 pub mod auth;
 pub mod channel;
 pub mod connection;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use amq_protocol::types::{FieldTable, ShortString};
 use parking_lot::RwLock;
 
+use crate::args::{EXCHANGE_DECLARE_ARGS, QUEUE_DECLARE_ARGS, assert_equivalent};
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Exchange, ExchangeKind};
 use crate::message::Message;
@@ -66,9 +67,7 @@ fn check_not_default_exchange(name: &str) -> AmqpResult<()> {
 
 fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
     if name.starts_with("amq.") {
-        return Err(AmqpError::access_refused(format!(
-            "{kind} name '{name}' contains reserved prefix 'amq.*'"
-        )));
+        return Err(AmqpError::access_refused(format!("{kind} name '{name}' contains reserved prefix 'amq.*'")));
     }
     Ok(())
 }
@@ -118,7 +117,7 @@ impl VirtualHost {
             if ex.internal != spec.internal {
                 return Err(inequivalent("internal", &what, spec.internal, ex.internal));
             }
-            return Ok(());
+            return assert_equivalent(&ex.arguments, &spec.arguments, &what, EXCHANGE_DECLARE_ARGS);
         }
         check_name("exchange", spec.name)?;
         let ex = Exchange::new(spec.name.into(), kind, spec.durable, spec.auto_delete, spec.internal, spec.arguments);
@@ -184,6 +183,7 @@ impl VirtualHost {
             if !owner_matches {
                 return Err(locked(q));
             }
+            assert_equivalent(&q.arguments, &spec.arguments, &what, QUEUE_DECLARE_ARGS)?;
             return Ok(q.clone());
         }
         let owner = spec.exclusive.then_some(conn);
@@ -192,7 +192,14 @@ impl VirtualHost {
         Ok(q)
     }
 
-    pub fn bind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: FieldTable, conn: u64) -> AmqpResult<()> {
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+        conn: u64,
+    ) -> AmqpResult<()> {
         check_not_default_exchange(exchange)?;
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;
@@ -200,7 +207,14 @@ impl VirtualHost {
         Ok(())
     }
 
-    pub fn unbind_queue(&self, queue: &str, exchange: &str, routing_key: &str, arguments: FieldTable, conn: u64) -> AmqpResult<()> {
+    pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+        conn: u64,
+    ) -> AmqpResult<()> {
         check_not_default_exchange(exchange)?;
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
+use lapin::BasicProperties;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::BasicProperties;
 
 async fn declare(ch: &lapin::Channel, name: &str) {
     ch.queue_declare(name.into(), Default::default(), FieldTable::default()).await.unwrap();
@@ -46,7 +46,8 @@ async fn properties_and_headers_round_trip() {
         .with_user_id("guest".into())
         .with_app_id("app".into());
     ch.basic_publish("".into(), "props".into(), Default::default(), b"{}", props.clone()).await.unwrap();
-    let mut consumer = ch.basic_consume("props".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume("props".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.properties, props);
     assert_eq!(d.data, b"{}");
@@ -91,7 +92,8 @@ async fn reject_and_nack_requeue_in_original_order_with_redelivered() {
     for i in 0..4u8 {
         publish(&ch, "rq", &[i]).await;
     }
-    let mut consumer = ch.basic_consume("rq".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume("rq".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let mut ds = Vec::new();
     for _ in 0..4 {
         ds.push(next_delivery(&mut consumer).await);
@@ -130,7 +132,8 @@ async fn prefetch_limits_unacked_per_consumer() {
         publish(&ch, "pf", &[i]).await;
     }
     ch.basic_qos(2, Default::default()).await.unwrap();
-    let mut consumer = ch.basic_consume("pf".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume("pf".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let d1 = next_delivery(&mut consumer).await;
     let d2 = next_delivery(&mut consumer).await;
     assert_no_delivery(&mut consumer).await;
@@ -174,8 +177,24 @@ async fn round_robin_between_consumers() {
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;
     declare(&ch, "rr").await;
-    let mut c1 = ch.basic_consume("rr".into(), "c1".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()).await.unwrap();
-    let mut c2 = ch.basic_consume("rr".into(), "c2".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let mut c1 = ch
+        .basic_consume(
+            "rr".into(),
+            "c1".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut c2 = ch
+        .basic_consume(
+            "rr".into(),
+            "c2".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     for i in 0..6u8 {
         publish(&ch, "rr", &[i]).await;
     }
@@ -198,7 +217,8 @@ async fn unacked_messages_return_when_the_channel_closes() {
         publish(&ch, "ret", &[i]).await;
     }
     let ch2 = c.create_channel().await.unwrap();
-    let mut consumer = ch2.basic_consume("ret".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch2.basic_consume("ret".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     for _ in 0..3 {
         next_delivery(&mut consumer).await;
     }
@@ -221,11 +241,19 @@ async fn unacked_messages_return_when_the_connection_drops() {
     }
     {
         let (c2, ch2) = b.channel().await;
-        let mut consumer = ch2.basic_consume("drop".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+        let mut consumer =
+            ch2.basic_consume("drop".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
         next_delivery(&mut consumer).await;
         c2.close(200, "bye".into()).await.unwrap();
     }
-    let q = ch.queue_declare("drop".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let q = ch
+        .queue_declare(
+            "drop".into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(q.message_count(), 3);
     let m = ch.basic_get("drop".into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert_eq!((m.delivery.data[0], m.delivery.redelivered), (0, true));
@@ -237,7 +265,8 @@ async fn recover_redelivers_unacked() {
     let (_c, ch) = b.channel().await;
     declare(&ch, "rec").await;
     publish(&ch, "rec", b"a").await;
-    let mut consumer = ch.basic_consume("rec".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume("rec".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let d = next_delivery(&mut consumer).await;
     assert!(!d.redelivered);
     ch.basic_recover(BasicRecoverOptions { requeue: true }).await.unwrap();
@@ -255,12 +284,21 @@ async fn consumer_tags_exclusive_consumers_and_cancel() {
     assert!(generated.tag().as_str().starts_with("amq.ctag-"));
     let _named = ch.basic_consume("ct".into(), "mine".into(), Default::default(), FieldTable::default()).await.unwrap();
     // Reusing a tag on the channel is a connection error (530).
-    let err = ch.basic_consume("ct".into(), "mine".into(), Default::default(), FieldTable::default()).await.unwrap_err();
+    let err =
+        ch.basic_consume("ct".into(), "mine".into(), Default::default(), FieldTable::default()).await.unwrap_err();
     assert_eq!(code(&err), 530);
     drop(c);
 
     let (c, ch) = b.channel().await;
-    let _excl = ch.basic_consume("ct".into(), "x".into(), BasicConsumeOptions { exclusive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let _excl = ch
+        .basic_consume(
+            "ct".into(),
+            "x".into(),
+            BasicConsumeOptions { exclusive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     let ch2 = c.create_channel().await.unwrap();
     let err = ch2.basic_consume("ct".into(), "y".into(), Default::default(), FieldTable::default()).await.unwrap_err();
     assert_eq!(code(&err), 403);
@@ -284,7 +322,8 @@ async fn deleting_a_queue_cancels_its_consumers() {
     let b = TestBroker::start().await;
     let (c, ch) = b.channel().await;
     declare(&ch, "gone").await;
-    let mut consumer = ch.basic_consume("gone".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume("gone".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let ch2 = c.create_channel().await.unwrap();
     ch2.queue_delete("gone".into(), Default::default()).await.unwrap();
     let end = tokio::time::timeout(WAIT, futures_lite::StreamExt::next(&mut consumer)).await.expect("consumer ends");
@@ -297,7 +336,13 @@ async fn mandatory_unroutable_is_returned_with_312() {
     let (_c, ch) = b.channel().await;
     ch.confirm_select(Default::default()).await.unwrap();
     let confirm = ch
-        .basic_publish("".into(), "nowhere".into(), BasicPublishOptions { mandatory: true, ..Default::default() }, b"lost", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            "nowhere".into(),
+            BasicPublishOptions { mandatory: true, ..Default::default() },
+            b"lost",
+            BasicProperties::default(),
+        )
         .await
         .unwrap()
         .await
@@ -314,7 +359,18 @@ async fn immediate_is_not_implemented_540() {
     let b = TestBroker::start().await;
     let (c, ch) = b.channel().await;
     declare(&ch, "imm").await;
-    assert_eq!(publish_error(&ch, "", "imm", BasicPublishOptions { immediate: true, ..Default::default() }, b"x", BasicProperties::default()).await, 540);
+    assert_eq!(
+        publish_error(
+            &ch,
+            "",
+            "imm",
+            BasicPublishOptions { immediate: true, ..Default::default() },
+            b"x",
+            BasicProperties::default()
+        )
+        .await,
+        540
+    );
     assert!(c.create_channel().await.is_err());
 }
 
@@ -343,7 +399,10 @@ async fn max_message_size_is_enforced_from_the_header() {
     publish(&ch, "mm", &[0u8; 1000]).await;
     assert_eq!(publish_error(&ch, "", "mm", Default::default(), &[0u8; 1001], BasicProperties::default()).await, 406);
     let ch = c.create_channel().await.unwrap();
-    let q = ch.queue_declare("mm".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let q = ch
+        .queue_declare("mm".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
     assert_eq!(q.message_count(), 1);
 }
 

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
+use lapin::BasicProperties;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::BasicProperties;
 
 #[tokio::test]
 async fn confirms_ack_every_publish() {
@@ -15,13 +15,20 @@ async fn confirms_ack_every_publish() {
     ch.confirm_select(Default::default()).await.unwrap();
     let mut confirms = Vec::new();
     for i in 0..200u32 {
-        confirms.push(ch.basic_publish("".into(), "cf".into(), Default::default(), &i.to_be_bytes(), BasicProperties::default()).await.unwrap());
+        confirms.push(
+            ch.basic_publish("".into(), "cf".into(), Default::default(), &i.to_be_bytes(), BasicProperties::default())
+                .await
+                .unwrap(),
+        );
     }
     for c in confirms {
         assert!(c.await.unwrap().is_ack());
     }
     assert!(ch.wait_for_confirms().await.unwrap().is_empty());
-    let q = ch.queue_declare("cf".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let q = ch
+        .queue_declare("cf".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
     assert_eq!(q.message_count(), 200);
 }
 
@@ -31,10 +38,17 @@ async fn tx_commit_delivers_and_rollback_discards() {
     let (_c, ch) = b.channel().await;
     ch.queue_declare("tx".into(), Default::default(), FieldTable::default()).await.unwrap();
     ch.tx_select().await.unwrap();
-    ch.basic_publish("".into(), "tx".into(), Default::default(), b"rolled back", BasicProperties::default()).await.unwrap();
+    ch.basic_publish("".into(), "tx".into(), Default::default(), b"rolled back", BasicProperties::default())
+        .await
+        .unwrap();
     ch.tx_rollback().await.unwrap();
-    ch.basic_publish("".into(), "tx".into(), Default::default(), b"committed", BasicProperties::default()).await.unwrap();
-    let before = ch.queue_declare("tx".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    ch.basic_publish("".into(), "tx".into(), Default::default(), b"committed", BasicProperties::default())
+        .await
+        .unwrap();
+    let before = ch
+        .queue_declare("tx".into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
     assert_eq!(before.message_count(), 0, "nothing is visible before commit");
     ch.tx_commit().await.unwrap();
     let m = ch.basic_get("tx".into(), BasicGetOptions { no_ack: false }).await.unwrap().expect("committed message");

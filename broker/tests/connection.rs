@@ -67,7 +67,8 @@ async fn tune_negotiates_frame_max_and_channel_max() {
 async fn tune_ok_outside_the_limits_is_530() {
     let b = TestBroker::start().await;
     for (frame_max, channel_max) in [(1_000_000, 0), (1024, 0), (0, 5000)] {
-        let mut raw = RawClient::start_tuned(b.addr, |_| connection::TuneOk { channel_max, frame_max, heartbeat: 0 }).await;
+        let mut raw =
+            RawClient::start_tuned(b.addr, |_| connection::TuneOk { channel_max, frame_max, heartbeat: 0 }).await;
         assert_eq!(raw.expect_connection_close().await, 530, "frame_max {frame_max} channel_max {channel_max}");
     }
 }

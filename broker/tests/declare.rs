@@ -26,7 +26,10 @@ async fn default_exchanges_exist_and_amq_prefix_is_reserved() {
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
     ch.exchange_declare("amq.direct".into(), ExchangeKind::Direct, durable, FieldTable::default()).await.unwrap();
     // ...but a new amq.* name is refused.
-    let err = ch.exchange_declare("amq.mine".into(), ExchangeKind::Direct, Default::default(), FieldTable::default()).await.unwrap_err();
+    let err = ch
+        .exchange_declare("amq.mine".into(), ExchangeKind::Direct, Default::default(), FieldTable::default())
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), 403);
 }
 
@@ -35,7 +38,10 @@ async fn exchange_redeclare_mismatch_is_406_and_passive_missing_is_404() {
     let b = TestBroker::start().await;
     let (c, ch) = b.channel().await;
     ch.exchange_declare("x1".into(), ExchangeKind::Direct, Default::default(), FieldTable::default()).await.unwrap();
-    let err = ch.exchange_declare("x1".into(), ExchangeKind::Fanout, Default::default(), FieldTable::default()).await.unwrap_err();
+    let err = ch
+        .exchange_declare("x1".into(), ExchangeKind::Fanout, Default::default(), FieldTable::default())
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), 406);
     let ch = c.create_channel().await.unwrap();
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
@@ -43,7 +49,8 @@ async fn exchange_redeclare_mismatch_is_406_and_passive_missing_is_404() {
     assert_eq!(code(&err), 406);
     let ch = c.create_channel().await.unwrap();
     let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
-    let err = ch.exchange_declare("nope".into(), ExchangeKind::Direct, passive, FieldTable::default()).await.unwrap_err();
+    let err =
+        ch.exchange_declare("nope".into(), ExchangeKind::Direct, passive, FieldTable::default()).await.unwrap_err();
     assert_eq!(code(&err), 404);
     // The connection survives soft errors.
     let ch = c.create_channel().await.unwrap();
@@ -55,7 +62,12 @@ async fn unknown_exchange_type_closes_the_connection_with_503() {
     let b = TestBroker::start().await;
     let (c, ch) = b.channel().await;
     let err = ch
-        .exchange_declare("x".into(), ExchangeKind::Custom("nonsense".into()), Default::default(), FieldTable::default())
+        .exchange_declare(
+            "x".into(),
+            ExchangeKind::Custom("nonsense".into()),
+            Default::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(code(&err), 503);
@@ -69,7 +81,10 @@ async fn exchange_delete_if_unused_and_system_exchanges() {
     ch.exchange_declare("xd".into(), ExchangeKind::Fanout, Default::default(), FieldTable::default()).await.unwrap();
     let q = ch.queue_declare("".into(), Default::default(), FieldTable::default()).await.unwrap();
     ch.queue_bind(q.name().clone(), "xd".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
-    let err = ch.exchange_delete("xd".into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() }).await.unwrap_err();
+    let err = ch
+        .exchange_delete("xd".into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), 406);
     let ch = c.create_channel().await.unwrap();
     ch.exchange_delete("xd".into(), Default::default()).await.unwrap();
@@ -95,10 +110,19 @@ async fn server_named_queues_and_declare_ok_counts() {
     let q = ch.queue_declare("".into(), Default::default(), FieldTable::default()).await.unwrap();
     assert!(q.name().as_str().starts_with("amq.gen-"), "{}", q.name());
     for _ in 0..3 {
-        ch.basic_publish("".into(), q.name().clone(), Default::default(), b"m", BasicProperties::default()).await.unwrap();
+        ch.basic_publish("".into(), q.name().clone(), Default::default(), b"m", BasicProperties::default())
+            .await
+            .unwrap();
     }
     ch.basic_qos(0, Default::default()).await.unwrap(); // a round trip: publishes are in
-    let again = ch.queue_declare(q.name().clone(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let again = ch
+        .queue_declare(
+            q.name().clone(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.message_count(), 3);
     assert_eq!(again.consumer_count(), 0);
 }
@@ -122,15 +146,22 @@ async fn queue_errors() {
     assert_eq!(code(&err), 406);
 
     let ch = c.create_channel().await.unwrap();
-    let err = ch.queue_bind("q1".into(), "no-such-exchange".into(), "k".into(), Default::default(), FieldTable::default()).await.unwrap_err();
+    let err = ch
+        .queue_bind("q1".into(), "no-such-exchange".into(), "k".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), 404);
 
     let ch = c.create_channel().await.unwrap();
-    let err = ch.queue_bind("no-such-queue".into(), "amq.direct".into(), "k".into(), Default::default(), FieldTable::default()).await.unwrap_err();
+    let err = ch
+        .queue_bind("no-such-queue".into(), "amq.direct".into(), "k".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), 404);
 
     let ch = c.create_channel().await.unwrap();
-    let err = ch.queue_bind("q1".into(), "".into(), "k".into(), Default::default(), FieldTable::default()).await.unwrap_err();
+    let err =
+        ch.queue_bind("q1".into(), "".into(), "k".into(), Default::default(), FieldTable::default()).await.unwrap_err();
     assert_eq!(code(&err), 403);
 
     let ch = c.create_channel().await.unwrap();
@@ -184,13 +215,15 @@ async fn purge_and_delete_report_counts_and_guard_flags() {
     }
     assert_eq!(ch.queue_purge("pd".into(), Default::default()).await.unwrap(), 4);
     ch.basic_publish("".into(), "pd".into(), Default::default(), b"m", BasicProperties::default()).await.unwrap();
-    let err = ch.queue_delete("pd".into(), QueueDeleteOptions { if_empty: true, ..Default::default() }).await.unwrap_err();
+    let err =
+        ch.queue_delete("pd".into(), QueueDeleteOptions { if_empty: true, ..Default::default() }).await.unwrap_err();
     assert_eq!(code(&err), 406);
 
     let ch = c.create_channel().await.unwrap();
     let _consumer = ch.basic_consume("pd".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
     let ch2 = c.create_channel().await.unwrap();
-    let err = ch2.queue_delete("pd".into(), QueueDeleteOptions { if_unused: true, ..Default::default() }).await.unwrap_err();
+    let err =
+        ch2.queue_delete("pd".into(), QueueDeleteOptions { if_unused: true, ..Default::default() }).await.unwrap_err();
     assert_eq!(code(&err), 406);
     let ch3 = c.create_channel().await.unwrap();
     ch3.queue_declare("pd2".into(), Default::default(), FieldTable::default()).await.unwrap();
@@ -206,10 +239,16 @@ async fn unbind_stops_routing() {
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;
     ch.queue_declare("ub".into(), Default::default(), FieldTable::default()).await.unwrap();
-    ch.queue_bind("ub".into(), "amq.direct".into(), "k".into(), Default::default(), FieldTable::default()).await.unwrap();
-    ch.basic_publish("amq.direct".into(), "k".into(), Default::default(), b"1", BasicProperties::default()).await.unwrap();
+    ch.queue_bind("ub".into(), "amq.direct".into(), "k".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    ch.basic_publish("amq.direct".into(), "k".into(), Default::default(), b"1", BasicProperties::default())
+        .await
+        .unwrap();
     ch.queue_unbind("ub".into(), "amq.direct".into(), "k".into(), FieldTable::default()).await.unwrap();
-    ch.basic_publish("amq.direct".into(), "k".into(), Default::default(), b"2", BasicProperties::default()).await.unwrap();
+    ch.basic_publish("amq.direct".into(), "k".into(), Default::default(), b"2", BasicProperties::default())
+        .await
+        .unwrap();
     let got = ch.basic_get("ub".into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("one message");
     assert_eq!(got.delivery.data, b"1");
     assert!(ch.basic_get("ub".into(), BasicGetOptions { no_ack: true }).await.unwrap().is_none());
@@ -219,7 +258,12 @@ async fn unbind_stops_routing() {
 async fn routing_by_exchange_type() {
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;
-    for (x, kind) in [("rt.direct", ExchangeKind::Direct), ("rt.fanout", ExchangeKind::Fanout), ("rt.topic", ExchangeKind::Topic), ("rt.headers", ExchangeKind::Headers)] {
+    for (x, kind) in [
+        ("rt.direct", ExchangeKind::Direct),
+        ("rt.fanout", ExchangeKind::Fanout),
+        ("rt.topic", ExchangeKind::Topic),
+        ("rt.headers", ExchangeKind::Headers),
+    ] {
         ch.exchange_declare(x.into(), kind, Default::default(), FieldTable::default()).await.unwrap();
     }
     let mut queues = Vec::new();
@@ -231,7 +275,11 @@ async fn routing_by_exchange_type() {
     let bind = |q: &str, x: &str, k: &str, args: FieldTable| {
         let ch = ch.clone();
         let (q, x, k) = (q.to_owned(), x.to_owned(), k.to_owned());
-        async move { ch.queue_bind(q.as_str().into(), x.as_str().into(), k.as_str().into(), Default::default(), args).await.unwrap() }
+        async move {
+            ch.queue_bind(q.as_str().into(), x.as_str().into(), k.as_str().into(), Default::default(), args)
+                .await
+                .unwrap()
+        }
     };
     bind("rq0", "rt.direct", "a", FieldTable::default()).await;
     bind("rq1", "rt.direct", "b", FieldTable::default()).await;
@@ -259,7 +307,9 @@ async fn routing_by_exchange_type() {
             if let Some(h) = headers {
                 props = props.with_headers(h);
             }
-            ch.basic_publish(x.as_str().into(), k.as_str().into(), Default::default(), body.as_bytes(), props).await.unwrap();
+            ch.basic_publish(x.as_str().into(), k.as_str().into(), Default::default(), body.as_bytes(), props)
+                .await
+                .unwrap();
         }
     };
     publish("rt.direct", "a", "d-a", None).await;

@@ -170,11 +170,14 @@ async fn frames_on_a_closed_channel_are_dropped_until_close_ok() {
     let mut raw = RawClient::open(b.addr).await;
     open_channel(&mut raw, 1).await;
     // A soft error closes the channel...
-    raw.send_method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-        queue: "missing".into(),
-        passive: true,
-        ..Default::default()
-    })))
+    raw.send_method(
+        1,
+        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+            queue: "missing".into(),
+            passive: true,
+            ..Default::default()
+        })),
+    )
     .await;
     match raw.recv().await {
         Some(warren_broker::connection::codec::Frame::Method(1, AMQPClass::Channel(channel::AMQPMethod::Close(c)))) => {

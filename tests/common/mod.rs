@@ -14,7 +14,8 @@ pub struct Warren {
 impl Warren {
     pub fn start(extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["--amqp-bind", "127.0.0.1:0", "--log", "info"])
+            .args(["--amqp-bind", "127.0.0.1:0"])
+            .env("WARREN_LOG", "info")
             .args(extra_args)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -26,11 +27,9 @@ impl Warren {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(addr) = line.split("AMQP listening on ").nth(1) {
-                        let _ = tx.send(addr.trim().to_owned());
-                        sent = true;
-                    }
+                if !sent && let Some(addr) = line.split("AMQP listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                    sent = true;
                 }
                 eprintln!("[warren] {line}");
             }

@@ -9,9 +9,12 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::queue::Queue;
 use crate::sink::Unacked;
 
+/// A message going back to its queue: its place (sequence number) and the message.
+type Requeued = (u64, Arc<crate::message::Message>);
+
 /// Give deliveries back to their queues, in order, marked redelivered.
 pub fn requeue(unacked: impl IntoIterator<Item = Unacked>) {
-    let mut by_queue: Vec<(Arc<Queue>, Vec<(u64, Arc<crate::message::Message>)>)> = Vec::new();
+    let mut by_queue: Vec<(Arc<Queue>, Vec<Requeued>)> = Vec::new();
     for u in unacked {
         match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
             Some((_, items)) => items.push((u.seq, u.msg)),

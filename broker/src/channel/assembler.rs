@@ -19,15 +19,21 @@ pub struct Content {
     pub body: Bytes,
 }
 
+// One per channel, and moved once per frame; boxing would allocate per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 pub enum Assembler {
     #[default]
     Idle,
     AwaitingHeader(basic::Publish),
-    AwaitingBody { content: Content, parts: Option<BytesMut> },
+    AwaitingBody {
+        content: Content,
+        parts: Option<BytesMut>,
+    },
 }
 
 /// What one frame produced.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Assembled {
     /// Mid-content: nothing to do yet.
@@ -105,10 +111,10 @@ impl Assembler {
                 *self = Assembler::AwaitingBody { content, parts };
                 Ok(Assembled::Pending)
             }
-            (Assembler::AwaitingBody { .. }, _) => Err(AmqpError::unexpected_frame(
-                "expected content body, got non content body frame instead",
-            )
-            .at(PUBLISH.0, PUBLISH.1)),
+            (Assembler::AwaitingBody { .. }, _) => {
+                Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead")
+                    .at(PUBLISH.0, PUBLISH.1))
+            }
         }
     }
 }

@@ -114,7 +114,13 @@ impl Channel {
             codec::write_method(&mut st.out, self.id, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
             codec::write_content(&mut st.out, self.id, &qm.msg.header, &qm.msg.body, st.frame_max);
             if !m.no_ack {
-                ch.unacked.push_back(Unacked { tag: delivery_tag, queue: queue.clone(), seq: qm.seq, msg: qm.msg, consumer: None });
+                ch.unacked.push_back(Unacked {
+                    tag: delivery_tag,
+                    queue: queue.clone(),
+                    seq: qm.seq,
+                    msg: qm.msg,
+                    consumer: None,
+                });
             }
         }
         ctx.sink.wake_writer();

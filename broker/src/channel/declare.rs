@@ -62,11 +62,8 @@ impl Channel {
     pub(super) fn queue_bind(&mut self, ctx: &ChannelCtx<'_>, m: queue::Bind) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
         // RabbitMQ: an empty routing key with an empty queue name means the queue's name.
-        let key = if m.routing_key.as_str().is_empty() && m.queue.as_str().is_empty() {
-            name.clone()
-        } else {
-            m.routing_key
-        };
+        let key =
+            if m.routing_key.as_str().is_empty() && m.queue.as_str().is_empty() { name.clone() } else { m.routing_key };
         ctx.vhost.bind_queue(name.as_str(), m.exchange.as_str(), key.as_str(), m.arguments, ctx.conn_id)?;
         if !m.nowait {
             self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));

@@ -2,8 +2,8 @@
 //! are dispatched to one file per family (declare, publish, consume, ack). Every handler
 //! returns `AmqpResult`; the connection turns errors into channel.close or connection.close.
 
-pub mod assembler;
 mod ack;
+pub mod assembler;
 mod consume;
 mod declare;
 mod publish;
@@ -47,7 +47,15 @@ pub struct Channel {
 
 impl Channel {
     pub fn new(id: u16) -> Self {
-        Self { id, closing: false, assembler: Assembler::Idle, last_queue: None, confirms: None, tx: None, routed: Vec::new() }
+        Self {
+            id,
+            closing: false,
+            assembler: Assembler::Idle,
+            last_queue: None,
+            confirms: None,
+            tx: None,
+            routed: Vec::new(),
+        }
     }
 
     pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame) -> AmqpResult<()> {

@@ -47,13 +47,13 @@ impl Channel {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
-        if let Some(user_id) = header.properties.user_id() {
-            if user_id.as_str() != ctx.user {
-                return Err(AmqpError::precondition_failed(format!(
-                    "user_id property set to '{user_id}' but authenticated user was '{}'",
-                    ctx.user
-                )));
-            }
+        if let Some(user_id) = header.properties.user_id()
+            && user_id.as_str() != ctx.user
+        {
+            return Err(AmqpError::precondition_failed(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                ctx.user
+            )));
         }
         let msg = Arc::new(Message {
             exchange: publish.exchange,

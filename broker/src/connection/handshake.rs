@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::codec::{self, Frame};
+use crate::Broker;
 use crate::auth::{self, AuthError};
 use crate::error::{AmqpError, ReplyCode};
 use crate::vhost::VirtualHost;
-use crate::Broker;
 
 /// RabbitMQ's handshake_timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +50,11 @@ pub enum HandshakeError {
     Auth(AuthError),
 }
 
-pub async fn handshake(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) -> Result<Negotiated, HandshakeError> {
+pub async fn handshake(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    broker: &Broker,
+) -> Result<Negotiated, HandshakeError> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, peer, broker)).await {
         Ok(result) => result,
         Err(_) => Err(HandshakeError::Timeout),
@@ -102,7 +106,8 @@ async fn refuse(stream: &mut TcpStream, error: AmqpError) -> HandshakeError {
         class_id: error.class_id,
         method_id: error.method_id,
     };
-    let _ = write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)))).await;
+    let _ =
+        write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)))).await;
     // Give the client a moment to read the close before the socket goes away.
     let mut scratch = [0u8; 512];
     let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut scratch)).await;
@@ -110,15 +115,25 @@ async fn refuse(stream: &mut TcpStream, error: AmqpError) -> HandshakeError {
 }
 
 /// Read the next connection-class method on channel 0, skipping heartbeats.
-async fn read_method(stream: &mut TcpStream, buf: &mut BytesMut, frame_max: u32) -> Result<connection::AMQPMethod, HandshakeError> {
+async fn read_method(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    frame_max: u32,
+) -> Result<connection::AMQPMethod, HandshakeError> {
     loop {
         match codec::next_frame(buf, frame_max) {
             Ok(Some(Frame::Heartbeat(0))) => continue,
             Ok(Some(Frame::Method(0, AMQPClass::Connection(m)))) => return Ok(m),
             Ok(Some(Frame::Method(_, m))) => {
-                return Err(refuse(stream, AmqpError::command_invalid("unexpected method during handshake").for_method(&m)).await);
+                return Err(refuse(
+                    stream,
+                    AmqpError::command_invalid("unexpected method during handshake").for_method(&m),
+                )
+                .await);
             }
-            Ok(Some(_)) => return Err(refuse(stream, AmqpError::unexpected_frame("unexpected frame during handshake")).await),
+            Ok(Some(_)) => {
+                return Err(refuse(stream, AmqpError::unexpected_frame("unexpected frame during handshake")).await);
+            }
             Ok(None) => {
                 if stream.read_buf(buf).await? == 0 {
                     return Err(HandshakeError::Closed);
@@ -172,7 +187,8 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
         }
     };
 
-    let tune = connection::Tune { channel_max: config.channel_max, frame_max: config.frame_max, heartbeat: config.heartbeat };
+    let tune =
+        connection::Tune { channel_max: config.channel_max, frame_max: config.frame_max, heartbeat: config.heartbeat };
     write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune)))).await?;
     let tune_ok = match read_method(stream, &mut buf, config.frame_max).await? {
         connection::AMQPMethod::TuneOk(t) => t,
@@ -215,7 +231,11 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
         let e = AmqpError::new(ReplyCode::NotAllowed, format!("vhost {} not found", open.virtual_host)).at(10, 40);
         return Err(refuse(stream, e).await);
     };
-    write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})))).await?;
+    write_frame(
+        stream,
+        &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {}))),
+    )
+    .await?;
     tracing::debug!(%peer, %user, vhost = %vhost.name, frame_max, channel_max, heartbeat = tune_ok.heartbeat, "connection open");
     Ok(Negotiated { user, vhost, frame_max, channel_max, heartbeat: tune_ok.heartbeat, cancel_notify, read_buf: buf })
 }

@@ -131,7 +131,10 @@ impl Connection {
         let mut writer_done = false;
         let mut shutting_down = *shutdown.borrow();
         if shutting_down {
-            self.start_close(AmqpError::new(ReplyCode::ConnectionForced, "broker forced connection closure with reason 'shutdown'"));
+            self.start_close(AmqpError::new(
+                ReplyCode::ConnectionForced,
+                "broker forced connection closure with reason 'shutdown'",
+            ));
         }
         self.process(&mut buf);
         while self.state != State::Done {
@@ -200,7 +203,13 @@ impl Connection {
                 }
             }
         }
-        let ctx = ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user };
+        let ctx = ChannelCtx {
+            conn_id: self.id,
+            broker: &self.broker,
+            vhost: &self.vhost,
+            sink: &self.sink,
+            user: &self.user,
+        };
         for ch in self.channels.values_mut() {
             ch.flush_confirms(&ctx);
         }
@@ -242,9 +251,7 @@ impl Connection {
             Frame::Heartbeat(0) => Ok(()),
             Frame::Heartbeat(_) => Err(AmqpError::unexpected_frame("type 8, all octets = <<>>")),
             Frame::Method(0, method) => self.handle_connection_method(method),
-            Frame::Header(0, ..) | Frame::Body(0, _) => {
-                Err(AmqpError::unexpected_frame("content frame on channel 0"))
-            }
+            Frame::Header(0, ..) | Frame::Body(0, _) => Err(AmqpError::unexpected_frame("content frame on channel 0")),
             Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => self.handle_channel_frame(ch, frame),
         }
     }
@@ -313,7 +320,13 @@ impl Connection {
             // A close-ok we never asked for: ignore, as RabbitMQ does.
             return Ok(());
         }
-        let ctx = ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user };
+        let ctx = ChannelCtx {
+            conn_id: self.id,
+            broker: &self.broker,
+            vhost: &self.vhost,
+            sink: &self.sink,
+            user: &self.user,
+        };
         match channel.handle_frame(&ctx, frame) {
             Ok(()) => Ok(()),
             Err(e) if e.code.is_hard() => Err(e),

@@ -59,9 +59,8 @@ pub fn headers_match(arguments: &FieldTable, headers: &FieldTable) -> bool {
 /// Compare header values; strings compare by content whether short or long.
 fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     match (a, b) {
-        (AMQPValue::LongString(x), AMQPValue::ShortString(y)) | (AMQPValue::ShortString(y), AMQPValue::LongString(x)) => {
-            x.as_bytes() == y.as_str().as_bytes()
-        }
+        (AMQPValue::LongString(x), AMQPValue::ShortString(y))
+        | (AMQPValue::ShortString(y), AMQPValue::LongString(x)) => x.as_bytes() == y.as_str().as_bytes(),
         _ => a == b,
     }
 }

@@ -12,7 +12,7 @@ pub struct TopicTable {
 
 impl TopicTable {
     pub fn bind(&mut self, binding: Binding) {
-        let words = binding.routing_key.as_str().split('.').map(str::to_owned).collect();
+        let words = words(binding.routing_key.as_str()).map(str::to_owned).collect();
         self.bindings.push((words, binding));
     }
 
@@ -27,13 +27,18 @@ impl TopicTable {
     }
 
     pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Arc<Queue>)) {
-        let key: Vec<&str> = routing_key.split('.').collect();
+        let key: Vec<&str> = words(routing_key).collect();
         for (pattern, binding) in &self.bindings {
             if topic_matches(pattern, &key) {
                 push(&binding.queue);
             }
         }
     }
+}
+
+/// A key's dot-separated words; the empty key has none (RabbitMQ), "a..b" has an empty one.
+fn words(key: &str) -> impl Iterator<Item = &str> {
+    key.split('.').filter(move |_| !key.is_empty())
 }
 
 /// Whether the routing key's words match the binding pattern's words.
@@ -53,8 +58,8 @@ mod tests {
     use super::topic_matches;
 
     fn m(pattern: &str, key: &str) -> bool {
-        let p: Vec<&str> = pattern.split('.').collect();
-        let k: Vec<&str> = key.split('.').collect();
+        let p: Vec<&str> = super::words(pattern).collect();
+        let k: Vec<&str> = super::words(key).collect();
         topic_matches(&p, &k)
     }
 
@@ -74,5 +79,8 @@ mod tests {
         assert!(m("room.#", "room.42"));
         assert!(!m("a.b", "a.b.c"));
         assert!(m("", ""));
+        assert!(!m("*", ""));
+        assert!(!m("", "a"));
+        assert!(m("a.*.b", "a..b"));
     }
 }

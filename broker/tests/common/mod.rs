@@ -85,7 +85,14 @@ where
 
 /// Publish in confirm mode and return the reply code of the error that closed the channel
 /// (lapin resolves the pending confirm with it).
-pub async fn publish_error(ch: &Channel, exchange: &str, key: &str, options: lapin::options::BasicPublishOptions, body: &[u8], props: lapin::BasicProperties) -> u16 {
+pub async fn publish_error(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    options: lapin::options::BasicPublishOptions,
+    body: &[u8],
+    props: lapin::BasicProperties,
+) -> u16 {
     ch.confirm_select(Default::default()).await.expect("confirm.select");
     let confirm = ch.basic_publish(exchange.into(), key.into(), options, body, props).await.expect("publish sent");
     let err = tokio::time::timeout(WAIT, confirm).await.expect("confirm in time").expect_err("publish should fail");
@@ -122,8 +129,16 @@ impl RawClient {
 
     /// Connect and do the handshake, asking for `heartbeat` seconds.
     pub async fn open_with_heartbeat(addr: SocketAddr, heartbeat: u16) -> Self {
-        let mut c = Self::start_tuned(addr, |t| connection::TuneOk { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat }).await;
-        assert!(matches!(c.recv().await, Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))));
+        let mut c = Self::start_tuned(addr, |t| connection::TuneOk {
+            channel_max: t.channel_max,
+            frame_max: t.frame_max,
+            heartbeat,
+        })
+        .await;
+        assert!(matches!(
+            c.recv().await,
+            Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))
+        ));
         c
     }
 
@@ -132,24 +147,33 @@ impl RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut c = Self { stream, buf: BytesMut::new() };
         c.send_bytes(b"AMQP\x00\x00\x09\x01").await;
-        assert!(matches!(c.recv().await, Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(_))))));
+        assert!(matches!(
+            c.recv().await,
+            Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(_))))
+        ));
         let mut caps = FieldTable::default();
         caps.insert("authentication_failure_close".into(), AMQPValue::Boolean(true));
         let mut props = FieldTable::default();
         props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
-        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-            client_properties: props,
-            mechanism: "PLAIN".into(),
-            response: LongString::from(b"\0guest\0guest".to_vec()),
-            locale: "en_US".into(),
-        })))
+        c.send_method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
+                client_properties: props,
+                mechanism: "PLAIN".into(),
+                response: LongString::from(b"\0guest\0guest".to_vec()),
+                locale: "en_US".into(),
+            })),
+        )
         .await;
         let Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(t)))) = c.recv().await else {
             panic!("expected tune")
         };
         c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok(&t)))).await;
-        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })))
-            .await;
+        c.send_method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })),
+        )
+        .await;
         c
     }
 
@@ -180,7 +204,8 @@ impl RawClient {
     pub async fn expect_connection_close(&mut self) -> u16 {
         while let Some(f) = self.recv().await {
             if let Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) = f {
-                self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))).await;
+                self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))
+                    .await;
                 return c.reply_code;
             }
         }

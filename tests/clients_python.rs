@@ -1,0 +1,29 @@
+//! pika (Python) against the real binary: the suite in tests/python, run in the venv that
+//! scripts/python-venv.sh creates (installing python3-venv if needed). Never skipped.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Warren;
+
+#[test]
+fn pika_suite_passes_against_the_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = Command::new("bash")
+        .arg(root.join("scripts/python-venv.sh"))
+        .current_dir(root)
+        .output()
+        .expect("run python-venv.sh");
+    assert!(venv.status.success(), "python-venv.sh failed:\n{}", String::from_utf8_lossy(&venv.stderr));
+    let venv = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    let w = Warren::start(&[]);
+    let status = Command::new(Path::new(&venv).join("bin/pytest"))
+        .args(["-q", "-p", "no:cacheprovider", "tests/python"])
+        .current_dir(root)
+        .env("AMQP_URL", w.url())
+        .status()
+        .expect("run pytest");
+    assert!(status.success(), "pika suite failed against warren ({status})");
+}
