@@ -1,12 +1,31 @@
 //! Command-line flags; every flag can also be given as a WARREN_* environment variable.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use warren_broker::BrokerConfig;
 use warren_broker::auth::User;
 
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, about = "An AMQP 0-9-1 broker that RabbitMQ's clients accept as RabbitMQ")]
 pub struct Cli {
+    #[command(flatten)]
+    pub server: ServerOptions,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. "info" or "warren_broker=debug").
+    #[arg(long, env = "WARREN_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure an AMQP 0-9-1 broker (warren, RabbitMQ, ...) over the wire.
+    Perf(crate::perf_cli::PerfCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerOptions {
     /// Address to serve AMQP on.
     #[arg(long, env = "WARREN_AMQP_BIND", default_value = "0.0.0.0:5672")]
     pub amqp_bind: String,
@@ -38,13 +57,9 @@ pub struct Cli {
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
-
-    /// Log filter (tracing EnvFilter syntax, e.g. "info" or "warren_broker=debug").
-    #[arg(long, env = "WARREN_LOG", default_value = "info")]
-    pub log: String,
 }
 
-impl Cli {
+impl ServerOptions {
     pub fn broker_config(&self) -> BrokerConfig {
         let user = User {
             name: self.default_user.clone(),
@@ -69,15 +84,22 @@ mod tests {
     #[test]
     fn defaults_match_rabbitmq() {
         let cli = Cli::parse_from(["warren"]);
-        let c = cli.broker_config();
-        assert_eq!(cli.amqp_bind, "0.0.0.0:5672");
+        let c = cli.server.broker_config();
+        assert_eq!(cli.server.amqp_bind, "0.0.0.0:5672");
         assert_eq!(c.max_message_size, 128 * 1024 * 1024);
         assert_eq!(c.frame_max, 131_072);
         assert!(c.users[0].loopback_only);
+        assert!(cli.command.is_none());
     }
 
     #[test]
     fn frame_max_below_minimum_is_refused() {
         assert!(Cli::try_parse_from(["warren", "--frame-max", "100"]).is_err());
+    }
+
+    #[test]
+    fn perf_subcommand_parses() {
+        let cli = Cli::parse_from(["warren", "perf", "throughput", "--size", "1024", "--duration", "2s"]);
+        assert!(matches!(cli.command, Some(Command::Perf(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
 
 mod config;
+mod perf_cli;
 
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -14,15 +15,20 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(cli))
+    // Without the LIFO slot, a task woken by a busy connection (a consumer's writer) can be
+    // stolen by an idle worker instead of waiting for the waker's thread.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().disable_lifo_slot().build()?;
+    match cli.command {
+        Some(config::Command::Perf(cmd)) => runtime.block_on(perf_cli::run(cmd)),
+        None => runtime.block_on(serve(cli.server)),
+    }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let broker = warren_broker::Broker::new(cli.broker_config());
-    let listener = TcpListener::bind(&cli.amqp_bind)
+async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
+    let broker = warren_broker::Broker::new(options.broker_config());
+    let listener = TcpListener::bind(&options.amqp_bind)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", cli.amqp_bind))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
     let addr = listener.local_addr()?;
     tracing::info!("AMQP listening on {addr}");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
