@@ -65,7 +65,7 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
     match cmd.scenario {
         Scenario::Throughput(a) => {
             let uri = wire::parse_uri(&a.uri)?;
-            let queue = a.queue.unwrap_or_else(|| format!("perf-{}", rand_suffix()));
+            let queue = a.queue.unwrap_or_else(|| warren_perf::fresh_name("perf-"));
             let opts = throughput::Options {
                 uri,
                 producers: a.producers,
@@ -94,7 +94,8 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
                     report.confirmed_per_sec,
                     report.client_cpu_percent,
                     match (report.broker_cpu_percent, report.broker_rss_bytes) {
-                        (Some(cpu), Some(rss)) => format!(", broker CPU {cpu:.0}%, broker RSS {:.1} MB", rss as f64 / 1e6),
+                        (Some(cpu), Some(rss)) =>
+                            format!(", broker CPU {cpu:.0}%, broker RSS {:.1} MB", rss as f64 / 1e6),
                         _ => String::new(),
                     }
                 );
@@ -102,8 +103,4 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn rand_suffix() -> String {
-    format!("{:08x}", std::process::id() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)))
 }

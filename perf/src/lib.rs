@@ -26,6 +26,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `prefix` and 8 random hex digits: a queue name no other run uses.
+pub fn fresh_name(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PerfError {
     #[error("i/o: {0}")]

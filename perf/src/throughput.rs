@@ -11,9 +11,9 @@ use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, confirm, queue};
 use amq_protocol::types::FieldTable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::PerfError;
 use crate::usage::{self, Sample};
 use crate::wire::{self, Uri, Wire};
-use crate::PerfError;
 
 /// Aim for this many bytes per write.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -85,7 +85,15 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     let mut setup = Wire::connect(&opts.uri).await?;
     let declare = queue::Declare { queue: opts.queue.as_str().into(), durable: opts.persistent, ..Default::default() };
     setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))).await?;
-    setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Purge(queue::Purge { queue: opts.queue.as_str().into(), nowait: false }))).await?;
+    setup
+        .rpc(
+            1,
+            AMQPClass::Queue(queue::AMQPMethod::Purge(queue::Purge {
+                queue: opts.queue.as_str().into(),
+                nowait: false,
+            })),
+        )
+        .await?;
 
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
@@ -135,7 +143,11 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
         broker_rss_bytes: end.broker.map(|b| b.rss_bytes),
     };
     let delete = queue::Delete { queue: opts.queue.as_str().into(), ..Default::default() };
-    let _ = tokio::time::timeout(Duration::from_secs(10), setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Delete(delete)))).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Delete(delete))),
+    )
+    .await;
     Ok(report)
 }
 
@@ -163,10 +175,10 @@ impl Snapshot {
 }
 
 async fn consume(mut wire: Wire, opts: Options, counters: Arc<Counters>) {
-    if let Err(e) = consume_inner(&mut wire, &opts, &counters).await {
-        if !counters.stop.load(Ordering::Relaxed) {
-            counters.fail(format!("consumer: {e}"));
-        }
+    if let Err(e) = consume_inner(&mut wire, &opts, &counters).await
+        && !counters.stop.load(Ordering::Relaxed)
+    {
+        counters.fail(format!("consumer: {e}"));
     }
 }
 
@@ -222,10 +234,10 @@ async fn consume_inner(wire: &mut Wire, opts: &Options, counters: &Counters) -> 
 }
 
 async fn publish(mut wire: Wire, opts: Options, counters: Arc<Counters>) {
-    if let Err(e) = publish_inner(&mut wire, &opts, &counters).await {
-        if !counters.stop.load(Ordering::Relaxed) {
-            counters.fail(format!("publisher: {e}"));
-        }
+    if let Err(e) = publish_inner(&mut wire, &opts, &counters).await
+        && !counters.stop.load(Ordering::Relaxed)
+    {
+        counters.fail(format!("publisher: {e}"));
     }
 }
 

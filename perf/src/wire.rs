@@ -39,12 +39,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -61,9 +62,21 @@ pub fn encode(frame: &AMQPFrame, out: &mut Vec<u8>) {
 }
 
 /// One complete publish (method, content header, body frames), encoded once.
-pub fn encode_publish(channel: u16, exchange: &str, routing_key: &str, props: &BasicProperties, body: &[u8], frame_max: u32) -> Vec<u8> {
+pub fn encode_publish(
+    channel: u16,
+    exchange: &str,
+    routing_key: &str,
+    props: &BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    let publish = basic::Publish { exchange: exchange.into(), routing_key: routing_key.into(), mandatory: false, immediate: false };
+    let publish = basic::Publish {
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
+        mandatory: false,
+        immediate: false,
+    };
     encode(&AMQPFrame::Method(channel, AMQPClass::Basic(basic::AMQPMethod::Publish(publish))), &mut out);
     let header = AMQPContentHeader { class_id: 60, body_size: body.len() as u64, properties: props.clone() };
     encode(&AMQPFrame::Header(channel, header), &mut out);
@@ -115,8 +128,13 @@ impl Wire {
             })),
         ))
         .await?;
-        w.rpc(0, AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: uri.vhost.as_str().into() })))
-            .await?;
+        w.rpc(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
+                virtual_host: uri.vhost.as_str().into(),
+            })),
+        )
+        .await?;
         w.rpc(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await?;
         Ok(w)
     }
@@ -137,10 +155,16 @@ impl Wire {
                     self.buf.drain(..consumed);
                     match frame {
                         AMQPFrame::Method(_, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
-                            return Err(PerfError::Protocol(format!("connection closed: {} {}", c.reply_code, c.reply_text)));
+                            return Err(PerfError::Protocol(format!(
+                                "connection closed: {} {}",
+                                c.reply_code, c.reply_text
+                            )));
                         }
                         AMQPFrame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
-                            return Err(PerfError::Protocol(format!("channel closed: {} {}", c.reply_code, c.reply_text)));
+                            return Err(PerfError::Protocol(format!(
+                                "channel closed: {} {}",
+                                c.reply_code, c.reply_text
+                            )));
                         }
                         AMQPFrame::Method(ch, m) => return Ok((ch, m)),
                         _ => continue,
