@@ -1,0 +1,503 @@
+//! The message journal: append-only segment files written by one persister thread with group
+//! commit. Everything that arrived together is written, then each file touched is
+//! fdatasync'd once, and only then is the batch's highest ticket published as synced — the
+//! point after which confirms may go out.
+//!
+//! A persistent message is stored once (a `Message` record) however many durable queues it
+//! is routed to (one `Enqueue` record each). Acks append `Ack` records and lower the live count
+//! of the segment holding the message; dead segments at the front are deleted. Stream queues
+//! have logs of their own (`streams/<name>/`), so long retention never pins the journal.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::StoreError;
+use crate::record::{self, Read, Record, StoredMessage};
+
+/// Journal segments roll over at this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Stream segments roll over at this size (retention works segment by segment).
+pub const STREAM_SEGMENT_BYTES: u64 = 8 << 20;
+
+enum Command {
+    /// Encoded records for the journal; `enqueues` new references to message `id`.
+    Journal { ticket: u64, bytes: Vec<u8>, message: Option<(u64, u32)>, acked: Vec<u64> },
+    Stream { ticket: u64, stream: String, first_offset: u64, bytes: Vec<u8> },
+    /// Stream entries below `offset` are gone: delete the segments that hold only those.
+    StreamRetain { stream: String, offset: u64 },
+    StreamDelete { stream: String },
+}
+
+struct Sender {
+    tx: mpsc::Sender<Command>,
+    next_ticket: u64,
+    next_message_id: u64,
+}
+
+/// The handle the broker uses; cheap to share behind an `Arc`.
+pub struct Journal {
+    sender: Mutex<Sender>,
+    synced: watch::Receiver<u64>,
+}
+
+/// A message recovered from the journal for a queue.
+#[derive(Debug)]
+pub struct RecoveredMessage {
+    pub seq: u64,
+    pub id: u64,
+    pub message: StoredMessage,
+}
+
+#[derive(Debug)]
+pub struct RecoveredEntry {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub message: StoredMessage,
+}
+
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Live messages per durable queue, in sequence order.
+    pub queues: HashMap<String, Vec<RecoveredMessage>>,
+    /// Entries per stream, in offset order.
+    pub streams: HashMap<String, Vec<RecoveredEntry>>,
+}
+
+impl Journal {
+    /// Open (or create) the journal in `dir`, replaying what is there.
+    pub fn open(dir: &Path) -> Result<(Self, Recovery), StoreError> {
+        let journal_dir = dir.join("journal");
+        let streams_dir = dir.join("streams");
+        for d in [&journal_dir, &streams_dir] {
+            fs::create_dir_all(d).map_err(|e| StoreError::io(d, e))?;
+        }
+        let (segments, queues, next_id) = replay_journal(&journal_dir)?;
+        let (streams, stream_logs) = replay_streams(&streams_dir)?;
+        let (synced_tx, synced) = watch::channel(0);
+        let (tx, rx) = mpsc::channel();
+        let persister = Persister {
+            dir: journal_dir,
+            streams_dir,
+            segments,
+            current: None,
+            streams: stream_logs,
+            synced: synced_tx,
+            batch: Vec::new(),
+        };
+        std::thread::Builder::new()
+            .name("warren-persister".into())
+            .spawn(move || persister.run(rx))
+            .map_err(|e| StoreError::io(dir, e))?;
+        let journal = Self { sender: Mutex::new(Sender { tx, next_ticket: 1, next_message_id: next_id }), synced };
+        Ok((journal, Recovery { queues, streams }))
+    }
+
+    /// Send a command built under the sender lock, so tickets and message ids are in order.
+    fn submit(&self, build: impl FnOnce(u64, u64) -> (Command, bool)) -> u64 {
+        let Ok(mut s) = self.sender.lock() else { return 0 };
+        let ticket = s.next_ticket;
+        let id = s.next_message_id;
+        let (command, used_id) = build(ticket, id);
+        s.next_ticket += 1;
+        if used_id {
+            s.next_message_id += 1;
+        }
+        if s.tx.send(command).is_err() {
+            tracing::error!("the persister thread is gone; nothing more can be stored");
+        }
+        ticket
+    }
+
+    /// Store a message for `enqueues` (queue, seq). Returns (message id, ticket).
+    pub fn publish(&self, message: &StoredMessage, enqueues: &[(&str, u64)]) -> (u64, u64) {
+        let mut message_id = 0;
+        let ticket = self.submit(|ticket, id| {
+            message_id = id;
+            let mut bytes = Vec::with_capacity(message.body.len() + message.header.len() + 128);
+            record::encode(&Record::Message { id, message: message.clone() }, &mut bytes);
+            for (queue, seq) in enqueues {
+                record::encode(&Record::Enqueue { queue: (*queue).to_owned(), seq: *seq, id }, &mut bytes);
+            }
+            (Command::Journal { ticket, bytes, message: Some((id, enqueues.len() as u32)), acked: Vec::new() }, true)
+        });
+        (message_id, ticket)
+    }
+
+    /// The message `id` held at `seq` in `queue` is gone (acked, rejected, expired).
+    pub fn ack(&self, queue: &str, seq: u64, id: u64) -> u64 {
+        self.submit(|ticket, _| {
+            let mut bytes = Vec::with_capacity(64);
+            record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
+            (Command::Journal { ticket, bytes, message: None, acked: vec![id] }, false)
+        })
+    }
+
+    /// Every message of `queue` below `below_seq` is gone (purge or delete); `ids` are their
+    /// message ids.
+    pub fn purge(&self, queue: &str, below_seq: u64, ids: Vec<u64>) -> u64 {
+        self.submit(|ticket, _| {
+            let mut bytes = Vec::with_capacity(64);
+            record::encode(&Record::Purge { queue: queue.to_owned(), below_seq }, &mut bytes);
+            (Command::Journal { ticket, bytes, message: None, acked: ids }, false)
+        })
+    }
+
+    pub fn stream_append(&self, stream: &str, offset: u64, timestamp_ms: i64, message: &StoredMessage) -> u64 {
+        self.submit(|ticket, _| {
+            let mut bytes = Vec::with_capacity(message.body.len() + message.header.len() + 64);
+            record::encode(&Record::StreamEntry { offset, timestamp_ms, message: message.clone() }, &mut bytes);
+            (Command::Stream { ticket, stream: stream.to_owned(), first_offset: offset, bytes }, false)
+        })
+    }
+
+    pub fn stream_retain(&self, stream: &str, offset: u64) {
+        self.submit(|_, _| (Command::StreamRetain { stream: stream.to_owned(), offset }, false));
+    }
+
+    pub fn stream_delete(&self, stream: &str) {
+        self.submit(|_, _| (Command::StreamDelete { stream: stream.to_owned() }, false));
+    }
+
+    /// Watch the highest ticket known to be on disk.
+    pub fn synced(&self) -> watch::Receiver<u64> {
+        self.synced.clone()
+    }
+}
+
+struct Segment {
+    path: PathBuf,
+    /// The first message id stored in it, if any.
+    first_message: Option<u64>,
+    /// References (enqueues) to its messages not yet acked.
+    live: i64,
+}
+
+struct StreamLog {
+    dir: PathBuf,
+    /// (first offset, path) of each segment, oldest first.
+    segments: VecDeque<(u64, PathBuf)>,
+    current: Option<(File, u64)>,
+}
+
+struct Persister {
+    dir: PathBuf,
+    streams_dir: PathBuf,
+    segments: VecDeque<Segment>,
+    current: Option<(File, u64)>,
+    streams: HashMap<String, StreamLog>,
+    synced: watch::Sender<u64>,
+    batch: Vec<Command>,
+}
+
+fn segment_name(n: u64) -> String {
+    format!("{n:020}.seg")
+}
+
+/// Streams live in a directory named after the stream, hex-encoded to be safe on any file system.
+pub fn stream_dir_name(stream: &str) -> String {
+    stream.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn stream_name_from_dir(dir: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> =
+        (0..dir.len()).step_by(2).map(|i| dir.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    bytes.and_then(|b| String::from_utf8(b).ok())
+}
+
+impl Persister {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            self.batch.push(first);
+            while let Ok(more) = rx.try_recv() {
+                self.batch.push(more);
+                if self.batch.len() >= 4096 {
+                    break;
+                }
+            }
+            if let Err(e) = self.commit() {
+                // Without a disk we cannot confirm anything any more: stop publishing progress.
+                tracing::error!(error = %e, "writing the journal failed; confirms stop here");
+                return;
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        let mut highest = 0;
+        let mut journal_bytes: Vec<u8> = Vec::new();
+        let mut acked: Vec<u64> = Vec::new();
+        let mut new_refs: Vec<(u64, u32)> = Vec::new();
+        let mut stream_writes: Vec<(String, u64, Vec<u8>)> = Vec::new();
+        let mut retains = Vec::new();
+        let mut deletes = Vec::new();
+        for command in batch {
+            match command {
+                Command::Journal { ticket, bytes, message, acked: a } => {
+                    highest = highest.max(ticket);
+                    // A message and its enqueues never straddle two segments.
+                    if message.is_some() && !journal_bytes.is_empty() && self.would_roll(journal_bytes.len()) {
+                        self.write_journal(&mut journal_bytes, &mut new_refs)?;
+                    }
+                    journal_bytes.extend_from_slice(&bytes);
+                    new_refs.extend(message);
+                    acked.extend(a);
+                }
+                Command::Stream { ticket, stream, first_offset, bytes } => {
+                    highest = highest.max(ticket);
+                    match stream_writes.iter_mut().find(|(s, _, _)| *s == stream) {
+                        Some((_, _, b)) => b.extend_from_slice(&bytes),
+                        None => stream_writes.push((stream, first_offset, bytes)),
+                    }
+                }
+                Command::StreamRetain { stream, offset } => retains.push((stream, offset)),
+                Command::StreamDelete { stream } => deletes.push(stream),
+            }
+        }
+        if !journal_bytes.is_empty() {
+            self.write_journal(&mut journal_bytes, &mut new_refs)?;
+        }
+        for (stream, first_offset, bytes) in stream_writes {
+            self.write_stream(&stream, first_offset, &bytes)?;
+        }
+        // The group commit: one fdatasync per file written in this batch.
+        if let Some((file, _)) = &self.current {
+            file.sync_data().map_err(|e| StoreError::io(&self.dir, e))?;
+        }
+        for log in self.streams.values() {
+            if let Some((file, _)) = &log.current {
+                file.sync_data().map_err(|e| StoreError::io(&log.dir, e))?;
+            }
+        }
+        if highest > 0 {
+            self.synced.send_replace(highest);
+        }
+        for id in acked {
+            self.release(id);
+        }
+        self.delete_dead_segments();
+        for (stream, offset) in retains {
+            self.retain_stream(&stream, offset);
+        }
+        for stream in deletes {
+            if let Some(log) = self.streams.remove(&stream) {
+                let _ = fs::remove_dir_all(&log.dir);
+            } else {
+                let _ = fs::remove_dir_all(self.streams_dir.join(stream_dir_name(&stream)));
+            }
+        }
+        Ok(())
+    }
+
+    fn would_roll(&self, extra: usize) -> bool {
+        self.current.as_ref().is_some_and(|(_, size)| size + extra as u64 > SEGMENT_BYTES)
+    }
+
+    fn write_journal(&mut self, bytes: &mut Vec<u8>, new_refs: &mut Vec<(u64, u32)>) -> Result<(), StoreError> {
+        if self.current.is_none() || self.would_roll(bytes.len()) {
+            if let Some((file, _)) = &self.current {
+                file.sync_data().map_err(|e| StoreError::io(&self.dir, e))?;
+            }
+            let next = self.segments.back().map_or(1, |s| segment_number(&s.path) + 1);
+            let path = self.dir.join(segment_name(next));
+            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+            sync_dir(&self.dir)?;
+            self.segments.push_back(Segment { path, first_message: None, live: 0 });
+            self.current = Some((file, 0));
+        }
+        let Some((file, size)) = self.current.as_mut() else { return Ok(()) };
+        file.write_all(bytes).map_err(|e| StoreError::io(&self.dir, e))?;
+        *size += bytes.len() as u64;
+        if let Some(seg) = self.segments.back_mut() {
+            for (id, refs) in new_refs.drain(..) {
+                seg.first_message.get_or_insert(id);
+                seg.live += i64::from(refs);
+            }
+        }
+        bytes.clear();
+        Ok(())
+    }
+
+    fn release(&mut self, id: u64) {
+        let idx = self.segments.partition_point(|s| s.first_message.is_none_or(|first| first <= id));
+        if let Some(seg) = idx.checked_sub(1).and_then(|i| self.segments.get_mut(i)) {
+            seg.live -= 1;
+        }
+    }
+
+    /// Delete fully acknowledged segments from the front (never the one being written).
+    fn delete_dead_segments(&mut self) {
+        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live <= 0) {
+            if let Some(seg) = self.segments.pop_front() {
+                if let Err(e) = fs::remove_file(&seg.path) {
+                    tracing::warn!(path = %seg.path.display(), error = %e, "cannot delete a dead journal segment");
+                }
+            }
+        }
+    }
+
+    fn write_stream(&mut self, stream: &str, first_offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let streams_dir = self.streams_dir.clone();
+        let log = self.streams.entry(stream.to_owned()).or_insert_with(|| StreamLog {
+            dir: streams_dir.join(stream_dir_name(stream)),
+            segments: VecDeque::new(),
+            current: None,
+        });
+        let roll = log.current.as_ref().is_none_or(|(_, size)| *size + bytes.len() as u64 > STREAM_SEGMENT_BYTES);
+        if roll {
+            fs::create_dir_all(&log.dir).map_err(|e| StoreError::io(&log.dir, e))?;
+            if let Some((file, _)) = &log.current {
+                file.sync_data().map_err(|e| StoreError::io(&log.dir, e))?;
+            }
+            let path = log.dir.join(segment_name(first_offset));
+            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+            sync_dir(&log.dir)?;
+            log.segments.push_back((first_offset, path));
+            log.current = Some((file, 0));
+        }
+        if let Some((file, size)) = log.current.as_mut() {
+            file.write_all(bytes).map_err(|e| StoreError::io(&log.dir, e))?;
+            *size += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn retain_stream(&mut self, stream: &str, offset: u64) {
+        let Some(log) = self.streams.get_mut(stream) else { return };
+        // A segment can go when the next one starts at or below the first kept offset.
+        while log.segments.len() > 1 && log.segments.get(1).is_some_and(|(next_first, _)| *next_first <= offset) {
+            if let Some((_, path)) = log.segments.pop_front() {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn segment_number(path: &Path) -> u64 {
+    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+}
+
+/// The segment files of a directory, in order.
+fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| StoreError::io(dir, e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Read a segment's records. A torn record at the end of the last segment is cut off (the
+/// write never completed, so it was never confirmed); anything else unreadable is corruption.
+fn read_segment(path: &Path, is_last: bool, mut each: impl FnMut(Record)) -> Result<(), StoreError> {
+    let data = Bytes::from(fs::read(path).map_err(|e| StoreError::io(path, e))?);
+    let mut at = 0;
+    while at < data.len() {
+        match record::decode(&data.slice(at..)) {
+            Read::Record(r, used) => {
+                each(r);
+                at += used;
+            }
+            Read::Truncated | Read::Corrupt(_) if is_last => {
+                tracing::warn!(path = %path.display(), offset = at, "cutting off a torn write at the end of the journal");
+                let file = OpenOptions::new().write(true).open(path).map_err(|e| StoreError::io(path, e))?;
+                file.set_len(at as u64).map_err(|e| StoreError::io(path, e))?;
+                file.sync_all().map_err(|e| StoreError::io(path, e))?;
+                break;
+            }
+            Read::Truncated => return Err(StoreError::corrupt(path, at as u64, "record cut short")),
+            Read::Corrupt(why) => return Err(StoreError::corrupt(path, at as u64, why)),
+        }
+    }
+    Ok(())
+}
+
+type Replayed = (VecDeque<Segment>, HashMap<String, Vec<RecoveredMessage>>, u64);
+
+fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
+    let paths = list_segments(dir)?;
+    let mut messages: HashMap<u64, (usize, StoredMessage)> = HashMap::new();
+    let mut queues: HashMap<String, std::collections::BTreeMap<u64, u64>> = HashMap::new();
+    let mut segments = VecDeque::new();
+    let mut next_id = 1;
+    for (i, path) in paths.iter().enumerate() {
+        let mut first_message = None;
+        read_segment(path, i + 1 == paths.len(), |r| match r {
+            Record::Message { id, message } => {
+                first_message.get_or_insert(id);
+                next_id = next_id.max(id + 1);
+                messages.insert(id, (i, message));
+            }
+            Record::Enqueue { queue, seq, id } => {
+                queues.entry(queue).or_default().insert(seq, id);
+            }
+            Record::Ack { queue, seq, .. } => {
+                if let Some(q) = queues.get_mut(&queue) {
+                    q.remove(&seq);
+                }
+            }
+            Record::Purge { queue, below_seq } => {
+                if let Some(q) = queues.get_mut(&queue) {
+                    *q = q.split_off(&below_seq);
+                }
+            }
+            Record::StreamEntry { .. } => {}
+        })?;
+        segments.push_back(Segment { path: path.clone(), first_message, live: 0 });
+    }
+    let mut recovered: HashMap<String, Vec<RecoveredMessage>> = HashMap::new();
+    for (queue, seqs) in queues {
+        let mut list = Vec::with_capacity(seqs.len());
+        for (seq, id) in seqs {
+            if let Some((segment, message)) = messages.get(&id) {
+                if let Some(s) = segments.get_mut(*segment) {
+                    s.live += 1;
+                }
+                list.push(RecoveredMessage { seq, id, message: message.clone() });
+            }
+        }
+        if !list.is_empty() {
+            recovered.insert(queue, list);
+        }
+    }
+    Ok((segments, recovered, next_id))
+}
+
+type ReplayedStreams = (HashMap<String, Vec<RecoveredEntry>>, HashMap<String, StreamLog>);
+
+fn replay_streams(dir: &Path) -> Result<ReplayedStreams, StoreError> {
+    let mut entries = HashMap::new();
+    let mut logs = HashMap::new();
+    for dirent in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?.filter_map(Result::ok) {
+        let path = dirent.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(stream_name_from_dir) else { continue };
+        let paths = list_segments(&path)?;
+        let mut list = Vec::new();
+        let mut segments = VecDeque::new();
+        for (i, seg) in paths.iter().enumerate() {
+            read_segment(seg, i + 1 == paths.len(), |r| {
+                if let Record::StreamEntry { offset, timestamp_ms, message } = r {
+                    list.push(RecoveredEntry { offset, timestamp_ms, message });
+                }
+            })?;
+            segments.push_back((segment_number(seg), seg.clone()));
+        }
+        list.sort_by_key(|e| e.offset);
+        entries.insert(name.clone(), list);
+        logs.insert(name, StreamLog { dir: path, segments, current: None });
+    }
+    Ok((entries, logs))
+}
