@@ -30,6 +30,10 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_AMQP_BIND", default_value = "0.0.0.0:5672")]
     pub amqp_bind: String,
 
+    /// Where durable definitions, persistent messages and streams are kept.
+    #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
+    pub data_dir: std::path::PathBuf,
+
     /// The default user's name (RabbitMQ's default_user).
     #[arg(long, env = "WARREN_DEFAULT_USER", default_value = "guest")]
     pub default_user: String,

@@ -25,7 +25,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
-    let broker = warren_broker::Broker::new(options.broker_config());
+    let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", options.data_dir.display()))?;
     let listener = TcpListener::bind(&options.amqp_bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;

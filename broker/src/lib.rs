@@ -63,17 +63,41 @@ impl Default for BrokerConfig {
 }
 
 /// The broker's shared state: a cheap handle cloned into every connection.
-#[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
     vhosts: HashMap<String, Arc<vhost::VirtualHost>>,
     next_id: AtomicU64,
+    /// Durable storage; None keeps everything in memory.
+    pub store: Option<Arc<warren_persistence::Store>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("config", &self.config).field("durable", &self.store.is_some()).finish()
+    }
 }
 
 impl Broker {
+    /// A broker that keeps everything in memory.
     pub fn new(config: BrokerConfig) -> Arc<Self> {
-        let vhosts = config.vhosts.iter().map(|v| (v.clone(), Arc::new(vhost::VirtualHost::new(v)))).collect();
-        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1) })
+        Self::build(config, None)
+    }
+
+    /// A broker on a data directory: durable definitions and persistent messages survive
+    /// restarts. Fails (naming the path and what to do) on a corrupt or unreadable directory.
+    pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> Result<Arc<Self>, warren_persistence::StoreError> {
+        let (store, defs, mut recovery) = warren_persistence::Store::open(data_dir)?;
+        let broker = Self::build(config, Some(Arc::new(store)));
+        for vhost in broker.vhosts.values() {
+            vhost.recover(&defs, &mut recovery);
+        }
+        Ok(broker)
+    }
+
+    fn build(config: BrokerConfig, store: Option<Arc<warren_persistence::Store>>) -> Arc<Self> {
+        let vhosts =
+            config.vhosts.iter().map(|v| (v.clone(), Arc::new(vhost::VirtualHost::new(v, store.clone())))).collect();
+        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store })
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<vhost::VirtualHost>> {

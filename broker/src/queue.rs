@@ -14,6 +14,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::names::queue_res;
 use crate::sink::ConnectionSink;
+use warren_persistence::Store;
 
 /// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub struct Queue {
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// Where persistent messages are journaled (durable, non-exclusive queues with a store).
+    store: Option<Arc<Store>>,
     state: Mutex<QueueState>,
 }
 
@@ -69,7 +72,9 @@ impl Queue {
         exclusive_owner: Option<u64>,
         auto_delete: bool,
         arguments: FieldTable,
+        store: Option<Arc<Store>>,
     ) -> Self {
+        let store = store.filter(|_| durable && exclusive_owner.is_none());
         Self {
             name,
             vhost: vhost.to_owned(),
@@ -77,8 +82,52 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            store,
             state: Mutex::new(QueueState::default()),
         }
+    }
+
+    /// Whether persistent messages routed here must be journaled.
+    pub fn journaled(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Take the next sequence number, for a message journaled before it is enqueued.
+    pub fn reserve_seq(&self) -> u64 {
+        let mut st = self.state.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        seq
+    }
+
+    /// Enqueue at a reserved sequence number (in order among the ready messages).
+    pub fn publish_at(self: &Arc<Self>, seq: u64, msg: Arc<Message>, redelivered: bool) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        st.next_seq = st.next_seq.max(seq + 1);
+        let pos = st.ready.partition_point(|m| m.seq < seq);
+        st.ready.insert(pos, QueuedMessage { seq, msg, redelivered });
+        self.dispatch_locked(&mut st);
+    }
+
+    /// A message left this queue for good (acked, rejected, delivered without ack).
+    pub fn settle(&self, seq: u64, msg: &Message) {
+        if let Some(store) = &self.store
+            && msg.persistent
+            && msg.store_id() != 0
+        {
+            store.journal.ack(self.name.as_str(), seq, msg.store_id());
+        }
+    }
+
+    fn stored_ids(messages: &VecDeque<QueuedMessage>) -> Vec<(u64, u64)> {
+        messages
+            .iter()
+            .filter(|m| m.msg.persistent && m.msg.store_id() != 0)
+            .map(|m| (m.seq, m.msg.store_id()))
+            .collect()
     }
 
     pub fn describe(&self) -> String {
@@ -106,6 +155,15 @@ impl Queue {
     pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = (u64, Arc<Message>)>) {
         let mut st = self.state.lock();
         if st.deleted {
+            // Its journal entry was purged with the queue; only the segment reference is left.
+            for (_, msg) in items {
+                if let Some(store) = &self.store
+                    && msg.persistent
+                    && msg.store_id() != 0
+                {
+                    store.journal.ack_many(self.name.as_str(), &[(0, msg.store_id())]);
+                }
+            }
             return;
         }
         for (seq, msg) in items {
@@ -181,9 +239,15 @@ impl Queue {
 
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len() as u32;
-        st.ready.clear();
-        n
+        let dropped = std::mem::take(&mut st.ready);
+        // Unacked messages are not purged (RabbitMQ): journal exactly the ones dropped.
+        if let Some(store) = &self.store {
+            let acks = Self::stored_ids(&dropped);
+            if !acks.is_empty() {
+                store.journal.ack_many(self.name.as_str(), &acks);
+            }
+        }
+        dropped.len() as u32
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -194,8 +258,12 @@ impl Queue {
     pub fn mark_deleted(&self) -> Deleted {
         let mut st = self.state.lock();
         st.deleted = true;
-        let message_count = st.ready.len() as u32;
-        st.ready.clear();
+        let dropped = std::mem::take(&mut st.ready);
+        if let Some(store) = &self.store {
+            let ids = Self::stored_ids(&dropped).into_iter().map(|(_, id)| id).collect();
+            store.journal.purge(self.name.as_str(), st.next_seq, ids);
+        }
+        let message_count = dropped.len() as u32;
         Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
     }
 }

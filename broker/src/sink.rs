@@ -211,7 +211,9 @@ impl ConnectionSink {
                 qm.msg.routing_key.as_str(),
             );
             codec::write_content(out, consumer.channel, &qm.msg.header, &qm.msg.body, *frame_max);
-            if !cs.no_ack {
+            if cs.no_ack {
+                queue.settle(qm.seq, &qm.msg);
+            } else {
                 cs.unacked += 1;
                 unacked.push_back(Unacked {
                     tag,

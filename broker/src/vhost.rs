@@ -13,6 +13,7 @@ use crate::exchange::{Binding, Exchange, ExchangeKind};
 use crate::message::Message;
 use crate::names::{exchange_res, generated, queue_res};
 use crate::queue::{Deleted, Queue};
+use warren_persistence::{BindingDef, ExchangeDef, QueueDef, Store};
 
 /// What exchange.declare asks for.
 pub struct ExchangeSpec<'a> {
@@ -38,6 +39,8 @@ pub struct QueueSpec<'a> {
 #[derive(Debug)]
 pub struct VirtualHost {
     pub name: String,
+    /// Where durable definitions and persistent messages go (None: memory only).
+    store: Option<Arc<Store>>,
     exchanges: RwLock<HashMap<ShortString, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortString, Arc<Queue>>>,
 }
@@ -72,8 +75,21 @@ fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
     Ok(())
 }
 
+fn stored(e: warren_persistence::StoreError) -> AmqpError {
+    tracing::error!(error = %e, "cannot write a durable definition");
+    AmqpError::internal(format!("cannot store the definition: {e}"))
+}
+
+fn json(args: &FieldTable) -> serde_json::Value {
+    serde_json::to_value(args).unwrap_or(serde_json::Value::Null)
+}
+
+fn from_json(v: &serde_json::Value) -> FieldTable {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
 impl VirtualHost {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind, internal)| {
@@ -81,7 +97,7 @@ impl VirtualHost {
                 (ShortString::from(*n), Arc::new(ex))
             })
             .collect();
-        Self { name: name.to_owned(), exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+        Self { name: name.to_owned(), store, exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
     }
 
     fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
@@ -120,6 +136,19 @@ impl VirtualHost {
             return assert_equivalent(&ex.arguments, &spec.arguments, &what, EXCHANGE_DECLARE_ARGS);
         }
         check_name("exchange", spec.name)?;
+        if spec.durable
+            && let Some(store) = &self.store
+        {
+            let def = ExchangeDef {
+                vhost: self.name.clone(),
+                name: spec.name.to_owned(),
+                kind: kind.as_str().to_owned(),
+                auto_delete: spec.auto_delete,
+                internal: spec.internal,
+                arguments: json(&spec.arguments),
+            };
+            store.definitions.put_exchange(&def).map_err(stored)?;
+        }
         let ex = Exchange::new(spec.name.into(), kind, spec.durable, spec.auto_delete, spec.internal, spec.arguments);
         exchanges.insert(spec.name.into(), Arc::new(ex));
         Ok(())
@@ -137,6 +166,11 @@ impl VirtualHost {
         let Some(ex) = exchanges.get(name) else { return Ok(()) };
         if if_unused && ex.has_bindings() {
             return Err(AmqpError::precondition_failed(format!("{} in use", exchange_res(name, &self.name))));
+        }
+        if ex.durable
+            && let Some(store) = &self.store
+        {
+            store.definitions.delete_exchange(&self.name, name).map_err(stored)?;
         }
         exchanges.remove(name);
         Ok(())
@@ -187,7 +221,27 @@ impl VirtualHost {
             return Ok(q.clone());
         }
         let owner = spec.exclusive.then_some(conn);
-        let q = Arc::new(Queue::new(name.clone(), &self.name, spec.durable, owner, spec.auto_delete, spec.arguments));
+        if spec.durable
+            && !spec.exclusive
+            && let Some(store) = &self.store
+        {
+            let def = QueueDef {
+                vhost: self.name.clone(),
+                name: name.as_str().to_owned(),
+                auto_delete: spec.auto_delete,
+                arguments: json(&spec.arguments),
+            };
+            store.definitions.put_queue(&def).map_err(stored)?;
+        }
+        let q = Arc::new(Queue::new(
+            name.clone(),
+            &self.name,
+            spec.durable,
+            owner,
+            spec.auto_delete,
+            spec.arguments,
+            self.store.clone(),
+        ));
         queues.insert(name, q.clone());
         Ok(q)
     }
@@ -203,6 +257,9 @@ impl VirtualHost {
         check_not_default_exchange(exchange)?;
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;
+        if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
+            self.store.as_ref().map(|s| s.definitions.put_binding(&def)).transpose().map_err(stored)?;
+        }
         ex.bind(Binding { queue: q, routing_key: routing_key.into(), arguments });
         Ok(())
     }
@@ -218,9 +275,23 @@ impl VirtualHost {
         check_not_default_exchange(exchange)?;
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;
+        if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
+            self.store.as_ref().map(|s| s.definitions.delete_binding(&def)).transpose().map_err(stored)?;
+        }
         ex.unbind(&Binding { queue: q, routing_key: routing_key.into(), arguments });
         self.maybe_auto_delete_exchange(&ex);
         Ok(())
+    }
+
+    /// A binding is durable when both ends are (and the queue is not exclusive).
+    fn binding_def(&self, ex: &Exchange, q: &Queue, routing_key: &str, arguments: &FieldTable) -> Option<BindingDef> {
+        (self.store.is_some() && ex.durable && q.journaled()).then(|| BindingDef {
+            vhost: self.name.clone(),
+            exchange: ex.name.as_str().to_owned(),
+            queue: q.name.as_str().to_owned(),
+            routing_key: routing_key.to_owned(),
+            arguments: json(arguments),
+        })
     }
 
     fn maybe_auto_delete_exchange(&self, ex: &Arc<Exchange>) {
@@ -228,6 +299,12 @@ impl VirtualHost {
             let mut exchanges = self.exchanges.write();
             if exchanges.get(ex.name.as_str()).is_some_and(|e| Arc::ptr_eq(e, ex)) {
                 exchanges.remove(ex.name.as_str());
+                if ex.durable
+                    && let Some(store) = &self.store
+                    && let Err(e) = store.definitions.delete_exchange(&self.name, ex.name.as_str())
+                {
+                    tracing::error!(error = %e, "cannot delete an auto-deleted exchange's definition");
+                }
             }
         }
     }
@@ -251,6 +328,12 @@ impl VirtualHost {
 
     /// Remove a queue from the registry and every exchange; returns its message count.
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        if q.journaled()
+            && let Some(store) = &self.store
+            && let Err(e) = store.definitions.delete_queue(&self.name, q.name.as_str())
+        {
+            tracing::error!(error = %e, "cannot delete a queue's definition");
+        }
         {
             let mut queues = self.queues.write();
             if queues.get(q.name.as_str()).is_some_and(|x| Arc::ptr_eq(x, q)) {
@@ -299,6 +382,55 @@ impl VirtualHost {
         }
         ex.route(msg, out);
         Ok(())
+    }
+}
+
+impl VirtualHost {
+    /// Recreate this vhost's durable definitions and persistent messages after a restart.
+    /// Messages come back marked redelivered: they may have been delivered before the stop.
+    pub fn recover(&self, defs: &warren_persistence::DefinitionSet, recovery: &mut warren_persistence::Recovery) {
+        for d in defs.exchanges.iter().filter(|d| d.vhost == self.name) {
+            let Some(kind) = ExchangeKind::parse(&d.kind) else { continue };
+            let ex =
+                Exchange::new(d.name.as_str().into(), kind, true, d.auto_delete, d.internal, from_json(&d.arguments));
+            self.exchanges.write().insert(d.name.as_str().into(), Arc::new(ex));
+        }
+        let mut restored = 0usize;
+        for d in defs.queues.iter().filter(|d| d.vhost == self.name) {
+            let q = Arc::new(Queue::new(
+                d.name.as_str().into(),
+                &self.name,
+                true,
+                None,
+                d.auto_delete,
+                from_json(&d.arguments),
+                self.store.clone(),
+            ));
+            for m in recovery.queues.remove(&d.name).unwrap_or_default() {
+                match Message::from_stored(m.message, m.id) {
+                    Some(msg) => {
+                        q.publish_at(m.seq, Arc::new(msg), true);
+                        restored += 1;
+                    }
+                    None => {
+                        tracing::warn!(queue = %d.name, seq = m.seq, "skipping a stored message whose header does not decode")
+                    }
+                }
+            }
+            self.queues.write().insert(d.name.as_str().into(), q);
+        }
+        for d in defs.bindings.iter().filter(|d| d.vhost == self.name) {
+            let ex = self.exchanges.read().get(d.exchange.as_str()).cloned();
+            let q = self.queues.read().get(d.queue.as_str()).cloned();
+            if let (Some(ex), Some(q)) = (ex, q) {
+                ex.bind(Binding {
+                    queue: q,
+                    routing_key: d.routing_key.as_str().into(),
+                    arguments: from_json(&d.arguments),
+                });
+            }
+        }
+        tracing::info!(vhost = %self.name, exchanges = defs.exchanges.len(), queues = defs.queues.len(), messages = restored, "recovered");
     }
 }
 

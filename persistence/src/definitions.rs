@@ -69,7 +69,9 @@ impl Definitions {
             .cache_capacity(8 << 20)
             .open()
             .map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() });
+        let tree = |name: &str| {
+            db.open_tree(name).map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })
+        };
         let (exchanges, queues, bindings) = (tree("exchanges")?, tree("queues")?, tree("bindings")?);
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(|e| StoreError::io(&path, e))?.filter_map(Result::ok) {
@@ -85,9 +87,12 @@ impl Definitions {
         fn all<T: for<'de> Deserialize<'de>>(tree: &sled::Tree, path: &Path) -> Result<Vec<T>, StoreError> {
             tree.iter()
                 .map(|kv| {
-                    let (_, v) = kv.map_err(|e| StoreError::Definitions { path: path.to_owned(), reason: e.to_string() })?;
-                    serde_json::from_slice(&v)
-                        .map_err(|e| StoreError::Definitions { path: path.to_owned(), reason: format!("unreadable definition: {e}") })
+                    let (_, v) =
+                        kv.map_err(|e| StoreError::Definitions { path: path.to_owned(), reason: e.to_string() })?;
+                    serde_json::from_slice(&v).map_err(|e| StoreError::Definitions {
+                        path: path.to_owned(),
+                        reason: format!("unreadable definition: {e}"),
+                    })
                 })
                 .collect()
         }
@@ -109,7 +114,8 @@ impl Definitions {
     }
 
     fn put<T: Serialize>(&self, tree: &sled::Tree, k: Vec<u8>, v: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(v).map_err(|e| StoreError::Definitions { path: self.dir.clone(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(v)
+            .map_err(|e| StoreError::Definitions { path: self.dir.clone(), reason: e.to_string() })?;
         self.durable_write(|| tree.insert(k, bytes).map(|_| ()))
     }
 

@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::Mutex;
+use std::sync::mpsc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -28,11 +28,26 @@ pub const STREAM_SEGMENT_BYTES: u64 = 8 << 20;
 
 enum Command {
     /// Encoded records for the journal; `enqueues` new references to message `id`.
-    Journal { ticket: u64, bytes: Vec<u8>, message: Option<(u64, u32)>, acked: Vec<u64> },
-    Stream { ticket: u64, stream: String, first_offset: u64, bytes: Vec<u8> },
+    Journal {
+        ticket: u64,
+        bytes: Vec<u8>,
+        message: Option<(u64, u32)>,
+        acked: Vec<u64>,
+    },
+    Stream {
+        ticket: u64,
+        stream: String,
+        first_offset: u64,
+        bytes: Vec<u8>,
+    },
     /// Stream entries below `offset` are gone: delete the segments that hold only those.
-    StreamRetain { stream: String, offset: u64 },
-    StreamDelete { stream: String },
+    StreamRetain {
+        stream: String,
+        offset: u64,
+    },
+    StreamDelete {
+        stream: String,
+    },
 }
 
 struct Sender {
@@ -136,6 +151,17 @@ impl Journal {
             let mut bytes = Vec::with_capacity(64);
             record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
             (Command::Journal { ticket, bytes, message: None, acked: vec![id] }, false)
+        })
+    }
+
+    /// Several messages of `queue` are gone at once (a purge): one command, one batch.
+    pub fn ack_many(&self, queue: &str, acks: &[(u64, u64)]) -> u64 {
+        self.submit(|ticket, _| {
+            let mut bytes = Vec::with_capacity(acks.len() * (queue.len() + 32));
+            for (seq, id) in acks {
+                record::encode(&Record::Ack { queue: queue.to_owned(), seq: *seq, id: *id }, &mut bytes);
+            }
+            (Command::Journal { ticket, bytes, message: None, acked: acks.iter().map(|(_, id)| *id).collect() }, false)
         })
     }
 
@@ -307,7 +333,8 @@ impl Persister {
             }
             let next = self.segments.back().map_or(1, |s| segment_number(&s.path) + 1);
             let path = self.dir.join(segment_name(next));
-            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+            let file =
+                OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
             sync_dir(&self.dir)?;
             self.segments.push_back(Segment { path, first_message: None, live: 0 });
             self.current = Some((file, 0));
@@ -335,10 +362,10 @@ impl Persister {
     /// Delete fully acknowledged segments from the front (never the one being written).
     fn delete_dead_segments(&mut self) {
         while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live <= 0) {
-            if let Some(seg) = self.segments.pop_front() {
-                if let Err(e) = fs::remove_file(&seg.path) {
-                    tracing::warn!(path = %seg.path.display(), error = %e, "cannot delete a dead journal segment");
-                }
+            if let Some(seg) = self.segments.pop_front()
+                && let Err(e) = fs::remove_file(&seg.path)
+            {
+                tracing::warn!(path = %seg.path.display(), error = %e, "cannot delete a dead journal segment");
             }
         }
     }
@@ -357,7 +384,8 @@ impl Persister {
                 file.sync_data().map_err(|e| StoreError::io(&log.dir, e))?;
             }
             let path = log.dir.join(segment_name(first_offset));
-            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+            let file =
+                OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
             sync_dir(&log.dir)?;
             log.segments.push_back((first_offset, path));
             log.current = Some((file, 0));

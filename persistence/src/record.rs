@@ -17,13 +17,31 @@ pub struct StoredMessage {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {
     /// A persistent message, stored once however many queues hold it.
-    Message { id: u64, message: StoredMessage },
-    Enqueue { queue: String, seq: u64, id: u64 },
-    Ack { queue: String, seq: u64, id: u64 },
+    Message {
+        id: u64,
+        message: StoredMessage,
+    },
+    Enqueue {
+        queue: String,
+        seq: u64,
+        id: u64,
+    },
+    Ack {
+        queue: String,
+        seq: u64,
+        id: u64,
+    },
     /// Every message of the queue is gone (deleted or purged up to `below_seq`).
-    Purge { queue: String, below_seq: u64 },
+    Purge {
+        queue: String,
+        below_seq: u64,
+    },
     /// A stream entry (stream logs only).
-    StreamEntry { offset: u64, timestamp_ms: i64, message: StoredMessage },
+    StreamEntry {
+        offset: u64,
+        timestamp_ms: i64,
+        message: StoredMessage,
+    },
 }
 
 const MESSAGE: u8 = 1;
@@ -134,7 +152,12 @@ impl Cursor {
         self.bytes(len)
     }
     fn message(&mut self) -> Result<StoredMessage, &'static str> {
-        Ok(StoredMessage { exchange: self.string()?, routing_key: self.string()?, header: self.blob()?, body: self.blob()? })
+        Ok(StoredMessage {
+            exchange: self.string()?,
+            routing_key: self.string()?,
+            header: self.blob()?,
+            body: self.blob()?,
+        })
     }
 }
 

@@ -9,12 +9,26 @@ use std::time::{Duration, Instant};
 pub struct Warren {
     pub child: Child,
     pub amqp: SocketAddr,
+    pub data_dir: std::path::PathBuf,
+    /// Removes the data directory when the test ends (None when the caller owns it).
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Warren {
+    /// Start on a fresh temporary data directory.
     pub fn start(extra_args: &[&str]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut w = Self::start_on(temp.path(), extra_args);
+        w._temp = Some(temp);
+        w
+    }
+
+    /// Start on `data_dir` (kept after the test, for restarts).
+    pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--amqp-bind", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
             .env("WARREN_LOG", "info")
             .args(extra_args)
             .env("NO_COLOR", "1")
@@ -35,7 +49,7 @@ impl Warren {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(10)).expect("warren did not report its AMQP address");
-        Self { child, amqp: addr.parse().expect("address") }
+        Self { child, amqp: addr.parse().expect("address"), data_dir: data_dir.to_owned(), _temp: None }
     }
 
     pub fn url(&self) -> String {

@@ -26,6 +26,13 @@ pub fn requeue(unacked: impl IntoIterator<Item = Unacked>) {
     }
 }
 
+/// Deliveries are gone for good: journal it for persistent messages on durable queues.
+pub fn settle(unacked: &[Unacked]) {
+    for u in unacked {
+        u.queue.settle(u.seq, &u.msg);
+    }
+}
+
 impl Channel {
     /// Take deliveries out of the unacked set; 406 for an unknown tag.
     fn take_unacked(&self, ctx: &ChannelCtx<'_>, tag: u64, multiple: bool) -> AmqpResult<Vec<Unacked>> {
@@ -40,7 +47,7 @@ impl Channel {
             tx.settle(taken, None);
             return Ok(());
         }
-        drop(taken);
+        settle(&taken);
         self.dispatch_consumer_queues(ctx);
         Ok(())
     }
@@ -53,6 +60,8 @@ impl Channel {
         }
         if requeue_it {
             requeue(taken);
+        } else {
+            settle(&taken);
         }
         self.dispatch_consumer_queues(ctx);
         Ok(())

@@ -113,7 +113,9 @@ impl Channel {
             };
             codec::write_method(&mut st.out, self.id, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
             codec::write_content(&mut st.out, self.id, &qm.msg.header, &qm.msg.body, st.frame_max);
-            if !m.no_ack {
+            if m.no_ack {
+                queue.settle(qm.seq, &qm.msg);
+            } else {
                 ch.unacked.push_back(Unacked {
                     tag: delivery_tag,
                     queue: queue.clone(),

@@ -5,6 +5,7 @@
 //! In a transaction, publishes are routed when published (so a missing exchange fails at once,
 //! as in RabbitMQ) but reach their queues only at commit.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
@@ -16,11 +17,13 @@ use crate::message::Message;
 use crate::queue::Queue;
 use crate::sink::Unacked;
 
-/// Confirm mode: the last sequence number published and the last one acknowledged.
+/// Confirm mode: the last sequence number published, the last one acknowledged, and the
+/// publishes still waiting for the disk (publish sequence number, journal ticket).
 #[derive(Debug, Default)]
 pub struct Confirms {
     published: u64,
     acked: u64,
+    on_disk_wait: VecDeque<(u64, u64)>,
 }
 
 /// What a transaction holds until commit or rollback.
@@ -55,13 +58,7 @@ impl Channel {
                 ctx.user
             )));
         }
-        let msg = Arc::new(Message {
-            exchange: publish.exchange,
-            routing_key: publish.routing_key,
-            properties: header.properties,
-            header: raw_header,
-            body,
-        });
+        let msg = Arc::new(Message::new(publish.exchange, publish.routing_key, header.properties, raw_header, body));
         let mut routed = std::mem::take(&mut self.routed);
         routed.clear();
         let result = ctx.vhost.route(msg.exchange.as_str(), &msg, &mut routed);
@@ -73,15 +70,27 @@ impl Channel {
             tx.publishes.push((msg, routed, publish.mandatory));
             return Ok(());
         }
-        self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
+        let ticket = self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
         self.routed = routed;
         if let Some(c) = self.confirms.as_mut() {
             c.published += 1;
+            if let Some(ticket) = ticket {
+                c.on_disk_wait.push_back((c.published, ticket));
+            }
         }
         Ok(())
     }
 
-    fn deliver_routed(&self, ctx: &ChannelCtx<'_>, msg: &Arc<Message>, routed: &[Arc<Queue>], mandatory: bool) {
+    /// Put a routed message into its queues. A persistent message bound for durable queues is
+    /// journaled first (once, with one enqueue per queue); the returned ticket tells when it is
+    /// on disk.
+    fn deliver_routed(
+        &self,
+        ctx: &ChannelCtx<'_>,
+        msg: &Arc<Message>,
+        routed: &[Arc<Queue>],
+        mandatory: bool,
+    ) -> Option<u64> {
         if routed.is_empty() {
             if mandatory {
                 let ret = basic::Return {
@@ -92,21 +101,47 @@ impl Channel {
                 };
                 ctx.sink.send_with_content(self.id, AMQPClass::Basic(basic::AMQPMethod::Return(ret)), msg);
             }
-            return;
+            return None;
         }
-        for q in routed {
-            q.publish(msg.clone());
+        let store = ctx.broker.store.as_ref().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
+        let Some(store) = store else {
+            for q in routed {
+                q.publish(msg.clone());
+            }
+            return None;
+        };
+        let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
+        let enqueues: Vec<(&str, u64)> =
+            routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.name.as_str(), s))).collect();
+        let (id, ticket) = store.journal.publish(&msg.to_stored(), &enqueues);
+        msg.set_store_id(id);
+        for (q, seq) in routed.iter().zip(seqs) {
+            match seq {
+                Some(seq) => q.publish_at(seq, msg.clone(), false),
+                None => q.publish(msg.clone()),
+            }
         }
+        Some(ticket)
     }
 
-    /// Send the coalesced basic.ack for everything confirmed since the last call.
-    pub fn flush_confirms(&mut self, ctx: &ChannelCtx<'_>) {
+    /// Whether a confirm waits for the journal.
+    pub fn awaiting_disk(&self) -> bool {
+        self.confirms.as_ref().is_some_and(|c| !c.on_disk_wait.is_empty())
+    }
+
+    /// Send the coalesced basic.ack for everything confirmed since the last call: every
+    /// publish up to the first one whose journal ticket is not on disk yet (`synced`).
+    pub fn flush_confirms(&mut self, ctx: &ChannelCtx<'_>, synced: u64) {
         let Some(c) = self.confirms.as_mut() else { return };
-        if c.published == c.acked {
+        while c.on_disk_wait.front().is_some_and(|(_, ticket)| *ticket <= synced) {
+            c.on_disk_wait.pop_front();
+        }
+        let upto = c.on_disk_wait.front().map_or(c.published, |(seq, _)| seq - 1);
+        if upto <= c.acked {
             return;
         }
-        let ack = basic::Ack { delivery_tag: c.published, multiple: c.published - c.acked > 1 };
-        c.acked = c.published;
+        let ack = basic::Ack { delivery_tag: upto, multiple: upto - c.acked > 1 };
+        c.acked = upto;
         ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
     }
 
@@ -141,6 +176,8 @@ impl Channel {
         for (taken, requeue) in settlements {
             if requeue == Some(true) {
                 super::ack::requeue(taken);
+            } else {
+                super::ack::settle(&taken);
             }
         }
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));

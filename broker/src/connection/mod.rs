@@ -69,7 +69,9 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         heartbeat,
         channels: HashMap::new(),
         state: State::Open,
+        synced: None,
     };
+    conn.synced = conn.broker.store.as_ref().map(|s| s.journal.synced());
     conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
 }
 
@@ -85,6 +87,8 @@ struct Connection {
     heartbeat: Option<Duration>,
     channels: HashMap<u16, Channel>,
     state: State,
+    /// The journal's highest ticket on disk, when the broker has a store.
+    synced: Option<watch::Receiver<u64>>,
 }
 
 enum ReadOutcome {
@@ -142,6 +146,8 @@ impl Connection {
                 State::Closing(deadline) => Some(deadline),
                 _ => None,
             };
+            let awaiting_disk = self.channels.values().any(Channel::awaiting_disk);
+            let mut synced = self.synced.clone();
             tokio::select! {
                 outcome = read_some(&mut reader, &mut buf, read_timeout) => match outcome {
                     ReadOutcome::Data => self.process(&mut buf),
@@ -156,6 +162,12 @@ impl Connection {
                     }
                 },
                 Some(()) = drained.recv() => self.dispatch_all(),
+                Some(Ok(())) = async {
+                    match synced.as_mut() {
+                        Some(rx) => Some(rx.changed().await),
+                        None => None,
+                    }
+                }, if awaiting_disk => self.flush_confirms(),
                 changed = shutdown.changed(), if !shutting_down => {
                     shutting_down = true;
                     if changed.is_err() || *shutdown.borrow() {
@@ -203,6 +215,12 @@ impl Connection {
                 }
             }
         }
+        self.flush_confirms();
+    }
+
+    /// Send the confirms that are due; persistent ones once the journal has them on disk.
+    fn flush_confirms(&mut self) {
+        let synced = self.synced.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
         let ctx = ChannelCtx {
             conn_id: self.id,
             broker: &self.broker,
@@ -211,7 +229,7 @@ impl Connection {
             user: &self.user,
         };
         for ch in self.channels.values_mut() {
-            ch.flush_confirms(&ctx);
+            ch.flush_confirms(&ctx, synced);
         }
     }
 
@@ -331,7 +349,8 @@ impl Connection {
             Ok(()) => Ok(()),
             Err(e) if e.code.is_hard() => Err(e),
             Err(e) => {
-                channel.flush_confirms(&ctx);
+                let synced = self.synced.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
+                channel.flush_confirms(&ctx, synced);
                 channel.closing = true;
                 Channel::release(&ctx, id);
                 tracing::debug!(peer = %self.peer, channel = id, error = %e, "closing channel");

@@ -1,0 +1,226 @@
+//! Durability of the real binary: restarts keep durable definitions and persistent messages
+//! (in order, delivered-but-unacked ones redelivered); `kill -9` in the middle of confirmed
+//! publishing and acknowledged consuming loses no confirmed message.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Warren;
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+
+const T: Duration = Duration::from_secs(10);
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+async fn connect(w: &Warren) -> (Connection, lapin::Channel) {
+    let c = Connection::connect(&w.url(), ConnectionProperties::default()).await.expect("connect");
+    let ch = c.create_channel().await.expect("channel");
+    (c, ch)
+}
+
+fn kill_9(w: &mut Warren) {
+    let _ = w.child.kill();
+    let _ = w.child.wait();
+}
+
+#[tokio::test]
+async fn definitions_and_persistent_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Warren::start_on(dir.path(), &[]);
+    {
+        let (_c, ch) = connect(&w).await;
+        let durable_q = QueueDeclareOptions { durable: true, ..Default::default() };
+        let durable_x = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare("dx".into(), ExchangeKind::Topic, durable_x, FieldTable::default()).await.unwrap();
+        ch.exchange_declare("tx".into(), ExchangeKind::Topic, Default::default(), FieldTable::default()).await.unwrap();
+        ch.queue_declare("dq".into(), durable_q, FieldTable::default()).await.unwrap();
+        ch.queue_declare("tq".into(), Default::default(), FieldTable::default()).await.unwrap();
+        ch.queue_bind("dq".into(), "dx".into(), "a.#".into(), Default::default(), FieldTable::default()).await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        for i in 0..5u8 {
+            let props = if i == 2 { BasicProperties::default() } else { persistent() };
+            let c = ch.basic_publish("dx".into(), "a.b".into(), Default::default(), &[i], props).await.unwrap();
+            assert!(c.await.unwrap().is_ack());
+        }
+        ch.basic_publish("".into(), "tq".into(), Default::default(), b"t", persistent()).await.unwrap().await.unwrap();
+        // Deliver the first message and leave it unacked.
+        let m = ch.basic_get("dq".into(), BasicGetOptions { no_ack: false }).await.unwrap().unwrap();
+        assert_eq!(m.delivery.data, [0]);
+        assert!(!m.delivery.redelivered);
+        // Ack the second one for good.
+        let m = ch.basic_get("dq".into(), BasicGetOptions { no_ack: false }).await.unwrap().unwrap();
+        m.delivery.acker.ack(Default::default()).await.unwrap();
+        ch.basic_qos(0, Default::default()).await.unwrap(); // the ack is in before the kill
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_9(&mut w);
+    let w = Warren::start_on(dir.path(), &[]);
+    let (_c, ch) = connect(&w).await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let q = ch.queue_declare("dq".into(), passive, FieldTable::default()).await.unwrap();
+    // 0 (unacked, back), 3 and 4; 1 was acked, 2 was transient.
+    assert_eq!(q.message_count(), 3);
+    let mut got = Vec::new();
+    while let Some(m) = ch.basic_get("dq".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        got.push((m.delivery.data[0], m.delivery.redelivered));
+    }
+    assert_eq!(got.iter().map(|(b, _)| *b).collect::<Vec<_>>(), [0, 3, 4]);
+    assert!(got[0].1, "the delivered-but-unacked message comes back redelivered");
+    // The transient queue and exchange are gone; the durable binding routes again.
+    let err = ch.queue_declare("tq".into(), passive, FieldTable::default()).await.unwrap_err();
+    assert!(matches!(err.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 404));
+    let ch = _c.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish("dx".into(), "a.z".into(), Default::default(), b"again", persistent())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let m = ch
+        .basic_get("dq".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("routed through the recovered binding");
+    assert_eq!(m.delivery.data, b"again");
+}
+
+#[derive(Default)]
+struct Ledger {
+    confirmed: HashSet<u32>,
+    /// Every delivery seen: id -> redelivered flags in order.
+    deliveries: HashMap<u32, Vec<bool>>,
+    acked: HashSet<u32>,
+    published: u32,
+}
+
+async fn publisher(w_url: String, ledger: Arc<Mutex<Ledger>>, next: Arc<Mutex<u32>>) {
+    let Ok(c) = Connection::connect(&w_url, ConnectionProperties::default()).await else { return };
+    let Ok(ch) = c.create_channel().await else { return };
+    if ch.confirm_select(Default::default()).await.is_err() {
+        return;
+    }
+    loop {
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            let id = {
+                let mut n = next.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            ledger.lock().unwrap().published = id;
+            match ch.basic_publish("".into(), "crash".into(), Default::default(), &id.to_be_bytes(), persistent()).await
+            {
+                Ok(confirm) => batch.push((id, confirm)),
+                Err(_) => return,
+            }
+        }
+        for (id, confirm) in batch {
+            match tokio::time::timeout(T, confirm).await {
+                Ok(Ok(c)) if c.is_ack() => {
+                    ledger.lock().unwrap().confirmed.insert(id);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+async fn consumer(w_url: String, ledger: Arc<Mutex<Ledger>>) {
+    let Ok(c) = Connection::connect(&w_url, ConnectionProperties::default()).await else { return };
+    let Ok(ch) = c.create_channel().await else { return };
+    if ch.basic_qos(50, Default::default()).await.is_err() {
+        return;
+    }
+    let Ok(mut consumer) = ch.basic_consume("crash".into(), "".into(), Default::default(), FieldTable::default()).await
+    else {
+        return;
+    };
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(T, consumer.next()).await {
+        let id = u32::from_be_bytes(d.data[..4].try_into().unwrap());
+        ledger.lock().unwrap().deliveries.entry(id).or_default().push(d.redelivered);
+        if d.acker.ack(Default::default()).await.is_err() {
+            return;
+        }
+        ledger.lock().unwrap().acked.insert(id);
+    }
+}
+
+#[tokio::test]
+async fn twenty_kill_9_cycles_lose_no_confirmed_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let w = Warren::start_on(dir.path(), &[]);
+        let (_c, ch) = connect(&w).await;
+        ch.queue_declare(
+            "crash".into(),
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let next = Arc::new(Mutex::new(0u32));
+    println!("cycle | run ms | published | confirmed | delivered | acked | queued after restart");
+    for cycle in 1..=20u32 {
+        let mut w = Warren::start_on(dir.path(), &[]);
+        let queued = {
+            let (_c, ch) = connect(&w).await;
+            let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+            ch.queue_declare("crash".into(), passive, FieldTable::default())
+                .await
+                .expect("durable queue survives")
+                .message_count()
+        };
+        let p = tokio::spawn(publisher(w.url(), ledger.clone(), next.clone()));
+        let c = tokio::spawn(consumer(w.url(), ledger.clone()));
+        let run_ms = 150 + (cycle * 37) % 300;
+        tokio::time::sleep(Duration::from_millis(u64::from(run_ms))).await;
+        kill_9(&mut w);
+        let _ = tokio::time::timeout(T, p).await;
+        let _ = tokio::time::timeout(T, c).await;
+        let l = ledger.lock().unwrap();
+        println!(
+            "{cycle:>5} | {run_ms:>6} | {:>9} | {:>9} | {:>9} | {:>5} | {queued:>7}",
+            l.published,
+            l.confirmed.len(),
+            l.deliveries.values().map(Vec::len).sum::<usize>(),
+            l.acked.len()
+        );
+    }
+    // Drain what is left after a last restart.
+    let w = Warren::start_on(dir.path(), &[]);
+    let (_c, ch) = connect(&w).await;
+    let mut remaining = HashSet::new();
+    while let Some(m) = ch.basic_get("crash".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        let id = u32::from_be_bytes(m.delivery.data[..4].try_into().unwrap());
+        ledger.lock().unwrap().deliveries.entry(id).or_default().push(m.delivery.redelivered);
+        remaining.insert(id);
+    }
+    let l = ledger.lock().unwrap();
+    assert!(l.confirmed.len() > 100, "the test published too little to mean anything: {}", l.confirmed.len());
+    let lost: Vec<u32> =
+        l.confirmed.iter().filter(|id| !l.acked.contains(id) && !remaining.contains(id)).copied().collect();
+    assert!(lost.is_empty(), "confirmed messages lost: {lost:?}");
+    for (id, flags) in &l.deliveries {
+        assert!(
+            flags.iter().skip(1).all(|r| *r),
+            "message {id} was delivered again without redelivered=true: {flags:?}"
+        );
+    }
+    println!(
+        "confirmed {}, acked {}, left in queue {}, delivered more than once {}",
+        l.confirmed.len(),
+        l.acked.len(),
+        remaining.len(),
+        l.deliveries.values().filter(|f| f.len() > 1).count()
+    );
+}
