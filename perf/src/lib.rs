@@ -4,8 +4,12 @@
 //! - [`wire`]: the raw client: handshake (amq-protocol), pre-encoded publishes written many
 //!   per syscall, and a frame walker that counts deliveries in place without allocating.
 //! - [`usage`]: CPU time and RSS of this process and of the broker (from /proc).
+//! - [`meter`]: the shared measuring loop: warm-up, progress every second, rates, CPU and RSS.
 //! - [`throughput`]: publishers and consumers on one queue for a fixed time.
+//! - [`sink`]: a do-nothing AMQP server, to show the generator's own ceiling.
 
+pub mod meter;
+pub mod sink;
 pub mod throughput;
 pub mod usage;
 pub mod wire;
