@@ -1,7 +1,7 @@
 //! `warren perf ...`: flags for the load generator (warren-perf) and its output.
 
 use clap::{Args, Subcommand};
-use warren_perf::{parse_duration, sink, throughput, wire};
+use warren_perf::{churn, connections, fanout, latency, parse_duration, sink, startup, throughput, wire};
 
 #[derive(Debug, Args)]
 pub struct PerfCommand {
@@ -17,6 +17,16 @@ pub enum Scenario {
     /// generator's own ceiling: `warren perf sink` in one shell, `warren perf throughput
     /// --uri <printed uri>` in another.
     Sink(SinkArgs),
+    /// One publisher at a fixed rate, a timestamp in each body: p50/p99/p99.9/max.
+    Latency(LatencyArgs),
+    /// N queues bound to one fanout exchange, one consumer each: deliveries per second.
+    Fanout(FanoutArgs),
+    /// Hold N idle connections open: the broker's RSS per connection.
+    Connections(ConnectionsArgs),
+    /// Declare, bind and delete queues in a loop: cycles per second.
+    Churn(ChurnArgs),
+    /// Spawn a broker command and time it until it accepts AMQP on --uri (left running).
+    Startup(StartupArgs),
 }
 
 /// Flags every scenario has.
@@ -88,6 +98,91 @@ pub struct SinkArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Messages per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Body size in bytes (8 to 4096; the first 8 hold the timestamp).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(8..=4096))]
+    pub size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Queues bound to the exchange (one consumer each).
+    #[arg(long, default_value_t = 10)]
+    pub queues: usize,
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    #[arg(long)]
+    pub manual_ack: bool,
+    #[arg(long, default_value_t = 100)]
+    pub prefetch: u16,
+    #[arg(long, default_value_t = 10)]
+    pub ack_every: u64,
+    /// Total publish rate in msg/s (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub uri: String,
+    /// How many connections to hold.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Give up opening after this long.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub open_timeout: std::time::Duration,
+    /// Hold them idle this long (broker CPU is measured over it).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub hold: std::time::Duration,
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections churning in parallel.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct StartupArgs {
+    /// Where the broker will accept AMQP.
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub uri: String,
+    /// The broker's stdout and stderr go here.
+    #[arg(long, default_value = "/dev/null")]
+    pub broker_log: std::path::PathBuf,
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Wait this long after it accepts AMQP before sampling its idle RSS.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+    #[arg(long)]
+    pub json: bool,
+    /// The command that starts the broker, e.g. `-- target/release/warren --amqp-bind 127.0.0.1:5674`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
 fn print(json: bool, value: serde_json::Value, summary: String) {
     if json {
         println!("{value}");
@@ -127,6 +222,77 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
                 eprintln!("sink listening: warren perf throughput --uri {uri}");
             })
             .await?;
+            print(a.json, r.to_json(), r.summary());
+        }
+        Scenario::Latency(a) => {
+            let c = a.common;
+            let opts = latency::Options {
+                uri: wire::parse_uri(&c.uri)?,
+                rate: a.rate,
+                size: a.size as usize,
+                duration: c.duration,
+                warmup: c.warmup,
+                queue: warren_perf::fresh_name("perf-latency-"),
+                broker_pid: c.broker_pid,
+                progress: !c.json,
+            };
+            let r = latency::run(opts).await?;
+            print(c.json, r.to_json(), r.summary());
+        }
+        Scenario::Fanout(a) => {
+            let c = a.common;
+            let opts = fanout::Options {
+                uri: wire::parse_uri(&c.uri)?,
+                queues: a.queues,
+                producers: a.producers,
+                size: a.size,
+                duration: c.duration,
+                warmup: c.warmup,
+                autoack: !a.manual_ack,
+                prefetch: a.prefetch,
+                ack_every: a.ack_every,
+                rate: a.rate,
+                broker_pid: c.broker_pid,
+                progress: !c.json,
+            };
+            let r = fanout::run(opts).await?;
+            print(c.json, r.to_json(), r.summary());
+        }
+        Scenario::Connections(a) => {
+            let opts = connections::Options {
+                uri: wire::parse_uri(&a.uri)?,
+                connections: a.connections,
+                concurrency: a.concurrency,
+                open_timeout: a.open_timeout,
+                hold: a.hold,
+                broker_pid: a.broker_pid,
+                progress: !a.json,
+            };
+            let r = connections::run(opts).await?;
+            print(a.json, r.to_json(), r.summary());
+        }
+        Scenario::Churn(a) => {
+            let c = a.common;
+            let opts = churn::Options {
+                uri: wire::parse_uri(&c.uri)?,
+                connections: a.connections,
+                duration: c.duration,
+                warmup: c.warmup,
+                broker_pid: c.broker_pid,
+                progress: !c.json,
+            };
+            let r = churn::run(opts).await?;
+            print(c.json, r.to_json(), r.summary());
+        }
+        Scenario::Startup(a) => {
+            let opts = startup::Options {
+                uri: wire::parse_uri(&a.uri)?,
+                command: a.command,
+                log: a.broker_log,
+                timeout: a.timeout,
+                settle: a.settle,
+            };
+            let r = startup::run(opts).await?;
             print(a.json, r.to_json(), r.summary());
         }
     }
