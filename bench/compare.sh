@@ -49,7 +49,7 @@ json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; 
 
 WARREN_PID=""
 cleanup() {
-    if [ -n "$WARREN_PID" ]; then kill "$WARREN_PID" 2> /dev/null || true; fi
+    stop_warren
     conformance/rabbitmq.sh stop > /dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -60,10 +60,25 @@ record() { # broker row json
     echo "{\"broker\": \"$1\", \"row\": \"$2\", \"report\": $3}" >> "$RESULTS"
 }
 
+stop_warren() {
+    if [ -n "$WARREN_PID" ]; then
+        kill "$WARREN_PID" 2> /dev/null || true
+        for _ in $(seq 100); do kill -0 "$WARREN_PID" 2> /dev/null || break; sleep 0.05; done
+        WARREN_PID=""
+    fi
+}
+
+start_warren_untimed() {
+    WARREN_AMQP_BIND="127.0.0.1:$WARREN_PORT" WARREN_LOG=warn "$BIN" >> "$OUT/warren.log" 2>&1 &
+    WARREN_PID=$!
+    for _ in $(seq 500); do ss -ltnH "sport = :$WARREN_PORT" | grep -q . && break; sleep 0.01; done
+    sleep 1
+}
+
 # ---- start-up time and idle RSS -------------------------------------------------------------
 # warren: spawned PASSES times (the last one stays up for the matrix).
 for pass in $(seq "$PASSES"); do
-    [ -n "$WARREN_PID" ] && { kill "$WARREN_PID"; wait "$WARREN_PID" 2> /dev/null || true; sleep 0.2; }
+    stop_warren
     if [ "$STARTUP" = 1 ]; then
         json=$("$BIN" perf startup --uri "$WARREN_URL" --broker-log "$OUT/warren.log" --settle 1s --json -- \
             env WARREN_AMQP_BIND="127.0.0.1:$WARREN_PORT" WARREN_LOG=warn "$BIN")
@@ -71,10 +86,7 @@ for pass in $(seq "$PASSES"); do
         record warren startup "$json"
         echo "warren: accepted AMQP after $(echo "$json" | json_field startup_ms) ms, idle RSS $(($(rss_kb "$WARREN_PID") / 1024)) MB" >&2
     else
-        WARREN_AMQP_BIND="127.0.0.1:$WARREN_PORT" WARREN_LOG=warn "$BIN" > "$OUT/warren.log" 2>&1 &
-        WARREN_PID=$!
-        for _ in $(seq 500); do ss -ltnH "sport = :$WARREN_PORT" | grep -q . && break; sleep 0.01; done
-        sleep 1
+        start_warren_untimed
     fi
 done
 
@@ -112,6 +124,13 @@ ROWS=(
 for pass in $(seq "$PASSES"); do
     for row in "${ROWS[@]}"; do
         IFS='|' read -r name scenario metric flags <<< "$row"
+        if [ "$scenario" = connections ]; then
+            # RSS per connection needs a fresh warren: after the load rows its heap is large
+            # and free, and new connections would reuse it without growing the RSS. (RabbitMQ
+            # is not restarted: it takes seconds, and its per-connection cost dwarfs the noise.)
+            stop_warren
+            start_warren_untimed
+        fi
         for broker in warren rabbitmq; do
             if [ "$broker" = warren ]; then url=$WARREN_URL pid=$WARREN_PID; else url=$RABBIT_URL pid=$RABBIT_PID; fi
             case $scenario in
@@ -138,50 +157,6 @@ $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), Linux $(un
 RabbitMQ $(cat "$WARREN_RABBIT_DIR/version" 2> /dev/null || echo '?'), warren $(git rev-parse --short HEAD 2> /dev/null || echo '?'); \
 medians of $PASSES interleaved passes of $DURATION each."
     echo
-    python3 - "$RESULTS" "$(printf '%s\n' "${ROWS[@]}")" << 'PY'
-import json, statistics, sys
-reports = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    reports.setdefault((r["row"], r["broker"]), []).append(r["report"])
-rows = [l.split("|") for l in sys.argv[2].splitlines() if l]
-
-def med(row, broker, key):
-    vals = [x[key] for x in reports.get((row, broker), []) if x.get(key) is not None]
-    return statistics.median(vals) if vals else None
-
-def num(v, scale=1.0, fmt="{:,.0f}"):
-    return "n/a" if v is None else fmt.format(v / scale)
-
-print("| scenario | warren | RabbitMQ | warren / RabbitMQ | broker CPU (w / R) | broker RSS (w / R) | generator CPU (w / R) |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for name, scenario, metric, _ in rows:
-    w, q = med(name, "warren", metric), med(name, "rabbitmq", metric)
-    scale = 1000.0 if metric == "broker_rss_per_connection" else 1.0
-    ratio = "n/a" if not w or not q else f"{w / q:.2f}x"
-    cpu = f"{num(med(name, 'warren', 'broker_cpu_percent'))}% / {num(med(name, 'rabbitmq', 'broker_cpu_percent'))}%"
-    rss = f"{num(med(name, 'warren', 'broker_rss_bytes'), 1e6)} / {num(med(name, 'rabbitmq', 'broker_rss_bytes'), 1e6)} MB"
-    gen = f"{num(med(name, 'warren', 'client_cpu_percent'))}% / {num(med(name, 'rabbitmq', 'client_cpu_percent'))}%"
-    print(f"| {name} | {num(w, scale, '{:,.1f}' if scale > 1 else '{:,.0f}')} | {num(q, scale, '{:,.1f}' if scale > 1 else '{:,.0f}')} | {ratio} | {cpu} | {rss} | {gen} |")
-
-def load_rss(broker):
-    load_rows = {name for name, scenario, _, _ in rows if scenario != "connections"}
-    vals = [x.get("broker_rss_bytes") for (row, b), xs in reports.items() if b == broker and row in load_rows for x in xs]
-    vals = [v for v in vals if v]
-    return max(vals) if vals else None
-
-print()
-print("| resources | warren | RabbitMQ |")
-print("|---|---:|---:|")
-print(f"| start-up: spawn to accepting AMQP (ms) | {num(med('startup', 'warren', 'startup_ms'), 1, '{:,.1f}')} | {num(med('startup', 'rabbitmq', 'startup_ms'), 1, '{:,.0f}')} |")
-print(f"| idle RSS (MB) | {num(med('idle', 'warren', 'idle_rss_bytes'), 1e6, '{:,.1f}')} | {num(med('idle', 'rabbitmq', 'idle_rss_bytes'), 1e6, '{:,.1f}')} |")
-print(f"| peak RSS under load, all rows but connections (MB) | {num(load_rss('warren'), 1e6)} | {num(load_rss('rabbitmq'), 1e6)} |")
-conn = [r for r in rows if r[1] == "connections"]
-if conn:
-    name = conn[0][0]
-    print(f"| RSS holding the idle connections (MB) | {num(med(name, 'warren', 'broker_rss_holding'), 1e6)} | {num(med(name, 'rabbitmq', 'broker_rss_holding'), 1e6)} |")
-    print(f"| CPU holding the idle connections | {num(med(name, 'warren', 'broker_cpu_percent'), 1, '{:,.1f}')}% | {num(med(name, 'rabbitmq', 'broker_cpu_percent'), 1, '{:,.1f}')}% |")
-    print(f"| connections opened per second | {num(med(name, 'warren', 'opened_per_sec'))} | {num(med(name, 'rabbitmq', 'opened_per_sec'))} |")
-PY
+    python3 bench/table.py "$RESULTS" "$(printf '%s\n' "${ROWS[@]}")"
 } | tee "$OUT/table.md"
 echo "raw reports: $RESULTS, table: $OUT/table.md" >&2
