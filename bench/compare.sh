@@ -1,74 +1,162 @@
 #!/usr/bin/env bash
-# warren against RabbitMQ, side by side, same generator (`warren perf`), same machine, one
-# sitting. Rows run interleaved (warren, RabbitMQ, warren, ...) for PASSES passes; the table
-# shows medians and the ratio warren / RabbitMQ. A benchmark, not a test: run it by hand.
+# warren against RabbitMQ, side by side: same generator (`warren perf`), same machine, one
+# sitting. Every row runs interleaved (warren, RabbitMQ, warren, RabbitMQ, ...) for PASSES
+# passes; the table shows medians and the ratio warren / RabbitMQ, each broker's CPU and RSS
+# on that row, then idle RSS, RSS under load and with N connections, and start-up time.
+# A benchmark, not a test: run it by hand, on an otherwise idle machine. Loopback only.
 #
-#   bench/compare.sh                 # DURATION=5s PASSES=3 by default
+#   bench/compare.sh                      # DURATION=5s PASSES=3 CONNECTIONS=10000
+#   BUILD=0 BIN=path/to/warren bench/compare.sh   # skip the cargo build
+#   STARTUP=0 bench/compare.sh            # no start-up timing (spawn and wait for the port)
+#
+# RabbitMQ: a private node of Debian's rabbitmq-server (installed if missing) named
+# warren-bench@localhost on 127.0.0.1:$RABBIT_PORT with its own state dir, started and
+# stopped by this script (conformance/rabbitmq.sh does the work). Must run as root for that.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION="${DURATION:-5s}"
+WARMUP="${WARMUP:-1s}"
 PASSES="${PASSES:-3}"
-RABBIT_PORT="${RABBIT_PORT:-5673}"
+CONNECTIONS="${CONNECTIONS:-10000}"
+WARREN_PORT="${WARREN_PORT:-5674}"
+RABBIT_PORT="${RABBIT_PORT:-5675}"
 OUT="${OUT:-target/bench}"
+BUILD="${BUILD:-1}"
+STARTUP="${STARTUP:-1}" # 0: start the brokers without timing their start-up
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 
-echo "building warren (release)..." >&2
-cargo build --release --locked -q
-BIN=target/release/warren
+# Both brokers and the generator inherit this: as many open files as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
 
-RABBIT_URL=$(RABBIT_PORT="$RABBIT_PORT" conformance/rabbitmq.sh start)
-RABBIT_PID=$(ss -ltnpH "sport = :$RABBIT_PORT" | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -n1)
-[ -n "$RABBIT_PID" ] || { echo "cannot find RabbitMQ's pid on port $RABBIT_PORT" >&2; exit 1; }
+if [ "$BUILD" = 1 ]; then
+    echo "building warren (release)..." >&2
+    cargo build --release --locked -q -p warren
+fi
+BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release/warren}"
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+[ -x "$BIN" ] || { echo "no warren binary at $BIN" >&2; exit 1; }
 
-WARREN_LOG_FILE="$OUT/warren.log"
-WARREN_AMQP_BIND=127.0.0.1:0 WARREN_LOG=info "$BIN" > "$WARREN_LOG_FILE" 2>&1 &
-WARREN_PID=$!
-trap 'kill $WARREN_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    grep -q "AMQP listening on" "$WARREN_LOG_FILE" && break
-    sleep 0.05
-done
-WARREN_ADDR=$(sed -nE 's/.*AMQP listening on ([0-9.:]+).*/\1/p' "$WARREN_LOG_FILE" | head -n1)
-WARREN_URL="amqp://guest:guest@$WARREN_ADDR/%2f"
+export WARREN_RABBIT_NODE="warren-bench@localhost"
+export WARREN_RABBIT_DIR="${WARREN_RABBIT_DIR:-/tmp/warren-bench-rabbitmq}"
+export RABBIT_PORT
+RABBIT_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"
+WARREN_URL="amqp://guest:guest@127.0.0.1:$WARREN_PORT/%2f"
 
-# name | metric | perf flags
-ROWS=(
-    "16 B transient, autoack, 1 pub 1 con|consumed_per_sec|--size 16"
-    "1 KiB manual ack, prefetch 100|consumed_per_sec|--size 1024 --manual-ack --prefetch 100 --ack-every 10"
-    "1 KiB transient, confirms window 1000|confirmed_per_sec|--size 1024 --confirm 1000"
-)
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2> /dev/null || echo 0; }
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+WARREN_PID=""
+cleanup() {
+    stop_warren
+    conformance/rabbitmq.sh stop > /dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
+record() { # broker row json
+    echo "{\"broker\": \"$1\", \"row\": \"$2\", \"report\": $3}" >> "$RESULTS"
+}
+
+stop_warren() {
+    if [ -n "$WARREN_PID" ]; then
+        kill "$WARREN_PID" 2> /dev/null || true
+        for _ in $(seq 100); do kill -0 "$WARREN_PID" 2> /dev/null || break; sleep 0.05; done
+        WARREN_PID=""
+    fi
+}
+
+start_warren_untimed() {
+    WARREN_AMQP_BIND="127.0.0.1:$WARREN_PORT" WARREN_LOG=warn "$BIN" >> "$OUT/warren.log" 2>&1 &
+    WARREN_PID=$!
+    for _ in $(seq 500); do ss -ltnH "sport = :$WARREN_PORT" | grep -q . && break; sleep 0.01; done
+    sleep 1
+}
+
+# ---- start-up time and idle RSS -------------------------------------------------------------
+# warren: spawned PASSES times (the last one stays up for the matrix).
+for pass in $(seq "$PASSES"); do
+    stop_warren
+    if [ "$STARTUP" = 1 ]; then
+        json=$("$BIN" perf startup --uri "$WARREN_URL" --broker-log "$OUT/warren.log" --settle 1s --json -- \
+            env WARREN_AMQP_BIND="127.0.0.1:$WARREN_PORT" WARREN_LOG=warn "$BIN")
+        WARREN_PID=$(echo "$json" | json_field pid)
+        record warren startup "$json"
+        echo "warren: accepted AMQP after $(echo "$json" | json_field startup_ms) ms, idle RSS $(($(rss_kb "$WARREN_PID") / 1024)) MB" >&2
+    else
+        start_warren_untimed
+    fi
+done
+
+# RabbitMQ: once (it takes seconds); the time includes conformance/rabbitmq.sh's own checks.
+conformance/rabbitmq.sh stop > /dev/null 2>&1 || true
+if [ "$STARTUP" = 1 ]; then
+    json=$("$BIN" perf startup --uri "$RABBIT_URL" --broker-log "$OUT/rabbitmq-start.log" --settle 0s --json -- \
+        conformance/rabbitmq.sh start)
+    record rabbitmq startup "$json"
+    echo "rabbitmq: accepted AMQP after $(echo "$json" | json_field startup_ms) ms" >&2
+else
+    conformance/rabbitmq.sh start > /dev/null
+fi
+RABBIT_PID=$(ss -ltnpH "sport = :$RABBIT_PORT" | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -n1)
+[ -n "$RABBIT_PID" ] || { echo "cannot find RabbitMQ's pid on port $RABBIT_PORT" >&2; exit 1; }
+sleep 3 # let it finish booting (await_startup) before the idle sample
+for b in warren rabbitmq; do
+    if [ $b = warren ]; then pid=$WARREN_PID; else pid=$RABBIT_PID; fi
+    record $b idle "{\"idle_rss_bytes\": $(($(rss_kb "$pid") * 1024))}"
+done
+
+# ---- the matrix -----------------------------------------------------------------------------
+# name | scenario | metric | flags
+ROWS=(
+    "16 B transient, autoack, 1 pub 1 con (msg/s)|throughput|consumed_per_sec|--size 16"
+    "1 KiB, manual ack, prefetch 100, ack every 10 (msg/s)|throughput|consumed_per_sec|--size 1024 --manual-ack --prefetch 100 --ack-every 10"
+    "16 B fanout to 10 queues (deliveries/s)|fanout|consumed_per_sec|--queues 10 --size 16"
+    "1 KiB persistent, durable queue, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --persistent --confirm 1000"
+    "1 KiB transient, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --confirm 1000"
+    "latency at 1000 msg/s, p99 (µs, lower is better)|latency|p99_us|--rate 1000"
+    "queue declare/bind/delete (cycles/s)|churn|cycles_per_sec|"
+    "$CONNECTIONS idle connections, RSS per connection (KB, lower is better)|connections|broker_rss_per_connection|--connections $CONNECTIONS --hold 3s"
+)
+
 for pass in $(seq "$PASSES"); do
     for row in "${ROWS[@]}"; do
-        IFS='|' read -r name metric flags <<< "$row"
+        IFS='|' read -r name scenario metric flags <<< "$row"
+        if [ "$scenario" = connections ]; then
+            # RSS per connection needs a fresh warren: after the load rows its heap is large
+            # and free, and new connections would reuse it without growing the RSS. (RabbitMQ
+            # is not restarted: it takes seconds, and its per-connection cost dwarfs the noise.)
+            stop_warren
+            start_warren_untimed
+        fi
         for broker in warren rabbitmq; do
             if [ "$broker" = warren ]; then url=$WARREN_URL pid=$WARREN_PID; else url=$RABBIT_URL pid=$RABBIT_PID; fi
-            # shellcheck disable=SC2086
-            json=$("$BIN" perf throughput --uri "$url" --duration "$DURATION" --broker-pid "$pid" --json $flags)
-            echo "{\"pass\": $pass, \"row\": \"$name\", \"metric\": \"$metric\", \"broker\": \"$broker\", \"report\": $json}" >> "$RESULTS"
-            echo "pass $pass  $broker  $name: $(echo "$json" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['$metric']))") msg/s" >&2
+            case $scenario in
+                connections) timing=() ;;
+                *) timing=(--duration "$DURATION" --warmup "$WARMUP") ;;
+            esac
+            # shellcheck disable=SC2086 # $flags is a list of flags, split on purpose
+            if json=$(timeout 300 "$BIN" perf "$scenario" --uri "$url" "${timing[@]}" --broker-pid "$pid" --json $flags); then
+                record "$broker" "$name" "$json"
+                echo "pass $pass  $broker  $name: $(echo "$json" | json_field "$metric")" >&2
+            else
+                echo "pass $pass  $broker  $name: FAILED" >&2
+            fi
+            # Let the broker release what the row left behind (queues, connections).
+            if [ "$scenario" = connections ]; then sleep 5; else sleep 1; fi
         done
     done
 done
 
-python3 - "$RESULTS" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    rows.setdefault(r["row"], {"metric": r["metric"], "warren": [], "rabbitmq": []})[r["broker"]].append(r["report"])
-def med(reports, key):
-    vals = [x[key] for x in reports if x.get(key) is not None]
-    return statistics.median(vals) if vals else float("nan")
-print()
-print("| scenario | warren msg/s | RabbitMQ msg/s | ratio | warren CPU | RabbitMQ CPU | warren RSS | RabbitMQ RSS |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for name, r in rows.items():
-    w, q = med(r["warren"], r["metric"]), med(r["rabbitmq"], r["metric"])
-    print(f"| {name} | {w:,.0f} | {q:,.0f} | {w / q:.1f}x | {med(r['warren'], 'broker_cpu_percent'):.0f}% | "
-          f"{med(r['rabbitmq'], 'broker_cpu_percent'):.0f}% | {med(r['warren'], 'broker_rss_bytes') / 1e6:.0f} MB | "
-          f"{med(r['rabbitmq'], 'broker_rss_bytes') / 1e6:.0f} MB |")
-PY
+# ---- the table ------------------------------------------------------------------------------
+{
+    echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -n1)), \
+$(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1048576}' /proc/meminfo), Linux $(uname -r), \
+RabbitMQ $(cat "$WARREN_RABBIT_DIR/version" 2> /dev/null || echo '?'), warren $(git rev-parse --short HEAD 2> /dev/null || echo '?'); \
+medians of $PASSES interleaved passes of $DURATION each."
+    echo
+    python3 bench/table.py "$RESULTS" "$(printf '%s\n' "${ROWS[@]}")"
+} | tee "$OUT/table.md"
+echo "raw reports: $RESULTS, table: $OUT/table.md" >&2

@@ -4,8 +4,22 @@
 //! - [`wire`]: the raw client: handshake (amq-protocol), pre-encoded publishes written many
 //!   per syscall, and a frame walker that counts deliveries in place without allocating.
 //! - [`usage`]: CPU time and RSS of this process and of the broker (from /proc).
+//! - [`meter`]: the shared measuring loop: warm-up, progress every second, rates, CPU and RSS.
 //! - [`throughput`]: publishers and consumers on one queue for a fixed time.
+//! - [`latency`]: a fixed rate, a timestamp in each body, percentiles.
+//! - [`fanout`]: N queues bound to one fanout exchange, deliveries per second in all.
+//! - [`connections`]: N idle connections held open, broker RSS per connection.
+//! - [`churn`]: queue declare/bind/delete cycles per second.
+//! - [`startup`]: spawn a broker and time it until it accepts AMQP.
+//! - [`sink`]: a do-nothing AMQP server, to show the generator's own ceiling.
 
+pub mod churn;
+pub mod connections;
+pub mod fanout;
+pub mod latency;
+pub mod meter;
+pub mod sink;
+pub mod startup;
 pub mod throughput;
 pub mod usage;
 pub mod wire;

@@ -207,6 +207,12 @@ pub struct Walked {
 /// Walk the complete frames at the front of `buf`; returns what they held and how many bytes
 /// they took. Nothing is allocated or copied.
 pub fn walk(buf: &[u8]) -> (Walked, usize) {
+    walk_bodies(buf, |_| {})
+}
+
+/// [`walk`], also handing the payload of every body frame to `body`, in place.
+#[inline]
+pub fn walk_bodies(buf: &[u8], mut body: impl FnMut(&[u8])) -> (Walked, usize) {
     let mut w = Walked::default();
     let mut at = 0;
     while buf.len() - at >= 7 {
@@ -232,10 +238,43 @@ pub fn walk(buf: &[u8]) -> (Walked, usize) {
                 (10, 50) | (20, 40) => w.closed = true,
                 _ => {}
             }
+        } else if buf[at] == 3 {
+            body(&buf[at + 7..at + 7 + size]);
         }
         at = end;
     }
     (w, at)
+}
+
+/// Raise this process's soft limit on open files to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// True if something at host:port answers an AMQP protocol header with a method frame
+/// (connection.start), i.e. the broker accepts AMQP.
+pub async fn accepts_amqp(host: &str, port: u16) -> bool {
+    let attempt = async {
+        let mut s = TcpStream::connect((host, port)).await?;
+        s.write_all(b"AMQP\x00\x00\x09\x01").await?;
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).await?;
+        Ok::<bool, std::io::Error>(first[0] == 1)
+    };
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(2), attempt).await, Ok(Ok(true)))
 }
 
 #[cfg(test)]
