@@ -63,7 +63,9 @@ impl Report {
             self.open_seconds,
             self.opened as f64 / self.open_seconds.max(1e-9)
         );
-        if let (Some(b), Some(h), Some(per)) = (self.broker_rss_before, self.broker_rss_holding, self.broker_rss_per_connection) {
+        if let (Some(b), Some(h), Some(per)) =
+            (self.broker_rss_before, self.broker_rss_holding, self.broker_rss_per_connection)
+        {
             s += &format!(
                 "; broker RSS {:.1} MB -> {:.1} MB, {:.1} KB per connection",
                 b as f64 / 1e6,
@@ -103,7 +105,9 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
                             return;
                         }
                     }
-                    Ok(Err(e)) => return counters.fail(format!("connection {}: {e}", counters.ops.load(Ordering::Relaxed))),
+                    Ok(Err(e)) => {
+                        return counters.fail(format!("connection {}: {e}", counters.ops.load(Ordering::Relaxed)));
+                    }
                     Err(_) => return counters.fail("a handshake took more than 10 s"),
                 }
             }

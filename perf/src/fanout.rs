@@ -64,7 +64,8 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     let exchange_name = crate::fresh_name("perf-fanout-");
     let queues: Vec<String> = (0..opts.queues).map(|i| format!("{exchange_name}-{i}")).collect();
     let mut setup = Wire::connect(&opts.uri).await?;
-    let declare = exchange::Declare { exchange: exchange_name.as_str().into(), kind: "fanout".into(), ..Default::default() };
+    let declare =
+        exchange::Declare { exchange: exchange_name.as_str().into(), kind: "fanout".into(), ..Default::default() };
     setup.rpc(1, AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare))).await?;
     for q in &queues {
         let declare = queue::Declare { queue: q.as_str().into(), ..Default::default() };
@@ -81,7 +82,8 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
     for q in &queues {
-        let spec = ConsumeSpec { queue: q.clone(), autoack: opts.autoack, prefetch: opts.prefetch, ack_every: opts.ack_every };
+        let spec =
+            ConsumeSpec { queue: q.clone(), autoack: opts.autoack, prefetch: opts.prefetch, ack_every: opts.ack_every };
         tasks.push(tokio::spawn(consume(Wire::connect(&opts.uri).await?, spec, counters.clone())));
     }
     let spec = PublishSpec {

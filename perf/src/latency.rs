@@ -95,13 +95,19 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
         samples: Mutex::new(Vec::new()),
     });
     let consumer = tokio::spawn(consume(Wire::connect(&opts.uri).await?, opts.queue.clone(), shared.clone()));
-    let publisher =
-        tokio::spawn(publish(Wire::connect(&opts.uri).await?, opts.queue.clone(), opts.rate.max(1), size, shared.clone()));
+    let publisher = tokio::spawn(publish(
+        Wire::connect(&opts.uri).await?,
+        opts.queue.clone(),
+        opts.rate.max(1),
+        size,
+        shared.clone(),
+    ));
 
     tokio::time::sleep(opts.warmup).await;
     shared.recording.store(true, Ordering::Relaxed);
     let show = Show { published: Some("published"), consumed: Some("consumed"), confirmed: None, ops: None };
-    let measured = meter::measure(&shared.counters, Duration::ZERO, opts.duration, opts.broker_pid, show, opts.progress).await;
+    let measured =
+        meter::measure(&shared.counters, Duration::ZERO, opts.duration, opts.broker_pid, show, opts.progress).await;
     shared.recording.store(false, Ordering::Relaxed);
     publisher.abort();
     consumer.abort();

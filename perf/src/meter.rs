@@ -95,7 +95,13 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn between(start_client: Sample, end_client: Sample, start_broker: Option<Sample>, end_broker: Option<Sample>, elapsed: Duration) -> Self {
+    pub fn between(
+        start_client: Sample,
+        end_client: Sample,
+        start_broker: Option<Sample>,
+        end_broker: Option<Sample>,
+        elapsed: Duration,
+    ) -> Self {
         Self {
             client_cpu_percent: usage::cpu_percent(start_client, end_client, elapsed),
             broker_cpu_percent: start_broker.zip(end_broker).map(|(a, b)| usage::cpu_percent(a, b, elapsed)),

@@ -83,7 +83,8 @@ pub async fn run(opts: Options, on_ready: impl FnOnce(&str)) -> Result<Report, P
             }
         })
     };
-    let show = Show { published: Some("received"), consumed: Some("delivered"), confirmed: Some("confirmed"), ops: None };
+    let show =
+        Show { published: Some("received"), consumed: Some("delivered"), confirmed: Some("confirmed"), ops: None };
     let measured = meter::measure(&counters, Duration::ZERO, opts.duration, None, show, opts.progress).await;
     accept.abort();
     Ok(Report { measured })
@@ -150,14 +151,20 @@ async fn handshake(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, buf: &mut Ve
             AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(_))) => {
                 out.clear();
                 let tune = connection::Tune { channel_max: 2047, frame_max: FRAME_MAX, heartbeat: 0 };
-                wire::encode(&AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))), &mut out);
+                wire::encode(
+                    &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))),
+                    &mut out,
+                );
                 wr.write_all(&out).await?;
             }
             AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(_))) => {}
             AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Open(_))) => {
                 out.clear();
                 let ok = connection::OpenOk {};
-                wire::encode(&AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(ok))), &mut out);
+                wire::encode(
+                    &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(ok))),
+                    &mut out,
+                );
                 wr.write_all(&out).await?;
                 return Ok(());
             }
@@ -239,7 +246,10 @@ async fn read_loop(
             for (ch, seq) in confirming.iter().enumerate() {
                 if let Some(seq) = seq.filter(|s| *s > 0) {
                     let ack = basic::Ack { delivery_tag: seq, multiple: true };
-                    wire::encode(&AMQPFrame::Method(ch as u16, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))), &mut out);
+                    wire::encode(
+                        &AMQPFrame::Method(ch as u16, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))),
+                        &mut out,
+                    );
                 }
             }
             counters.confirmed.fetch_add(publishes, Ordering::Relaxed);
@@ -298,10 +308,16 @@ fn answer(
         }
         AMQPClass::Exchange(m) => {
             let ok = match m {
-                exchange::AMQPMethod::Declare(d) if !d.nowait => Some(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
-                exchange::AMQPMethod::Delete(d) if !d.nowait => Some(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
+                exchange::AMQPMethod::Declare(d) if !d.nowait => {
+                    Some(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {}))
+                }
+                exchange::AMQPMethod::Delete(d) if !d.nowait => {
+                    Some(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {}))
+                }
                 exchange::AMQPMethod::Bind(d) if !d.nowait => Some(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                exchange::AMQPMethod::Unbind(d) if !d.nowait => Some(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+                exchange::AMQPMethod::Unbind(d) if !d.nowait => {
+                    Some(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}))
+                }
                 _ => None,
             };
             if let Some(ok) = ok {
@@ -316,7 +332,11 @@ fn answer(
                     } else {
                         d.queue
                     };
-                    Some(queue::AMQPMethod::DeclareOk(queue::DeclareOk { queue: name, message_count: 0, consumer_count: 0 }))
+                    Some(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: name,
+                        message_count: 0,
+                        consumer_count: 0,
+                    }))
                 }
                 queue::AMQPMethod::Bind(d) if !d.nowait => Some(queue::AMQPMethod::BindOk(queue::BindOk {})),
                 queue::AMQPMethod::Unbind(_) => Some(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
@@ -332,7 +352,9 @@ fn answer(
                 reply(AMQPClass::Queue(ok), out);
             }
         }
-        AMQPClass::Basic(basic::AMQPMethod::Qos(_)) => reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})), out),
+        AMQPClass::Basic(basic::AMQPMethod::Qos(_)) => {
+            reply(AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})), out)
+        }
         AMQPClass::Basic(basic::AMQPMethod::Consume(c)) => {
             *consumers += 1;
             let tag = if c.consumer_tag.as_str().is_empty() {
@@ -368,8 +390,12 @@ fn answer(
                 reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})), out);
             }
         }
-        AMQPClass::Tx(tx::AMQPMethod::Select(_)) => reply(AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})), out),
-        AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => reply(AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})), out),
+        AMQPClass::Tx(tx::AMQPMethod::Select(_)) => {
+            reply(AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})), out)
+        }
+        AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => {
+            reply(AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})), out)
+        }
         AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => {
             reply(AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})), out)
         }

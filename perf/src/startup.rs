@@ -50,23 +50,24 @@ impl Report {
 pub async fn run(opts: Options) -> Result<Report, PerfError> {
     let (program, args) = opts.command.split_first().ok_or_else(|| PerfError::Protocol("no command given".into()))?;
     if wire::accepts_amqp(&opts.uri.host, opts.uri.port).await {
-        return Err(PerfError::Protocol(format!("something already accepts AMQP on {}:{}", opts.uri.host, opts.uri.port)));
+        return Err(PerfError::Protocol(format!(
+            "something already accepts AMQP on {}:{}",
+            opts.uri.host, opts.uri.port
+        )));
     }
     let log = std::fs::File::create(&opts.log)?;
     let started = Instant::now();
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
+    let child = Command::new(program).args(args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
     let pid = child.id();
     loop {
         if wire::accepts_amqp(&opts.uri.host, opts.uri.port).await {
             break;
         }
         if started.elapsed() > opts.timeout {
-            return Err(PerfError::Protocol(format!("no AMQP on {}:{} after {:?}", opts.uri.host, opts.uri.port, opts.timeout)));
+            return Err(PerfError::Protocol(format!(
+                "no AMQP on {}:{} after {:?}",
+                opts.uri.host, opts.uri.port, opts.timeout
+            )));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
