@@ -27,11 +27,21 @@ pub struct Outgoing {
     /// catch-up already sent).
     pub offset: Option<u64>,
     pub json: Arc<str>,
+    /// Only these users' sessions get it (None: everyone subscribed).
+    pub audience: Option<Vec<String>>,
 }
 
 impl Outgoing {
     pub fn transient(value: &Value) -> Arc<Outgoing> {
-        Arc::new(Outgoing { offset: None, json: value.to_string().into() })
+        Arc::new(Outgoing { offset: None, json: value.to_string().into(), audience: None })
+    }
+
+    pub fn for_users(value: &Value, users: Vec<String>) -> Arc<Outgoing> {
+        Arc::new(Outgoing { offset: None, json: value.to_string().into(), audience: Some(users) })
+    }
+
+    pub fn is_for(&self, user: &str) -> bool {
+        self.audience.as_ref().is_none_or(|a| a.iter().any(|u| u == user))
     }
 }
 
@@ -102,7 +112,7 @@ impl RoomLog {
             out
         };
         if let Some(value) = out {
-            let _ = self.tx.send(Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into() }));
+            let _ = self.tx.send(Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into(), audience: None }));
         }
     }
 

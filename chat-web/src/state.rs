@@ -101,6 +101,7 @@ impl App {
         let (tx, rx) = oneshot::channel();
         let mut pending = Some((marker.clone(), tx));
         let directory = self.directory.clone();
+        let global = self.global.clone();
         let task = feed::consume_stream(&self.amqp, DIRECTORY_QUEUE, StartAt::First, move |d| {
             let Ok(event) = serde_json::from_slice::<DirectoryEvent>(&d.data) else {
                 return;
@@ -111,7 +112,9 @@ impl App {
             {
                 let _ = tx.send(0);
             }
-            directory.apply(&event);
+            if directory.apply(&event) {
+                notify_members(&directory, &global, &event);
+            }
         })
         .await?;
         self.feeds.lock().push(task);
@@ -126,7 +129,11 @@ impl App {
     pub async fn record(&self, event: DirectoryEvent) -> Result<bool, ApiError> {
         let body = serde_json::to_vec(&event).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
-        Ok(self.directory.apply(&event))
+        let applied = self.directory.apply(&event);
+        if applied {
+            notify_members(&self.directory, &self.global, &event);
+        }
+        Ok(applied)
     }
 
     /// The folded log of `room`, consuming its stream first if this front end had not yet.
@@ -308,5 +315,19 @@ impl App {
             task.abort();
         }
         self.amqp.close().await;
+    }
+}
+
+/// Tell the members' live sessions about a room they are now in (a new 1:1 chat, a join), so
+/// their clients subscribe to it. Only the members get the event.
+fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
+    let room = match event {
+        DirectoryEvent::RoomCreated { room, .. } => &room.id,
+        DirectoryEvent::MemberJoined { room, .. } => room,
+        _ => return,
+    };
+    let members = directory.members(room);
+    if !members.is_empty() {
+        let _ = global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), members));
     }
 }

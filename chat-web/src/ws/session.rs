@@ -73,7 +73,7 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     app.presence_change(&user, 1, 0).await;
     let mut away = false;
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
-    subs.insert(String::new(), forward_global(app.global.subscribe(), out.clone()));
+    subs.insert(String::new(), forward_global(app.global.subscribe(), out.clone(), user.clone()));
     hello(&app, &user, &out).await;
 
     loop {
@@ -169,12 +169,12 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     out.send(&json!({"type": "hello", "user": user, "rooms": rooms, "presence": presence}));
 }
 
-fn forward_global(mut rx: broadcast::Receiver<Arc<Outgoing>>, out: Outbox) -> JoinHandle<()> {
+fn forward_global(mut rx: broadcast::Receiver<Arc<Outgoing>>, out: Outbox, user: String) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
                 Ok(ev) => {
-                    if !out.send_text(ev.json.as_ref()) {
+                    if ev.is_for(&user) && !out.send_text(ev.json.as_ref()) {
                         break;
                     }
                 }
