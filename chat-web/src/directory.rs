@@ -130,8 +130,7 @@ impl Directory {
     /// Rooms `user` may see in a listing: every public room and the private ones they are in.
     pub fn visible_rooms(&self, user: &str) -> Vec<Room> {
         let s = self.state.read();
-        let mut v: Vec<Room> =
-            s.rooms.values().filter(|r| r.public || r.members.contains(user)).cloned().collect();
+        let mut v: Vec<Room> = s.rooms.values().filter(|r| r.public || r.members.contains(user)).cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         v
     }

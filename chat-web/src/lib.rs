@@ -77,7 +77,11 @@ impl Server {
 }
 
 /// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true.
-pub async fn start(config: ChatConfig, bind: SocketAddr, mut shutdown: watch::Receiver<bool>) -> Result<Server, ApiError> {
+pub async fn start(
+    config: ChatConfig,
+    bind: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Server, ApiError> {
     let app = App::start(config).await?;
     let routes = routes::routes(app.clone());
     let signal = async move {

@@ -112,7 +112,11 @@ impl RoomLog {
             out
         };
         if let Some(value) = out {
-            let _ = self.tx.send(Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into(), audience: None }));
+            let _ = self.tx.send(Arc::new(Outgoing {
+                offset: Some(inc.offset),
+                json: value.to_string().into(),
+                audience: None,
+            }));
         }
     }
 

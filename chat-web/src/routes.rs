@@ -31,7 +31,9 @@ fn token() -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
 
 /// The user the request's bearer token belongs to (401 otherwise).
 fn user(app: App) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
-    with_app(app).and(token()).and_then(|app: App, token: String| async move { app.tokens.check(&token).map_err(reject) })
+    with_app(app)
+        .and(token())
+        .and_then(|app: App, token: String| async move { app.tokens.check(&token).map_err(reject) })
 }
 
 fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
@@ -44,7 +46,8 @@ pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
     let u = || user(app.clone());
     let api = warp::path("api");
 
-    let register = api.and(warp::path!("register")).and(warp::post()).and(a()).and(json_body()).and_then(accounts::register);
+    let register =
+        api.and(warp::path!("register")).and(warp::post()).and(a()).and(json_body()).and_then(accounts::register);
     let login = api
         .and(warp::path!("login"))
         .and(warp::post())
@@ -58,7 +61,8 @@ pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
     let accounts = any_of(vec![bx(register), bx(login), bx(logout), bx(me), bx(users)]);
 
     let list = api.and(warp::path!("rooms")).and(warp::get()).and(a()).and(u()).and_then(rooms::list);
-    let create = api.and(warp::path!("rooms")).and(warp::post()).and(a()).and(u()).and(json_body()).and_then(rooms::create);
+    let create =
+        api.and(warp::path!("rooms")).and(warp::post()).and(a()).and(u()).and(json_body()).and_then(rooms::create);
     let show = api.and(warp::path!("rooms" / String)).and(warp::get()).and(a()).and(u());
     let show = show.map(|id, app, user| (app, id, user)).untuple_one().and_then(rooms::show);
     let join = api
@@ -118,16 +122,16 @@ pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and_then(|room, app, user, body| messages::read(app, room, user, body));
     let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read)]);
 
-    let socket = warp::path!("ws")
-        .and(warp::ws())
-        .and(a())
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(|ws: warp::ws::Ws, app: App, q: HashMap<String, String>| async move {
+    let socket = warp::path!("ws").and(warp::ws()).and(a()).and(warp::query::<HashMap<String, String>>()).and_then(
+        |ws: warp::ws::Ws, app: App, q: HashMap<String, String>| async move {
             let token = q.get("token").cloned().unwrap_or_default();
             let user = app.tokens.check(&token).map_err(reject)?;
             let ws = ws.max_message_size(ws::MAX_FRAME_BYTES).max_frame_size(ws::MAX_FRAME_BYTES);
-            Ok::<_, Rejection>(Box::new(ws.on_upgrade(move |socket| ws::session::run(app, user, socket))) as Box<dyn Reply>)
-        });
+            Ok::<_, Rejection>(
+                Box::new(ws.on_upgrade(move |socket| ws::session::run(app, user, socket))) as Box<dyn Reply>
+            )
+        },
+    );
 
     let ui = warp::get().and(warp::path::tail()).and_then(|tail: warp::path::Tail| async move {
         let path = tail.as_str();
@@ -169,6 +173,7 @@ where
 /// Try routes in order.
 fn any_of(routes: Vec<Route>) -> Route {
     let mut it = routes.into_iter();
-    let first = it.next().unwrap_or_else(|| bx(warp::any().and_then(|| async { Err::<String, _>(warp::reject::not_found()) })));
+    let first =
+        it.next().unwrap_or_else(|| bx(warp::any().and_then(|| async { Err::<String, _>(warp::reject::not_found()) })));
     it.fold(first, |acc, r| acc.or(r).unify().boxed())
 }

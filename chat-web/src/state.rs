@@ -225,7 +225,13 @@ impl App {
     }
 
     /// Edit (Some(text)) or delete (None) one's own message.
-    pub async fn change(&self, room: &str, user: &str, target: &str, text: Option<&str>) -> Result<ChatMessage, ApiError> {
+    pub async fn change(
+        &self,
+        room: &str,
+        user: &str,
+        target: &str,
+        text: Option<&str>,
+    ) -> Result<ChatMessage, ApiError> {
         if let Some(t) = text {
             Self::check_text(t)?;
         }
@@ -292,7 +298,9 @@ impl App {
                 };
                 let user = str_of("user");
                 if let Some(now) = self.presence.apply(&str_of("node"), &user, status) {
-                    let _ = self.global.send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": now})));
+                    let _ = self
+                        .global
+                        .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": now})));
                 }
             }
             Some("typing") | Some("receipt") => {

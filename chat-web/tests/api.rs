@@ -20,7 +20,8 @@ async fn accounts_tokens_and_errors() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.req_ok_token_user(), n);
     assert_eq!(c.req("POST", "/api/register", None, Some(creds.clone())).await.status, 409);
-    let bad = c.req("POST", "/api/register", None, Some(json!({"username": "<b>x</b>", "password": "correct horse"}))).await;
+    let bad =
+        c.req("POST", "/api/register", None, Some(json!({"username": "<b>x</b>", "password": "correct horse"}))).await;
     assert_eq!(bad.status, 422);
     assert_eq!(bad.body["error"], "unprocessable");
     assert_eq!(c.raw("POST", "/api/register", None, Some("{not json".into())).await.status, 422);
@@ -62,7 +63,9 @@ impl TokenUser for common::Resp {
 async fn rate_limit_per_address() {
     let c = chat_with(|cfg| cfg.login_attempts_per_addr = 3).await;
     for i in 0..3 {
-        let r = c.req("POST", "/api/login", None, Some(json!({"username": format!("nobody{i}"), "password": "xxxxxxxx"}))).await;
+        let r = c
+            .req("POST", "/api/login", None, Some(json!({"username": format!("nobody{i}"), "password": "xxxxxxxx"})))
+            .await;
         assert_eq!(r.status, 401);
     }
     let r = c.req("POST", "/api/login", None, Some(json!({"username": "someone-else", "password": "xxxxxxxx"}))).await;
@@ -103,16 +106,25 @@ async fn rooms_messages_history_edit_delete() {
 
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = c.req("POST", &format!("/api/rooms/{id}/messages"), Some(if i % 2 == 0 { &a } else { &b }), Some(json!({"text": format!("m{i}")}))).await;
+        let r = c
+            .req(
+                "POST",
+                &format!("/api/rooms/{id}/messages"),
+                Some(if i % 2 == 0 { &a } else { &b }),
+                Some(json!({"text": format!("m{i}")})),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         ids.push(r.body["id"].as_str().unwrap().to_owned());
     }
     let page = c.req("GET", &format!("/api/rooms/{id}/messages?limit=2"), Some(&b), None).await;
-    let texts: Vec<_> = page.body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect();
+    let texts: Vec<_> =
+        page.body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(texts, ["m4", "m3"]);
     let before = page.body["next_before"].as_u64().unwrap();
     let page = c.req("GET", &format!("/api/rooms/{id}/messages?limit=10&before={before}"), Some(&b), None).await;
-    let texts: Vec<_> = page.body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect();
+    let texts: Vec<_> =
+        page.body["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect();
     assert_eq!(texts, ["m2", "m1", "m0"]);
     assert!(page.body["next_before"].is_null());
     assert_eq!(c.req("GET", &format!("/api/rooms/{id}/messages?before=abc"), Some(&b), None).await.status, 400);
@@ -121,7 +133,8 @@ async fn rooms_messages_history_edit_delete() {
     let m0 = &ids[0];
     let r = c.req("PATCH", &format!("/api/rooms/{id}/messages/{m0}"), Some(&b), Some(json!({"text": "hijack"}))).await;
     assert_eq!(r.status, 403);
-    let r = c.req("PATCH", &format!("/api/rooms/{id}/messages/{m0}"), Some(&a), Some(json!({"text": "m0 fixed"}))).await;
+    let r =
+        c.req("PATCH", &format!("/api/rooms/{id}/messages/{m0}"), Some(&a), Some(json!({"text": "m0 fixed"}))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["edited"], true);
     assert_eq!(c.req("DELETE", &format!("/api/rooms/{id}/messages/{m0}"), Some(&a), None).await.status, 204);
@@ -170,7 +183,10 @@ async fn private_rooms_invitations_and_direct_chats() {
     assert_eq!(r.status, 403);
     assert_eq!(r.body["error"], "forbidden");
     assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&e), None).await.status, 403);
-    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&e), Some(json!({"invite": "guess"}))).await.status, 403);
+    assert_eq!(
+        c.req("POST", &format!("/api/rooms/{id}/join"), Some(&e), Some(json!({"invite": "guess"}))).await.status,
+        403
+    );
     let r = c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), Some(json!({"invite": invite}))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let page = c.req("GET", &format!("/api/rooms/{id}/messages"), Some(&b), None).await;
@@ -201,9 +217,22 @@ async fn amqp_clients_interoperate() {
     let conn = Connection::connect(&common::amqp_url(), ConnectionProperties::default()).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     // a consumer bound to room.# sees what web users send
-    let q = ch.queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default()).await.unwrap();
-    ch.queue_bind(q.name().clone(), "chat".into(), "room.#".into(), QueueBindOptions::default(), FieldTable::default()).await.unwrap();
-    let mut consumer = ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default()).await.unwrap();
+    let q = ch
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
+    ch.queue_bind(q.name().clone(), "chat".into(), "room.#".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
     let r = c.req("POST", &format!("/api/rooms/{id}/messages"), Some(&a), Some(json!({"text": "hello bots"}))).await;
     assert_eq!(r.status, 201);
     let d = loop {
@@ -221,9 +250,15 @@ async fn amqp_clients_interoperate() {
 
     // a bot publishes JSON to `chat` with key room.<id>: shown as from its AMQP user
     let props = BasicProperties::default().with_content_type("application/json".into()).with_user_id("guest".into());
-    ch.basic_publish("chat".into(), format!("room.{id}").as_str().into(), BasicPublishOptions::default(), br#"{"text":"beep from a bot"}"#, props)
-        .await
-        .unwrap();
+    ch.basic_publish(
+        "chat".into(),
+        format!("room.{id}").as_str().into(),
+        BasicPublishOptions::default(),
+        br#"{"text":"beep from a bot"}"#,
+        props,
+    )
+    .await
+    .unwrap();
     let mut found = None;
     for _ in 0..50 {
         let page = c.req("GET", &format!("/api/rooms/{id}/messages"), Some(&a), None).await;

@@ -63,8 +63,7 @@ impl Amqp {
     async fn declare_topology(&self) -> Result<(), ApiError> {
         let ch = self.inner.connection.create_channel().await?;
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        ch.exchange_declare(short(CHAT_EXCHANGE)?, ExchangeKind::Topic, durable, FieldTable::default())
-            .await?;
+        ch.exchange_declare(short(CHAT_EXCHANGE)?, ExchangeKind::Topic, durable, FieldTable::default()).await?;
         ch.exchange_declare(
             short(EVENTS_EXCHANGE)?,
             ExchangeKind::Fanout,
@@ -84,8 +83,14 @@ impl Amqp {
         let opts = QueueDeclareOptions { durable: true, ..Default::default() };
         let queue = short(&room_queue(id))?;
         ch.queue_declare(queue.clone(), opts, stream_args(Some(days))).await?;
-        ch.queue_bind(queue, short(CHAT_EXCHANGE)?, short(&room_key(id))?, QueueBindOptions::default(), FieldTable::default())
-            .await?;
+        ch.queue_bind(
+            queue,
+            short(CHAT_EXCHANGE)?,
+            short(&room_key(id))?,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
         let _ = ch.close(200, "bye".into()).await;
         Ok(())
     }
@@ -147,9 +152,8 @@ impl Amqp {
         let ch = &self.inner.publisher;
         let props = BasicProperties::default().with_content_type("application/json".into());
         // confirms are on for this channel; transient events don't wait for them
-        let _confirm = ch
-            .basic_publish(short(EVENTS_EXCHANGE)?, short("")?, BasicPublishOptions::default(), body, props)
-            .await?;
+        let _confirm =
+            ch.basic_publish(short(EVENTS_EXCHANGE)?, short("")?, BasicPublishOptions::default(), body, props).await?;
         Ok(())
     }
 

@@ -56,7 +56,12 @@ pub fn decode(d: &Delivery, service_user: &str) -> Option<Incoming> {
 
 /// Consume stream `queue` from `start`, calling `on_delivery` for each message in order,
 /// until the channel closes.
-pub async fn consume_stream<F>(amqp: &Amqp, queue: &str, start: StartAt, mut on_delivery: F) -> Result<tokio::task::JoinHandle<()>, ApiError>
+pub async fn consume_stream<F>(
+    amqp: &Amqp,
+    queue: &str,
+    start: StartAt,
+    mut on_delivery: F,
+) -> Result<tokio::task::JoinHandle<()>, ApiError>
 where
     F: FnMut(&Delivery) + Send + 'static,
 {
@@ -67,9 +72,7 @@ where
         StartAt::Next => "next",
     };
     args.insert("x-stream-offset".into(), AMQPValue::LongString(LongString::from(at)));
-    let mut consumer = ch
-        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), args)
-        .await?;
+    let mut consumer = ch.basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), args).await?;
     let queue = queue.to_owned();
     Ok(tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
@@ -99,8 +102,14 @@ where
     let ch = amqp.channel().await?;
     let opts = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
     let q = ch.queue_declare("".into(), opts, FieldTable::default()).await?;
-    ch.queue_bind(q.name().clone(), EVENTS_EXCHANGE.into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-        .await?;
+    ch.queue_bind(
+        q.name().clone(),
+        EVENTS_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
     let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
     let mut consumer = ch.basic_consume(q.name().clone(), "".into(), opts, FieldTable::default()).await?;
     Ok(tokio::spawn(async move {

@@ -26,7 +26,8 @@ pub async fn register(app: App, c: Credentials) -> Result<impl Reply, Rejection>
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
     let password_hash = hash_password(&c.password).map_err(reject)?;
-    let event = DirectoryEvent::UserRegistered { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
+    let event =
+        DirectoryEvent::UserRegistered { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
     if !app.record(event).await.map_err(reject)? {
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
@@ -71,11 +72,7 @@ pub async fn me(app: App, user: String) -> Result<impl Reply, Rejection> {
 }
 
 pub async fn users(app: App, _user: String) -> Result<impl Reply, Rejection> {
-    let list: Vec<_> = app
-        .directory
-        .users()
-        .into_iter()
-        .map(|u| json!({"username": u, "status": app.presence.status(&u)}))
-        .collect();
+    let list: Vec<_> =
+        app.directory.users().into_iter().map(|u| json!({"username": u, "status": app.presence.status(&u)})).collect();
     Ok(warp::reply::json(&list))
 }

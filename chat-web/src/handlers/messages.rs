@@ -21,7 +21,13 @@ pub async fn post(app: App, room: String, user: String, body: PostMessage) -> Re
     Ok(warp::reply::with_status(warp::reply::json(&msg), StatusCode::CREATED))
 }
 
-pub async fn edit(app: App, room: String, id: String, user: String, body: PostMessage) -> Result<impl Reply, Rejection> {
+pub async fn edit(
+    app: App,
+    room: String,
+    id: String,
+    user: String,
+    body: PostMessage,
+) -> Result<impl Reply, Rejection> {
     let msg = app.change(&room, &user, &id, Some(&body.text)).await.map_err(reject)?;
     Ok(warp::reply::json(&msg))
 }

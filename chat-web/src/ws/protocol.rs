@@ -6,17 +6,43 @@ use serde::Deserialize;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Start receiving a room: first what came after `since` (catch-up), then live events.
-    Subscribe { room: String, since: Option<u64> },
-    Unsubscribe { room: String },
-    Send { room: String, text: String, client_id: Option<String> },
-    Edit { room: String, id: String, text: String },
-    Delete { room: String, id: String },
-    Typing { room: String },
+    Subscribe {
+        room: String,
+        since: Option<u64>,
+    },
+    Unsubscribe {
+        room: String,
+    },
+    Send {
+        room: String,
+        text: String,
+        client_id: Option<String>,
+    },
+    Edit {
+        room: String,
+        id: String,
+        text: String,
+    },
+    Delete {
+        room: String,
+        id: String,
+    },
+    Typing {
+        room: String,
+    },
     /// Seen up to `offset` (read receipt; drives unread counts).
-    Read { room: String, offset: u64 },
+    Read {
+        room: String,
+        offset: u64,
+    },
     /// The client displayed message `id` (delivered receipt to its author).
-    Delivered { room: String, id: String },
-    Presence { status: String },
+    Delivered {
+        room: String,
+        id: String,
+    },
+    Presence {
+        status: String,
+    },
     Ping,
 }
 

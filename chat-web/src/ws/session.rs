@@ -186,7 +186,13 @@ fn forward_global(mut rx: broadcast::Receiver<Arc<Outgoing>>, out: Outbox, user:
 }
 
 /// Catch up on `room` after `since`, then forward its live events.
-async fn subscribe(app: &App, user: &str, room: &str, since: Option<u64>, out: &Outbox) -> Result<JoinHandle<()>, ApiError> {
+async fn subscribe(
+    app: &App,
+    user: &str,
+    room: &str,
+    since: Option<u64>,
+    out: &Outbox,
+) -> Result<JoinHandle<()>, ApiError> {
     let r = app.member_room(room, user)?;
     let log = app.room_log(&r).await?;
     let mut rx = log.subscribe();

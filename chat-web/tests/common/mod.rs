@@ -77,7 +77,9 @@ impl Chat {
     }
 
     pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Resp {
-        let mut req = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(format!("{}{path}", self.base));
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -96,13 +98,15 @@ impl Chat {
     /// Register a fresh user; returns (name, token).
     pub async fn user(&self, prefix: &str) -> (String, String) {
         let n = name(prefix);
-        let r = self.req("POST", "/api/register", None, Some(json!({"username": n, "password": "hunter2hunter2"}))).await;
+        let r =
+            self.req("POST", "/api/register", None, Some(json!({"username": n, "password": "hunter2hunter2"}))).await;
         assert_eq!(r.status, 201, "register: {}", r.body);
         (n, r.body["token"].as_str().unwrap().to_owned())
     }
 
     pub async fn room(&self, token: &str, public: bool) -> Value {
-        let r = self.req("POST", "/api/rooms", Some(token), Some(json!({"name": name("room"), "public": public}))).await;
+        let r =
+            self.req("POST", "/api/rooms", Some(token), Some(json!({"name": name("room"), "public": public}))).await;
         assert_eq!(r.status, 201, "create room: {}", r.body);
         r.body
     }
