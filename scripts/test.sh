@@ -19,3 +19,14 @@ scripts/python-venv.sh > /dev/null
 
 step "unit and integration tests"
 cargo test --workspace --locked
+# (the chat's API/WebSocket tests ran above against the embedded broker: without
+# WARREN_CHAT_AMQP_URL they start warren's broker in-process)
+
+step "chat API/WebSocket tests against RabbitMQ (Debian's package)"
+CHAT_RABBIT_URL="$(RABBIT_PORT="${CHAT_RABBIT_PORT:-5683}" WARREN_RABBIT_NODE=warren-chat-ci@localhost \
+    WARREN_RABBIT_DIR=/tmp/warren-rabbitmq-chat-ci conformance/rabbitmq.sh start | tail -n 1)"
+WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" cargo test -p warren-chat --locked --test api --test ws
+
+step "chat browser tests (Debian chromium + playwright-core), embedded broker and RabbitMQ"
+scripts/chat-browser-test.sh
+WARREN_AMQP_URL="$CHAT_RABBIT_URL" scripts/chat-browser-test.sh

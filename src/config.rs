@@ -61,6 +61,78 @@ pub struct ServerOptions {
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,
+
+    #[command(flatten)]
+    pub chat: ChatOptions,
+}
+
+/// The web chat (an AMQP client of the embedded broker, or of `--amqp-url`).
+#[derive(Debug, Args)]
+pub struct ChatOptions {
+    /// Address to serve the web chat (UI, REST, WebSocket) on.
+    #[arg(long, env = "WARREN_HTTP_BIND", default_value = "0.0.0.0:8080")]
+    pub http_bind: String,
+
+    /// Don't serve the web chat (AMQP broker only).
+    #[arg(long, env = "WARREN_NO_CHAT")]
+    pub no_chat: bool,
+
+    /// Run the chat against this broker (e.g. a RabbitMQ cluster) instead of the embedded one;
+    /// the embedded broker is then not started.
+    #[arg(long, env = "WARREN_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+
+    /// AMQP user the chat connects to the embedded broker as (added to the broker's users);
+    /// default: the default user.
+    #[arg(long, env = "WARREN_CHAT_USER")]
+    pub chat_user: Option<String>,
+
+    /// Password of --chat-user.
+    #[arg(long, env = "WARREN_CHAT_PASS", hide_env_values = true)]
+    pub chat_pass: Option<String>,
+
+    /// How long a chat login token stays valid, in hours.
+    #[arg(long, env = "WARREN_CHAT_TOKEN_HOURS", default_value_t = 24)]
+    pub chat_token_hours: u64,
+
+    /// Default retention of a new room's messages, in days (0 = forever).
+    #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
+    pub chat_retention_days: u32,
+}
+
+/// Percent-encode a URL userinfo part.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl ServerOptions {
+    /// The (user, password) the chat uses on the embedded broker.
+    pub fn chat_credentials(&self) -> (String, String) {
+        match (&self.chat.chat_user, &self.chat.chat_pass) {
+            (Some(u), Some(p)) => (u.clone(), p.clone()),
+            (Some(u), None) => (u.clone(), String::new()),
+            _ => (self.default_user.clone(), self.default_pass.clone()),
+        }
+    }
+
+    /// The chat's AMQP URL: --amqp-url, or the embedded broker at `amqp_addr` over loopback.
+    pub fn chat_amqp_url(&self, amqp_addr: std::net::SocketAddr) -> String {
+        if let Some(url) = &self.chat.amqp_url {
+            return url.clone();
+        }
+        let (user, pass) = self.chat_credentials();
+        let host = if amqp_addr.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), amqp_addr.port())
+        } else {
+            amqp_addr
+        };
+        format!("amqp://{}:{}@{host}/%2f", encode(&user), encode(&pass))
+    }
 }
 
 impl ServerOptions {
@@ -70,8 +142,14 @@ impl ServerOptions {
             password: self.default_pass.clone(),
             loopback_only: self.default_user == "guest" && !self.guest_remote,
         };
+        let mut users = vec![user];
+        if let (Some(name), Some(password)) = (&self.chat.chat_user, &self.chat.chat_pass)
+            && *name != self.default_user
+        {
+            users.push(User { name: name.clone(), password: password.clone(), loopback_only: false });
+        }
         BrokerConfig {
-            users: vec![user],
+            users,
             max_message_size: self.max_message_size,
             frame_max: self.frame_max,
             channel_max: self.channel_max,
@@ -94,6 +172,20 @@ mod tests {
         assert_eq!(c.frame_max, 131_072);
         assert!(c.users[0].loopback_only);
         assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn chat_defaults_and_urls() {
+        let cli = Cli::parse_from(["warren"]);
+        assert_eq!(cli.server.chat.http_bind, "0.0.0.0:8080");
+        let url = cli.server.chat_amqp_url("0.0.0.0:5672".parse().unwrap());
+        assert_eq!(url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        let cli = Cli::parse_from(["warren", "--chat-user", "chat", "--chat-pass", "p@ss word"]);
+        assert_eq!(cli.server.broker_config().users.len(), 2);
+        let url = cli.server.chat_amqp_url("10.0.0.1:5673".parse().unwrap());
+        assert_eq!(url, "amqp://chat:p%40ss%20word@10.0.0.1:5673/%2f");
+        let cli = Cli::parse_from(["warren", "--amqp-url", "amqp://u:p@rabbit:5672/%2f"]);
+        assert_eq!(cli.server.chat_amqp_url("0.0.0.0:1".parse().unwrap()), "amqp://u:p@rabbit:5672/%2f");
     }
 
     #[test]

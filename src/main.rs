@@ -25,21 +25,65 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
-    let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
-        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", options.data_dir.display()))?;
-    let listener = TcpListener::bind(&options.amqp_bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
-    let addr = listener.local_addr()?;
-    tracing::info!("AMQP listening on {addr}");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx));
+    // With --amqp-url the chat uses that broker and the embedded one is not started.
+    let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
+        (None, None)
+    } else {
+        let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", options.data_dir.display()))?;
+        let listener = TcpListener::bind(&options.amqp_bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
+        let addr = listener.local_addr()?;
+        tracing::info!("AMQP listening on {addr}");
+        (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
+    };
+    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, shutdown_rx).await };
     wait_for_signal().await?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
-    server.await?;
+    if let Some(chat) = chat {
+        chat.wait().await;
+    }
+    if let Some(server) = server {
+        server.await?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Start the web chat. A chat that cannot start (port taken, broker without stream queues)
+/// is logged and leaves the broker running.
+async fn start_chat(
+    options: &config::ServerOptions,
+    amqp_addr: Option<std::net::SocketAddr>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<warren_chat::Server> {
+    let url = match amqp_addr {
+        Some(addr) => options.chat_amqp_url(addr),
+        None => options.chat.amqp_url.clone()?,
+    };
+    let bind = match tokio::net::lookup_host(&options.chat.http_bind).await.ok().and_then(|mut a| a.next()) {
+        Some(addr) => addr,
+        None => {
+            tracing::error!("chat disabled: cannot resolve --http-bind {}", options.chat.http_bind);
+            return None;
+        }
+    };
+    let mut config = warren_chat::ChatConfig::new(url);
+    config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
+    config.default_retention_days = options.chat.chat_retention_days;
+    match warren_chat::start(config, bind, shutdown).await {
+        Ok(server) => {
+            tracing::info!("chat on http://{}", server.addr);
+            Some(server)
+        }
+        Err(e) => {
+            tracing::error!("chat disabled: {e}");
+            None
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

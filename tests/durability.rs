@@ -224,3 +224,42 @@ async fn twenty_kill_9_cycles_lose_no_confirmed_message() {
         l.deliveries.values().filter(|f| f.len() > 1).count()
     );
 }
+
+#[tokio::test]
+async fn a_stream_survives_kill_9_and_keeps_its_offsets() {
+    use lapin::types::{AMQPValue, LongString};
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("stream")));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let mut w = Warren::start_on(dir.path(), &[]);
+    {
+        let (_c, ch) = connect(&w).await;
+        ch.queue_declare("log".into(), durable, args.clone()).await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        for i in 0..50u8 {
+            // Transient messages too: a stream keeps everything it confirmed.
+            let body = [i];
+            let c = ch.basic_publish("".into(), "log".into(), Default::default(), &body, BasicProperties::default());
+            assert!(c.await.unwrap().await.unwrap().is_ack());
+        }
+    }
+    kill_9(&mut w);
+    let w = Warren::start_on(dir.path(), &[]);
+    let (_c, ch) = connect(&w).await;
+    ch.queue_declare("log".into(), durable, args).await.expect("same declaration after a restart");
+    ch.confirm_select(Default::default()).await.unwrap();
+    let c = ch.basic_publish("".into(), "log".into(), Default::default(), &[50], BasicProperties::default());
+    c.await.unwrap().await.unwrap();
+    let reader = _c.create_channel().await.unwrap();
+    reader.basic_qos(100, Default::default()).await.unwrap();
+    let mut from = FieldTable::default();
+    from.insert("x-stream-offset".into(), AMQPValue::LongString(LongString::from("first")));
+    let mut consumer = reader.basic_consume("log".into(), "".into(), Default::default(), from).await.unwrap();
+    for i in 0..=50u8 {
+        let d = tokio::time::timeout(T, consumer.next()).await.expect("delivery").expect("open").expect("ok");
+        let offset = d.properties.headers().as_ref().and_then(|h| h.inner().get("x-stream-offset").cloned());
+        assert_eq!((d.data[0], offset), (i, Some(AMQPValue::LongLongInt(i64::from(i)))));
+        d.acker.ack(Default::default()).await.unwrap();
+    }
+}

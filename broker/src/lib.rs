@@ -27,6 +27,7 @@ pub mod names;
 pub mod queue;
 pub mod server;
 pub mod sink;
+pub mod stream;
 pub mod vhost;
 
 use std::collections::HashMap;

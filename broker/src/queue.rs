@@ -14,6 +14,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::names::queue_res;
 use crate::sink::ConnectionSink;
+use crate::stream::{Retention, StartAt, StreamLog, now_ms};
 use warren_persistence::Store;
 
 /// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
@@ -33,6 +34,8 @@ pub struct Consumer {
     pub no_ack: bool,
     pub exclusive: bool,
     pub sink: Arc<ConnectionSink>,
+    /// Where it starts reading when the queue is a stream (`x-stream-offset`).
+    pub stream_start: StartAt,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,8 @@ pub struct Queue {
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// A stream queue (`x-queue-type: stream`): an append-only log read by offset.
+    stream: bool,
     /// Where persistent messages are journaled (durable, non-exclusive queues with a store).
     store: Option<Arc<Store>>,
     state: Mutex<QueueState>,
@@ -56,6 +61,8 @@ struct QueueState {
     next_consumer: usize,
     next_seq: u64,
     deleted: bool,
+    /// The log of a stream queue (None for classic queues).
+    stream: Option<StreamLog>,
 }
 
 /// What a deleted queue leaves behind.
@@ -75,6 +82,11 @@ impl Queue {
         store: Option<Arc<Store>>,
     ) -> Self {
         let store = store.filter(|_| durable && exclusive_owner.is_none());
+        let stream = crate::stream::is_stream(&arguments);
+        let state = QueueState {
+            stream: stream.then(|| StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default())),
+            ..Default::default()
+        };
         Self {
             name,
             vhost: vhost.to_owned(),
@@ -82,14 +94,58 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            stream,
             store,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(state),
         }
     }
 
-    /// Whether persistent messages routed here must be journaled.
+    /// Whether persistent messages routed here must be journaled (classic durable queues).
     pub fn journaled(&self) -> bool {
-        self.store.is_some()
+        self.store.is_some() && !self.stream
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Append a message to a stream queue; returns the journal ticket that tells when the
+    /// entry is on disk (None without a store).
+    pub fn append_stream(self: &Arc<Self>, msg: &Message) -> Option<u64> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return None;
+        }
+        let now = now_ms();
+        let log = st.stream.as_mut()?;
+        let (offset, stamped) = log.append(msg, now);
+        let ticket =
+            self.store.as_ref().map(|s| s.journal.stream_append(self.name.as_str(), offset, now, &stamped.to_stored()));
+        if let Some(first) = log.enforce_retention(now)
+            && let Some(store) = &self.store
+        {
+            store.journal.stream_retain(self.name.as_str(), first);
+        }
+        self.dispatch_locked(&mut st);
+        ticket
+    }
+
+    /// Put back a stream entry read from disk.
+    pub fn restore_stream_entry(&self, offset: u64, timestamp_ms: i64, msg: Arc<Message>) {
+        if let Some(log) = self.state.lock().stream.as_mut() {
+            log.restore(offset, timestamp_ms, msg);
+        }
+    }
+
+    /// Apply retention after recovery (entries may have aged while the broker was down).
+    pub fn enforce_stream_retention(&self) {
+        let mut st = self.state.lock();
+        if let Some(log) = st.stream.as_mut()
+            && let Some(first) = log.enforce_retention(now_ms())
+            && let Some(store) = &self.store
+        {
+            store.journal.stream_retain(self.name.as_str(), first);
+        }
     }
 
     /// Take the next sequence number, for a message journaled before it is enqueued.
@@ -114,6 +170,9 @@ impl Queue {
 
     /// A message left this queue for good (acked, rejected, delivered without ack).
     pub fn settle(&self, seq: u64, msg: &Message) {
+        if self.stream {
+            return; // a stream keeps its entries; an ack only returns credit
+        }
         if let Some(store) = &self.store
             && msg.persistent
             && msg.store_id() != 0
@@ -137,10 +196,15 @@ impl Queue {
     /// `(ready messages, consumers)` as declare-ok reports them.
     pub fn counts(&self) -> (u32, u32) {
         let st = self.state.lock();
-        (st.ready.len() as u32, st.consumers.len() as u32)
+        let messages = st.stream.as_ref().map_or(st.ready.len(), StreamLog::len);
+        (messages as u32, st.consumers.len() as u32)
     }
 
     pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {
+        if self.stream {
+            self.append_stream(&msg);
+            return;
+        }
         let mut st = self.state.lock();
         if st.deleted {
             return;
@@ -153,6 +217,9 @@ impl Queue {
 
     /// Put messages back in their original place, marked redelivered.
     pub fn requeue(self: &Arc<Self>, items: impl IntoIterator<Item = (u64, Arc<Message>)>) {
+        if self.stream {
+            return; // nothing goes back into a stream: the entries never left it
+        }
         let mut st = self.state.lock();
         if st.deleted {
             // Its journal entry was purged with the queue; only the segment reference is left.
@@ -184,6 +251,10 @@ impl Queue {
         if n == 0 {
             return;
         }
+        if st.stream.is_some() {
+            self.dispatch_stream(st);
+            return;
+        }
         // With one consumer, hand over as much as its credit allows in one go.
         let batch = if n == 1 { usize::MAX } else { 1 };
         'messages: while !st.ready.is_empty() {
@@ -197,6 +268,26 @@ impl Queue {
                 }
             }
             break;
+        }
+    }
+
+    /// Every stream consumer reads every entry, each from its own cursor, within its credit.
+    fn dispatch_stream(self: &Arc<Self>, st: &mut QueueState) {
+        let QueueState { consumers, stream, .. } = st;
+        let Some(log) = stream.as_mut() else { return };
+        for consumer in consumers.iter() {
+            loop {
+                let mut unread = log.unread(consumer.id);
+                let available = unread.len();
+                if available == 0 {
+                    break;
+                }
+                let delivered = consumer.sink.try_deliver(consumer, self, &mut unread, usize::MAX);
+                log.advance(consumer.id, delivered);
+                if delivered < available {
+                    break;
+                }
+            }
         }
     }
 
@@ -218,6 +309,9 @@ impl Queue {
             return Err(AmqpError::access_refused(format!("{} in exclusive use", self.describe())));
         }
         on_accepted();
+        if let Some(log) = st.stream.as_mut() {
+            log.add_consumer(consumer.id, consumer.stream_start);
+        }
         st.consumers.push(consumer);
         self.dispatch_locked(&mut st);
         Ok(())
@@ -228,6 +322,9 @@ impl Queue {
         let mut st = self.state.lock();
         let pos = st.consumers.iter().position(|c| c.id == id)?;
         st.consumers.remove(pos);
+        if let Some(log) = st.stream.as_mut() {
+            log.remove_consumer(id);
+        }
         if st.next_consumer > pos {
             st.next_consumer -= 1;
         }
@@ -259,6 +356,12 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let dropped = std::mem::take(&mut st.ready);
+        if let Some(log) = st.stream.take() {
+            if let Some(store) = &self.store {
+                store.journal.stream_delete(self.name.as_str());
+            }
+            return Deleted { message_count: log.len() as u32, consumers: std::mem::take(&mut st.consumers) };
+        }
         if let Some(store) = &self.store {
             let ids = Self::stored_ids(&dropped).into_iter().map(|(_, id)| id).collect();
             store.journal.purge(self.name.as_str(), st.next_seq, ids);

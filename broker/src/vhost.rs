@@ -220,6 +220,9 @@ impl VirtualHost {
             assert_equivalent(&q.arguments, &spec.arguments, &what, QUEUE_DECLARE_ARGS)?;
             return Ok(q.clone());
         }
+        if crate::stream::is_stream(&spec.arguments) {
+            check_stream_declaration(&spec, &queue_res(name.as_str(), &self.name))?;
+        }
         let owner = spec.exclusive.then_some(conn);
         if spec.durable
             && !spec.exclusive
@@ -406,6 +409,15 @@ impl VirtualHost {
                 from_json(&d.arguments),
                 self.store.clone(),
             ));
+            for e in recovery.streams.remove(&d.name).unwrap_or_default() {
+                match Message::from_stored(e.message, 0) {
+                    Some(msg) => q.restore_stream_entry(e.offset, e.timestamp_ms, Arc::new(msg)),
+                    None => {
+                        tracing::warn!(queue = %d.name, offset = e.offset, "skipping a stream entry whose header does not decode")
+                    }
+                }
+            }
+            q.enforce_stream_retention();
             for m in recovery.queues.remove(&d.name).unwrap_or_default() {
                 match Message::from_stored(m.message, m.id) {
                     Some(msg) => {
@@ -432,6 +444,22 @@ impl VirtualHost {
         }
         tracing::info!(vhost = %self.name, exchanges = defs.exchanges.len(), queues = defs.queues.len(), messages = restored, "recovered");
     }
+}
+
+/// RabbitMQ's checks for a stream declaration: durable, neither exclusive nor auto-delete, and
+/// retention arguments it understands.
+fn check_stream_declaration(spec: &QueueSpec<'_>, what: &str) -> AmqpResult<()> {
+    let invalid = |property: &str| AmqpError::precondition_failed(format!("invalid property '{property}' for {what}"));
+    if spec.auto_delete {
+        return Err(invalid("auto-delete"));
+    }
+    if spec.exclusive {
+        return Err(invalid("exclusive-owner"));
+    }
+    if !spec.durable {
+        return Err(invalid("non-durable"));
+    }
+    crate::stream::Retention::from_arguments(&spec.arguments).map(|_| ())
 }
 
 fn locked(q: &Queue) -> AmqpError {

@@ -8,6 +8,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::names::generated;
 use crate::queue::Consumer;
 use crate::sink::{ConsumerState, Unacked};
+use crate::stream::StartAt;
 
 impl Channel {
     /// global=false: the limit for consumers created from now on; global=true: one limit
@@ -32,6 +33,7 @@ impl Channel {
         let tag = if m.consumer_tag.as_str().is_empty() { generated("amq.ctag-") } else { m.consumer_tag.clone() };
         let name = self.queue_name(&m.queue)?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        let stream_start = if queue.is_stream() { self.stream_consumer_start(ctx, &m)? } else { StartAt::Next };
         let id = ctx.broker.next_id();
         {
             let mut st = ctx.sink.lock();
@@ -52,6 +54,7 @@ impl Channel {
             no_ack: m.no_ack,
             exclusive: m.exclusive,
             sink: ctx.sink.clone(),
+            stream_start,
         };
         let channel = self.id;
         let accepted = queue.add_consumer(consumer, || {
@@ -67,6 +70,22 @@ impl Channel {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// A stream is read with manual acks under a prefetch limit (RabbitMQ's rules), from the
+    /// consumer's `x-stream-offset`.
+    fn stream_consumer_start(&self, ctx: &ChannelCtx<'_>, m: &basic::Consume) -> AmqpResult<StartAt> {
+        if m.no_ack {
+            return Err(AmqpError::precondition_failed(format!(
+                "consumers of stream queues must acknowledge messages: no_ack=true is not supported for '{}'",
+                m.queue
+            )));
+        }
+        let prefetch = ctx.sink.lock().channels.get(&self.id).map_or(0, |ch| ch.consumer_prefetch);
+        if prefetch == 0 {
+            return Err(AmqpError::precondition_failed("consumer prefetch count is not set for stream queue"));
+        }
+        StartAt::from_arguments(&m.arguments, crate::stream::now_ms())
     }
 
     pub(super) fn cancel(&mut self, ctx: &ChannelCtx<'_>, m: basic::Cancel) -> AmqpResult<()> {
@@ -91,6 +110,12 @@ impl Channel {
     pub(super) fn get(&mut self, ctx: &ChannelCtx<'_>, m: basic::Get) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        if queue.is_stream() {
+            return Err(AmqpError::precondition_failed(format!(
+                "{} is a stream queue: basic.get is not supported",
+                queue.describe()
+            )));
+        }
         let Some((qm, message_count)) = queue.get() else {
             self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
             return Ok(());

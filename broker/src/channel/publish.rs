@@ -103,12 +103,17 @@ impl Channel {
             }
             return None;
         }
+        // Streams keep every message on disk, persistent or not.
+        let mut stream_ticket = None;
+        for q in routed.iter().filter(|q| q.is_stream()) {
+            stream_ticket = stream_ticket.max(q.append_stream(msg));
+        }
         let store = ctx.broker.store.as_ref().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
         let Some(store) = store else {
-            for q in routed {
+            for q in routed.iter().filter(|q| !q.is_stream()) {
                 q.publish(msg.clone());
             }
-            return None;
+            return stream_ticket;
         };
         let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
         let enqueues: Vec<(&str, u64)> =
@@ -118,10 +123,11 @@ impl Channel {
         for (q, seq) in routed.iter().zip(seqs) {
             match seq {
                 Some(seq) => q.publish_at(seq, msg.clone(), false),
+                None if q.is_stream() => {}
                 None => q.publish(msg.clone()),
             }
         }
-        Some(ticket)
+        Some(ticket.max(stream_ticket.unwrap_or(0)))
     }
 
     /// Whether a confirm waits for the journal.

@@ -1,0 +1,129 @@
+//! Benchmark (not a test): N WebSocket clients in one room, one publisher at R msg/s; reports
+//! the p50/p99 delivery latency (send time in the text -> receipt by every client) and, given
+//! the chat server's pid, its RSS per idle session.
+//!
+//!     cargo run --release -p warren-chat --example ws_bench -- http://127.0.0.1:8080 1000 100 10 [server-pid]
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::{Body, Client, Method, Request};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> Res<Value> {
+    let mut req =
+        Request::builder().method(Method::POST).uri(format!("{base}{path}")).header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = Client::new().request(req.body(Body::from(body.to_string()))?).await?;
+    let bytes = hyper::body::to_bytes(resp.into_body()).await?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let base = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let clients: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let rate: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
+    let secs: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let pid = args.get(5).cloned();
+    let tag: u32 = rand::random();
+
+    let owner =
+        post(&base, "/api/register", None, json!({"username": format!("bench-{tag:08x}"), "password": "benchbench"}))
+            .await?;
+    let token = owner["token"].as_str().ok_or("register failed")?.to_owned();
+    let room = post(&base, "/api/rooms", Some(&token), json!({"name": format!("bench {tag:08x}")})).await?;
+    let room_id = room["id"].as_str().ok_or("room failed")?.to_owned();
+    let ws_base = base.replace("http://", "ws://");
+
+    let rss_before = pid.as_deref().and_then(rss_kib);
+    let mut sockets = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        // every client is the same member (one account, many sessions): the fan-out is what counts
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/ws?token={token}")).await?;
+        ws.send(Message::Text(json!({"type": "subscribe", "room": room_id}).to_string())).await?;
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let (Some(before), Some(after)) = (rss_before, pid.as_deref().and_then(rss_kib)) {
+        println!(
+            "RSS per idle session: {:.1} KiB ({} sessions, {} KiB -> {} KiB)",
+            (after.saturating_sub(before)) as f64 / clients as f64,
+            clients,
+            before,
+            after
+        );
+    }
+
+    let start = Instant::now();
+    let expected = rate * secs;
+    let mut readers = Vec::new();
+    for mut ws in sockets {
+        readers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(secs + 15);
+            while lat.len() < expected as usize && Instant::now() < deadline {
+                match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(&t)
+                            && v["type"] == "message"
+                            && let Some(sent) = v["message"]["text"]
+                                .as_str()
+                                .and_then(|s| s.strip_prefix("t="))
+                                .and_then(|s| s.parse::<u128>().ok())
+                        {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_micros())
+                                .unwrap_or(0);
+                            lat.push((now.saturating_sub(sent)) as u64);
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+            lat
+        }));
+    }
+    let (mut publisher, _) = tokio_tungstenite::connect_async(format!("{ws_base}/ws?token={token}")).await?;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    for _ in 0..expected {
+        tick.tick().await;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
+        publisher
+            .send(Message::Text(json!({"type": "send", "room": room_id, "text": format!("t={now}")}).to_string()))
+            .await?;
+    }
+    let mut all = Vec::new();
+    for r in readers {
+        all.extend(r.await?);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "{clients} clients, {rate} msg/s for {secs} s: {} of {} deliveries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (elapsed {:.1} s)",
+        all.len(),
+        expected * clients as u64,
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

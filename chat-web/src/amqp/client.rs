@@ -1,0 +1,163 @@
+//! `Amqp`: a cheap-clone handle over one lapin connection and its confirm-mode publish channel.
+
+use std::sync::Arc;
+
+use lapin::options::{
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+
+use super::{CHAT_EXCHANGE, DIRECTORY_QUEUE, EVENTS_EXCHANGE, room_key, room_queue};
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct Amqp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Connection,
+    publisher: Channel,
+    user: String,
+}
+
+fn short(s: &str) -> Result<ShortString, ApiError> {
+    ShortString::try_new(s).map_err(|_| ApiError::BadRequest("name too long".into()))
+}
+
+fn stream_args(max_age_days: Option<u32>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("stream")));
+    if let Some(days) = max_age_days.filter(|d| *d > 0) {
+        args.insert("x-max-age".into(), AMQPValue::LongString(LongString::from(format!("{days}D"))));
+    }
+    args
+}
+
+impl Amqp {
+    /// Connect and declare the chat's shared topology.
+    pub async fn connect(url: &str) -> Result<Amqp, ApiError> {
+        let uri: lapin::uri::AMQPUri =
+            url.parse().map_err(|e: String| ApiError::Broker(format!("bad AMQP URL: {e}")))?;
+        let user = uri.authority.userinfo.username.clone();
+        let props = ConnectionProperties::default().with_connection_name("warren-chat".into());
+        let connection = Connection::connect(url, props).await?;
+        let publisher = connection.create_channel().await?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+        let amqp = Amqp { inner: Arc::new(Inner { connection, publisher, user }) };
+        amqp.declare_topology().await?;
+        Ok(amqp)
+    }
+
+    /// The AMQP user the chat publishes as (the `user_id` of its messages).
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.inner.connection.status().connected()
+    }
+
+    async fn declare_topology(&self) -> Result<(), ApiError> {
+        let ch = self.inner.connection.create_channel().await?;
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare(short(CHAT_EXCHANGE)?, ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        ch.exchange_declare(
+            short(EVENTS_EXCHANGE)?,
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(short(DIRECTORY_QUEUE)?, opts, stream_args(None)).await?;
+        let _ = ch.close(200, "bye".into()).await;
+        Ok(())
+    }
+
+    /// Declare room `id`'s stream (retention `days`, 0 = forever) and bind it to `chat`.
+    pub async fn declare_room(&self, id: &str, days: u32) -> Result<(), ApiError> {
+        let ch = self.inner.connection.create_channel().await?;
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        let queue = short(&room_queue(id))?;
+        ch.queue_declare(queue.clone(), opts, stream_args(Some(days))).await?;
+        ch.queue_bind(
+            queue,
+            short(CHAT_EXCHANGE)?,
+            short(&room_key(id))?,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let _ = ch.close(200, "bye".into()).await;
+        Ok(())
+    }
+
+    /// A fresh channel with `prefetch` credit, for one stream consumer.
+    pub async fn consumer_channel(&self, prefetch: u16) -> Result<Channel, ApiError> {
+        let ch = self.inner.connection.create_channel().await?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        Ok(ch)
+    }
+
+    pub async fn channel(&self) -> Result<Channel, ApiError> {
+        Ok(self.inner.connection.create_channel().await?)
+    }
+
+    fn properties(&self, author: Option<&str>) -> BasicProperties {
+        let mut props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_timestamp(crate::model::now_ms() / 1000)
+            .with_delivery_mode(2);
+        if let Ok(user) = ShortString::try_new(self.inner.user.as_str()) {
+            props = props.with_user_id(user);
+        }
+        if let Some(author) = author {
+            let mut headers = FieldTable::default();
+            headers.insert("x-chat-author".into(), AMQPValue::LongString(LongString::from(author)));
+            props = props.with_headers(headers);
+        }
+        props
+    }
+
+    /// Publish and wait for the broker's confirm.
+    async fn publish(&self, exchange: &str, key: &str, body: &[u8], author: Option<&str>) -> Result<(), ApiError> {
+        let confirm = self
+            .inner
+            .publisher
+            .basic_publish(short(exchange)?, short(key)?, BasicPublishOptions::default(), body, self.properties(author))
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Nack(_) => Err(ApiError::Broker("the broker refused the message (nack)".into())),
+        }
+    }
+
+    /// Publish a chat event (message, edit, delete, receipt) by web user `author` to room `room`.
+    pub async fn publish_room(&self, room: &str, author: &str, body: &[u8]) -> Result<(), ApiError> {
+        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(author)).await
+    }
+
+    /// Publish straight into a stream queue through the default exchange (directory events and
+    /// sync markers, which bots bound to `room.#` need not see).
+    pub async fn publish_to_queue(&self, queue: &str, body: &[u8]) -> Result<(), ApiError> {
+        self.publish("", queue, body, None).await
+    }
+
+    /// Publish a transient presence/typing/receipt event to every front end.
+    pub async fn publish_event(&self, body: &[u8]) -> Result<(), ApiError> {
+        let ch = &self.inner.publisher;
+        let props = BasicProperties::default().with_content_type("application/json".into());
+        // confirms are on for this channel; transient events don't wait for them
+        let _confirm =
+            ch.basic_publish(short(EVENTS_EXCHANGE)?, short("")?, BasicPublishOptions::default(), body, props).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.inner.connection.close(200, "shutdown".into()).await;
+    }
+}

@@ -1,0 +1,127 @@
+//! Stream consumers: read a stream queue from an offset and hand each decoded delivery to a
+//! callback; acks return credit (streams keep the messages).
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+
+use super::{Amqp, EVENTS_EXCHANGE};
+use crate::error::ApiError;
+use crate::room_log::Incoming;
+
+/// Where a stream consumer starts.
+#[derive(Debug, Clone, Copy)]
+pub enum StartAt {
+    First,
+    Next,
+}
+
+fn header<'a>(d: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
+    d.properties.headers().as_ref()?.inner().get(name)
+}
+
+fn offset_of(d: &Delivery) -> Option<u64> {
+    match header(d, "x-stream-offset")? {
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
+        AMQPValue::Timestamp(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// Decode a room delivery: who wrote it (web user through the service user, else a bot) and
+/// the JSON body (a non-JSON body becomes `{"text": ...}`).
+pub fn decode(d: &Delivery, service_user: &str) -> Option<Incoming> {
+    let offset = offset_of(d)?;
+    let user_id = d.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
+    let chat_author = match header(d, "x-chat-author") {
+        Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    let (author, bot) = match (user_id, chat_author) {
+        (Some(u), Some(a)) if u == service_user => (a, false),
+        (Some(u), _) => (u, true),
+        (None, _) => ("amqp".to_owned(), true),
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&d.data) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => serde_json::json!({"text": String::from_utf8_lossy(&d.data)}),
+    };
+    let ts = d.properties.timestamp().map(|t| t * 1000).unwrap_or_else(crate::model::now_ms);
+    Some(Incoming { offset, author, bot, body, ts })
+}
+
+/// Consume stream `queue` from `start`, calling `on_delivery` for each message in order,
+/// until the channel closes.
+pub async fn consume_stream<F>(
+    amqp: &Amqp,
+    queue: &str,
+    start: StartAt,
+    mut on_delivery: F,
+) -> Result<tokio::task::JoinHandle<()>, ApiError>
+where
+    F: FnMut(&Delivery) + Send + 'static,
+{
+    let ch = amqp.consumer_channel(500).await?;
+    let mut args = FieldTable::default();
+    let at = match start {
+        StartAt::First => "first",
+        StartAt::Next => "next",
+    };
+    args.insert("x-stream-offset".into(), AMQPValue::LongString(LongString::from(at)));
+    let mut consumer = ch.basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), args).await?;
+    let queue = queue.to_owned();
+    Ok(tokio::spawn(async move {
+        while let Some(delivery) = consumer.next().await {
+            match delivery {
+                Ok(d) => {
+                    on_delivery(&d);
+                    if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                        tracing::warn!(%queue, "ack failed: {e}");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%queue, "stream consumer stopped: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = ch;
+    }))
+}
+
+/// Bind an exclusive, auto-delete queue to `chat.events` and call `on_event` for each body.
+pub async fn consume_events<F>(amqp: &Amqp, mut on_event: F) -> Result<tokio::task::JoinHandle<()>, ApiError>
+where
+    F: FnMut(&[u8]) + Send + 'static,
+{
+    let ch = amqp.channel().await?;
+    let opts = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+    let q = ch.queue_declare("".into(), opts, FieldTable::default()).await?;
+    ch.queue_bind(
+        q.name().clone(),
+        EVENTS_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let mut consumer = ch.basic_consume(q.name().clone(), "".into(), opts, FieldTable::default()).await?;
+    Ok(tokio::spawn(async move {
+        while let Some(delivery) = consumer.next().await {
+            match delivery {
+                Ok(d) => on_event(&d.data),
+                Err(e) => {
+                    tracing::warn!("events consumer stopped: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = ch;
+    }))
+}

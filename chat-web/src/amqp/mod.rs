@@ -1,0 +1,24 @@
+//! The chat's only way to the broker: an AMQP 0-9-1 connection (lapin).
+//!
+//! - `client`: connect, declare the topology of the DESIGN contract, publish with confirms;
+//! - `feed`: consume a stream queue and decode deliveries.
+
+pub mod client;
+pub mod feed;
+
+pub use client::Amqp;
+
+/// Topic exchange every chat message, edit and receipt goes through.
+pub const CHAT_EXCHANGE: &str = "chat";
+/// Fanout exchange for transient presence and typing events.
+pub const EVENTS_EXCHANGE: &str = "chat.events";
+/// Stream of account, room and membership events.
+pub const DIRECTORY_QUEUE: &str = "chat.directory";
+
+pub fn room_queue(room: &str) -> String {
+    format!("chat.room.{room}")
+}
+
+pub fn room_key(room: &str) -> String {
+    format!("room.{room}")
+}

@@ -1,0 +1,234 @@
+//! `Directory`: accounts, rooms and memberships, folded from the `chat.directory` stream.
+//!
+//! Every front end folds the same stream, so they all agree; a front end applies its own
+//! events as soon as the broker confirms them and skips them when they come back (by id).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::model::RoomView;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Room {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    #[serde(default)]
+    pub direct: bool,
+    pub retention_days: u32,
+    pub created_by: String,
+    #[serde(default)]
+    pub invite: String,
+    #[serde(default, skip_serializing)]
+    pub members: BTreeSet<String>,
+}
+
+/// One event on `chat.directory`. Unknown kinds are ignored (newer front ends may add some).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DirectoryEvent {
+    UserRegistered { id: String, user: String, password_hash: String },
+    RoomCreated { id: String, room: Room },
+    MemberJoined { id: String, room: String, user: String },
+    MemberLeft { id: String, room: String, user: String },
+    Sync { id: String },
+}
+
+impl DirectoryEvent {
+    pub fn id(&self) -> &str {
+        match self {
+            DirectoryEvent::UserRegistered { id, .. }
+            | DirectoryEvent::RoomCreated { id, .. }
+            | DirectoryEvent::MemberJoined { id, .. }
+            | DirectoryEvent::MemberLeft { id, .. }
+            | DirectoryEvent::Sync { id } => id,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, String>,
+    rooms: HashMap<String, Room>,
+    /// Every event folded so far, and whether it took effect (first event wins).
+    seen: HashMap<String, bool>,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    state: RwLock<State>,
+}
+
+impl Directory {
+    /// Fold one event; false if it was seen before or lost a race (first event wins).
+    pub fn apply(&self, event: &DirectoryEvent) -> bool {
+        let mut s = self.state.write();
+        if s.seen.contains_key(event.id()) {
+            return false;
+        }
+        let took_effect = Self::fold(&mut s, event);
+        s.seen.insert(event.id().to_owned(), took_effect);
+        took_effect
+    }
+
+    /// Whether event `id` has been folded and took effect (whoever folded it first: the
+    /// stream consumer or the front end that published it).
+    pub fn took_effect(&self, id: &str) -> bool {
+        self.state.read().seen.get(id).copied().unwrap_or(false)
+    }
+
+    fn fold(s: &mut State, event: &DirectoryEvent) -> bool {
+        match event {
+            DirectoryEvent::UserRegistered { user, password_hash, .. } => {
+                if s.users.contains_key(user) {
+                    return false;
+                }
+                s.users.insert(user.clone(), password_hash.clone());
+            }
+            DirectoryEvent::RoomCreated { room, .. } => {
+                if s.rooms.contains_key(&room.id) {
+                    return false;
+                }
+                let mut room = room.clone();
+                room.members = BTreeSet::from([room.created_by.clone()]);
+                if room.direct {
+                    // a 1:1 room's members are the names in its id
+                    if let Some(rest) = room.id.strip_prefix("dm_") {
+                        room.members.extend(rest.split('_').map(str::to_owned));
+                    }
+                }
+                s.rooms.insert(room.id.clone(), room);
+            }
+            DirectoryEvent::MemberJoined { room, user, .. } => match s.rooms.get_mut(room) {
+                Some(r) if !r.direct => {
+                    r.members.insert(user.clone());
+                }
+                _ => return false,
+            },
+            DirectoryEvent::MemberLeft { room, user, .. } => match s.rooms.get_mut(room) {
+                Some(r) => {
+                    r.members.remove(user);
+                }
+                None => return false,
+            },
+            DirectoryEvent::Sync { .. } => {}
+        }
+        true
+    }
+
+    pub fn password_hash(&self, user: &str) -> Option<String> {
+        self.state.read().users.get(user).cloned()
+    }
+
+    pub fn user_exists(&self, user: &str) -> bool {
+        self.state.read().users.contains_key(user)
+    }
+
+    pub fn users(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.state.read().users.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn room(&self, id: &str) -> Option<Room> {
+        self.state.read().rooms.get(id).cloned()
+    }
+
+    pub fn is_member(&self, room: &str, user: &str) -> bool {
+        self.state.read().rooms.get(room).is_some_and(|r| r.members.contains(user))
+    }
+
+    /// Rooms `user` may see in a listing: every public room and the private ones they are in.
+    pub fn visible_rooms(&self, user: &str) -> Vec<Room> {
+        let s = self.state.read();
+        let mut v: Vec<Room> = s.rooms.values().filter(|r| r.public || r.members.contains(user)).cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    pub fn rooms_of(&self, user: &str) -> Vec<Room> {
+        let s = self.state.read();
+        s.rooms.values().filter(|r| r.members.contains(user)).cloned().collect()
+    }
+
+    /// The members of `room` (empty if unknown).
+    pub fn members(&self, room: &str) -> Vec<String> {
+        self.state.read().rooms.get(room).map(|r| r.members.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl Room {
+    /// The view of this room for `viewer` (the invite code only for members).
+    pub fn view(&self, viewer: &str) -> RoomView {
+        let member = self.members.contains(viewer);
+        RoomView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            public: self.public,
+            direct: self.direct,
+            retention_days: self.retention_days,
+            created_by: self.created_by.clone(),
+            members: self.members.iter().cloned().collect(),
+            invite: (member && !self.public && !self.direct).then(|| self.invite.clone()),
+            unread: None,
+            last_offset: None,
+        }
+    }
+}
+
+/// The id of the 1:1 room of two users: derived from the sorted names.
+pub fn direct_room_id(a: &str, b: &str) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm_{x}_{y}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(id: &str, public: bool, by: &str) -> Room {
+        Room {
+            id: id.into(),
+            name: id.into(),
+            public,
+            direct: id.starts_with("dm_"),
+            retention_days: 7,
+            created_by: by.into(),
+            invite: "code".into(),
+            members: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn fold_is_idempotent_and_first_wins() {
+        let d = Directory::default();
+        let reg = |id: &str, h: &str| DirectoryEvent::UserRegistered {
+            id: id.into(),
+            user: "alice".into(),
+            password_hash: h.into(),
+        };
+        assert!(d.apply(&reg("1", "h1")));
+        assert!(!d.apply(&reg("1", "h1")));
+        assert!(!d.apply(&reg("2", "h2")));
+        assert_eq!(d.password_hash("alice").unwrap(), "h1");
+    }
+
+    #[test]
+    fn memberships() {
+        let d = Directory::default();
+        d.apply(&DirectoryEvent::RoomCreated { id: "e1".into(), room: room("r1", false, "alice") });
+        assert!(d.is_member("r1", "alice"));
+        assert!(!d.is_member("r1", "bob"));
+        assert!(d.visible_rooms("bob").is_empty());
+        d.apply(&DirectoryEvent::MemberJoined { id: "e2".into(), room: "r1".into(), user: "bob".into() });
+        assert!(d.is_member("r1", "bob"));
+        d.apply(&DirectoryEvent::MemberLeft { id: "e3".into(), room: "r1".into(), user: "bob".into() });
+        assert!(!d.is_member("r1", "bob"));
+        let dm = direct_room_id("zed", "amy");
+        assert_eq!(dm, "dm_amy_zed");
+        d.apply(&DirectoryEvent::RoomCreated { id: "e4".into(), room: room(&dm, false, "zed") });
+        assert!(d.is_member(&dm, "amy") && d.is_member(&dm, "zed"));
+    }
+}

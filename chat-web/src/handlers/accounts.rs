@@ -1,0 +1,78 @@
+//! Sign up, log in, log out, who am I, who is there.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use super::reject;
+use crate::auth::{check_password, check_username, hash_password, verify_password};
+use crate::directory::DirectoryEvent;
+use crate::error::ApiError;
+use crate::model::{Credentials, TokenReply};
+use crate::state::App;
+
+fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> {
+    let (token, expires_at) = app.tokens.issue(user);
+    warp::reply::with_status(warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }), status)
+}
+
+pub async fn register(app: App, c: Credentials) -> Result<impl Reply, Rejection> {
+    let user = c.username.trim().to_owned();
+    check_username(&user).map_err(reject)?;
+    check_password(&c.password).map_err(reject)?;
+    if app.directory.user_exists(&user) {
+        return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
+    }
+    let password_hash = hash_password(&c.password).map_err(reject)?;
+    let event =
+        DirectoryEvent::UserRegistered { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
+    if !app.record(event).await.map_err(reject)? {
+        return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
+    }
+    tracing::info!(%user, "registered");
+    Ok(token_reply(&app, &user, StatusCode::CREATED))
+}
+
+pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
+    let user = c.username.trim().to_owned();
+    let addr_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
+    for limiter_check in [app.login_by_user.check(&user), app.login_by_addr.check(&addr_key)] {
+        if let Err(wait) = limiter_check {
+            return Err(reject(ApiError::TooManyRequests(wait)));
+        }
+    }
+    let ok = app.directory.password_hash(&user).is_some_and(|h| verify_password(&c.password, &h));
+    if !ok {
+        app.login_by_user.hit(&user);
+        app.login_by_addr.hit(&addr_key);
+        return Err(reject(ApiError::BadCredentials));
+    }
+    app.login_by_user.clear(&user);
+    Ok(token_reply(&app, &user, StatusCode::OK))
+}
+
+pub async fn logout(app: App, token: String) -> Result<impl Reply, Rejection> {
+    app.tokens.revoke(&token);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(app: App, user: String) -> Result<impl Reply, Rejection> {
+    let mut rooms = Vec::new();
+    for room in app.directory.rooms_of(&user) {
+        let mut view = room.view(&user);
+        if let Ok(log) = app.room_log(&room).await {
+            view.unread = Some(log.unread(&user));
+            view.last_offset = log.last_offset();
+        }
+        rooms.push(view);
+    }
+    Ok(warp::reply::json(&json!({"username": user, "rooms": rooms, "presence": app.presence.snapshot()})))
+}
+
+pub async fn users(app: App, _user: String) -> Result<impl Reply, Rejection> {
+    let list: Vec<_> =
+        app.directory.users().into_iter().map(|u| json!({"username": u, "status": app.presence.status(&u)})).collect();
+    Ok(warp::reply::json(&list))
+}

@@ -1,0 +1,48 @@
+//! Messages: history (newest first, `before` cursor), post, edit, delete, mark read.
+
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use super::reject;
+use crate::model::{HistoryPage, HistoryQuery, PostMessage};
+use crate::state::App;
+
+pub async fn history(app: App, room: String, user: String, q: HistoryQuery) -> Result<impl Reply, Rejection> {
+    let room = app.member_room(&room, &user).map_err(reject)?;
+    let log = app.room_log(&room).await.map_err(reject)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let (messages, next_before) = log.history(q.before, limit);
+    Ok(warp::reply::json(&HistoryPage { messages, next_before }))
+}
+
+pub async fn post(app: App, room: String, user: String, body: PostMessage) -> Result<impl Reply, Rejection> {
+    let msg = app.post(&room, &user, &body.text).await.map_err(reject)?;
+    Ok(warp::reply::with_status(warp::reply::json(&msg), StatusCode::CREATED))
+}
+
+pub async fn edit(
+    app: App,
+    room: String,
+    id: String,
+    user: String,
+    body: PostMessage,
+) -> Result<impl Reply, Rejection> {
+    let msg = app.change(&room, &user, &id, Some(&body.text)).await.map_err(reject)?;
+    Ok(warp::reply::json(&msg))
+}
+
+pub async fn delete(app: App, room: String, id: String, user: String) -> Result<impl Reply, Rejection> {
+    app.change(&room, &user, &id, None).await.map_err(reject)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReadUpTo {
+    pub offset: u64,
+}
+
+pub async fn read(app: App, room: String, user: String, body: ReadUpTo) -> Result<impl Reply, Rejection> {
+    app.mark_read(&room, &user, body.offset).await.map_err(reject)?;
+    Ok(StatusCode::NO_CONTENT)
+}

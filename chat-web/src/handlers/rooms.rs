@@ -1,0 +1,100 @@
+//! Rooms: list, create, show, join (public or by invitation), leave, 1:1 chats.
+
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use super::reject;
+use crate::directory::{DirectoryEvent, Room, direct_room_id};
+use crate::error::ApiError;
+use crate::model::{JoinRoom, NewRoom};
+use crate::state::App;
+
+fn event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub async fn list(app: App, user: String) -> Result<impl Reply, Rejection> {
+    let views: Vec<_> = app.directory.visible_rooms(&user).iter().map(|r| r.view(&user)).collect();
+    Ok(warp::reply::json(&views))
+}
+
+pub async fn create(app: App, user: String, new: NewRoom) -> Result<impl Reply, Rejection> {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(reject(ApiError::Unprocessable("room names are 1 to 64 characters".into())));
+    }
+    let days = new.retention_days.unwrap_or(app.config.default_retention_days);
+    if days > 36_500 {
+        return Err(reject(ApiError::Unprocessable("retention_days is at most 36500".into())));
+    }
+    let simple = uuid::Uuid::new_v4().simple().to_string();
+    let room = Room {
+        id: format!("r{}", &simple[..12]),
+        name,
+        public: new.public,
+        direct: false,
+        retention_days: days,
+        created_by: user.clone(),
+        invite: uuid::Uuid::new_v4().simple().to_string(),
+        members: Default::default(),
+    };
+    app.amqp.declare_room(&room.id, days).await.map_err(reject)?;
+    app.record(DirectoryEvent::RoomCreated { id: event_id(), room: room.clone() }).await.map_err(reject)?;
+    let room = app.directory.room(&room.id).ok_or_else(|| reject(ApiError::Conflict("room id clash".into())))?;
+    Ok(warp::reply::with_status(warp::reply::json(&room.view(&user)), StatusCode::CREATED))
+}
+
+pub async fn show(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
+    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    if !room.public && !room.members.contains(&user) {
+        return Err(reject(ApiError::Forbidden(format!("room {id} is private"))));
+    }
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+pub async fn join(app: App, id: String, user: String, body: JoinRoom) -> Result<impl Reply, Rejection> {
+    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    if !room.members.contains(&user) {
+        let invited = body.invite.as_deref().is_some_and(|c| !room.invite.is_empty() && c == room.invite);
+        if room.direct || (!room.public && !invited) {
+            return Err(reject(ApiError::Forbidden("this room needs an invitation".into())));
+        }
+        let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: user.clone() };
+        app.record(event).await.map_err(reject)?;
+    }
+    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+pub async fn leave(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
+    app.member_room(&id, &user).map_err(reject)?;
+    let event = DirectoryEvent::MemberLeft { id: event_id(), room: id, user };
+    app.record(event).await.map_err(reject)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn direct(app: App, other: String, user: String) -> Result<impl Reply, Rejection> {
+    if other == user {
+        return Err(reject(ApiError::Unprocessable("a 1:1 chat needs another user".into())));
+    }
+    if !app.directory.user_exists(&other) {
+        return Err(reject(ApiError::NotFound(format!("no user {other}"))));
+    }
+    let id = direct_room_id(&user, &other);
+    if app.directory.room(&id).is_none() {
+        let room = Room {
+            id: id.clone(),
+            name: id.trim_start_matches("dm_").replace('_', " & "),
+            public: false,
+            direct: true,
+            retention_days: app.config.default_retention_days,
+            created_by: user.clone(),
+            invite: String::new(),
+            members: Default::default(),
+        };
+        app.amqp.declare_room(&id, room.retention_days).await.map_err(reject)?;
+        app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await.map_err(reject)?;
+    }
+    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}

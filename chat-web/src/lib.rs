@@ -1,0 +1,96 @@
+//! warren-chat: the LAN web chat, an AMQP client of a broker (embedded warren or RabbitMQ).
+//!
+//! Nothing another front end would need lives here: accounts, rooms and memberships are folded
+//! from the `chat.directory` stream, messages from `chat.room.<id>` streams, presence and typing
+//! travel on the `chat.events` fanout exchange (see DESIGN.md, "Chat over AMQP").
+//!
+//! Layout:
+//! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
+//! - `directory`: accounts/rooms/memberships fold; `room_log`: one room's message fold;
+//! - `presence`: online/away/offline across front ends;
+//! - `auth`: argon2id passwords, bearer tokens; `ratelimit`: login attempt limits;
+//! - `state`: the `App` handle tying these together;
+//! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree;
+//! - `ws/*`: WebSocket protocol and sessions; `static_files`: the embedded UI;
+//! - `error`: `ApiError` and the one `recover` mapping it to JSON + status.
+
+pub mod amqp;
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod handlers;
+pub mod model;
+pub mod presence;
+pub mod ratelimit;
+pub mod room_log;
+pub mod routes;
+pub mod state;
+pub mod static_files;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use error::ApiError;
+pub use state::App;
+
+/// Largest chat message text, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub amqp_url: String,
+    pub token_ttl: Duration,
+    pub login_attempts_per_user: u32,
+    pub login_attempts_per_addr: u32,
+    pub default_retention_days: u32,
+}
+
+impl ChatConfig {
+    pub fn new(amqp_url: impl Into<String>) -> Self {
+        ChatConfig {
+            amqp_url: amqp_url.into(),
+            token_ttl: Duration::from_secs(24 * 3600),
+            login_attempts_per_user: 5,
+            login_attempts_per_addr: 30,
+            default_retention_days: 30,
+        }
+    }
+}
+
+/// A running chat front end.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Wait for the HTTP server to stop (after the shutdown signal).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+        self.app.shutdown().await;
+    }
+}
+
+/// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true.
+pub async fn start(
+    config: ChatConfig,
+    bind: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Server, ApiError> {
+    let app = App::start(config).await?;
+    let routes = routes::routes(app.clone());
+    let signal = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let (addr, serve) = warp::serve(routes)
+        .try_bind_with_graceful_shutdown(bind, signal)
+        .map_err(|e| ApiError::BadRequest(format!("cannot listen for HTTP on {bind}: {e}")))?;
+    tracing::info!("chat listening on http://{addr}");
+    let task = tokio::spawn(serve);
+    Ok(Server { addr, app, task })
+}

@@ -1,0 +1,256 @@
+//! `RoomLog`: one room's messages folded from its stream (edits and deletes applied, read
+//! offsets per user), plus the broadcast channel that feeds this front end's WebSocket sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::model::ChatMessage;
+
+/// One delivery from a room stream, decoded from its AMQP properties and JSON body.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub offset: u64,
+    pub author: String,
+    pub bot: bool,
+    pub body: Value,
+    pub ts: u64,
+}
+
+/// An event for the room's sessions: serialised once, shared by every session.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The stream offset for events that come from the stream (sessions skip what their
+    /// catch-up already sent).
+    pub offset: Option<u64>,
+    pub json: Arc<str>,
+    /// Only these users' sessions get it (None: everyone subscribed).
+    pub audience: Option<Vec<String>>,
+}
+
+impl Outgoing {
+    pub fn transient(value: &Value) -> Arc<Outgoing> {
+        Arc::new(Outgoing { offset: None, json: value.to_string().into(), audience: None })
+    }
+
+    pub fn for_users(value: &Value, users: Vec<String>) -> Arc<Outgoing> {
+        Arc::new(Outgoing { offset: None, json: value.to_string().into(), audience: Some(users) })
+    }
+
+    pub fn is_for(&self, user: &str) -> bool {
+        self.audience.as_ref().is_none_or(|a| a.iter().any(|u| u == user))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    messages: Vec<ChatMessage>,
+    index: HashMap<String, usize>,
+    read: HashMap<String, u64>,
+    waiters: HashMap<String, oneshot::Sender<u64>>,
+    last_offset: Option<u64>,
+}
+
+pub struct RoomLog {
+    pub id: String,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Outgoing>>,
+    ready: watch::Sender<bool>,
+}
+
+const BROADCAST_CAPACITY: usize = 1024;
+
+impl RoomLog {
+    pub fn new(id: &str) -> Arc<RoomLog> {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (ready, _) = watch::channel(false);
+        Arc::new(RoomLog { id: id.to_owned(), state: Mutex::new(State::default()), tx, ready })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outgoing>> {
+        self.tx.subscribe()
+    }
+
+    pub fn send_transient(&self, event: Arc<Outgoing>) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.send_replace(true);
+    }
+
+    /// Resolve with the stream offset once an event with this id has been folded.
+    pub fn wait_for(&self, id: &str) -> oneshot::Receiver<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.state.lock().waiters.insert(id.to_owned(), tx);
+        rx
+    }
+
+    pub fn forget_waiter(&self, id: &str) {
+        self.state.lock().waiters.remove(id);
+    }
+
+    /// Fold one delivery; broadcast what changed.
+    pub fn apply(&self, inc: Incoming) {
+        let out = {
+            let mut s = self.state.lock();
+            s.last_offset = Some(inc.offset);
+            let id = inc.body.get("id").and_then(Value::as_str).map(str::to_owned);
+            let out = self.fold(&mut s, &inc, id.as_deref());
+            if let Some(id) = id
+                && let Some(w) = s.waiters.remove(&id)
+            {
+                let _ = w.send(inc.offset);
+            }
+            out
+        };
+        if let Some(value) = out {
+            let _ = self.tx.send(Arc::new(Outgoing {
+                offset: Some(inc.offset),
+                json: value.to_string().into(),
+                audience: None,
+            }));
+        }
+    }
+
+    fn fold(&self, s: &mut State, inc: &Incoming, id: Option<&str>) -> Option<Value> {
+        let kind = inc.body.get("kind").and_then(Value::as_str).unwrap_or("message");
+        let text = || inc.body.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
+        let target = inc.body.get("target").and_then(Value::as_str);
+        match kind {
+            "sync" => None,
+            "receipt" => {
+                let offset = inc.body.get("offset").and_then(Value::as_u64)?;
+                if inc.bot || inc.body.get("status").and_then(Value::as_str) != Some("read") {
+                    return None;
+                }
+                let r = s.read.entry(inc.author.clone()).or_insert(0);
+                if offset <= *r {
+                    return None;
+                }
+                *r = offset;
+                Some(json!({"type": "read", "room": self.id, "user": inc.author, "offset": offset}))
+            }
+            "edit" | "delete" | "chunk" if target.is_some() => {
+                let idx = *s.index.get(target?)?;
+                let m = &mut s.messages[idx];
+                if m.author != inc.author || m.bot != inc.bot || m.deleted {
+                    return None;
+                }
+                match kind {
+                    "edit" => {
+                        m.text = text();
+                        m.edited = true;
+                    }
+                    "chunk" => m.text.push_str(&text()),
+                    _ => {
+                        m.text.clear();
+                        m.deleted = true;
+                    }
+                }
+                let t = if kind == "delete" { "delete" } else { "edit" };
+                Some(json!({"type": t, "room": self.id, "message": m}))
+            }
+            _ => {
+                let id = id.map(str::to_owned).unwrap_or_else(|| format!("o{}", inc.offset));
+                if s.index.contains_key(&id) {
+                    return None;
+                }
+                let ts = inc.body.get("ts").and_then(Value::as_u64).unwrap_or(inc.ts);
+                let msg = ChatMessage {
+                    id: id.clone(),
+                    room: self.id.clone(),
+                    offset: inc.offset,
+                    author: inc.author.clone(),
+                    bot: inc.bot,
+                    text: text(),
+                    ts,
+                    edited: false,
+                    deleted: false,
+                };
+                let value = json!({"type": "message", "room": self.id, "message": msg});
+                s.index.insert(id, s.messages.len());
+                s.messages.push(msg);
+                Some(value)
+            }
+        }
+    }
+
+    pub fn message(&self, id: &str) -> Option<ChatMessage> {
+        let s = self.state.lock();
+        s.index.get(id).map(|&i| s.messages[i].clone())
+    }
+
+    /// Up to `limit` messages older than `before` (all if None), newest first.
+    pub fn history(&self, before: Option<u64>, limit: usize) -> (Vec<ChatMessage>, Option<u64>) {
+        let s = self.state.lock();
+        let end = before.map_or(s.messages.len(), |b| s.messages.partition_point(|m| m.offset < b));
+        let start = end.saturating_sub(limit);
+        let page: Vec<ChatMessage> = s.messages[start..end].iter().rev().cloned().collect();
+        let next = (start > 0).then(|| s.messages[start].offset);
+        (page, next)
+    }
+
+    /// Messages after `since` (all if None), oldest first, at most `limit` (the newest ones).
+    pub fn since(&self, since: Option<u64>, limit: usize) -> Vec<ChatMessage> {
+        let s = self.state.lock();
+        let from = since.map_or(0, |o| s.messages.partition_point(|m| m.offset <= o));
+        let from = from.max(s.messages.len().saturating_sub(limit));
+        s.messages[from..].to_vec()
+    }
+
+    /// Messages by others after `user`'s read offset that are not deleted.
+    pub fn unread(&self, user: &str) -> usize {
+        let s = self.state.lock();
+        let read = s.read.get(user).copied();
+        let from = read.map_or(0, |o| s.messages.partition_point(|m| m.offset <= o));
+        s.messages[from..].iter().filter(|m| !m.deleted && m.author != user).count()
+    }
+
+    pub fn read_offset(&self, user: &str) -> Option<u64> {
+        self.state.lock().read.get(user).copied()
+    }
+
+    pub fn last_offset(&self) -> Option<u64> {
+        self.state.lock().last_offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(offset: u64, author: &str, body: Value) -> Incoming {
+        Incoming { offset, author: author.into(), bot: false, body, ts: 1 }
+    }
+
+    #[test]
+    fn fold_messages_edits_deletes_and_reads() {
+        let log = RoomLog::new("r");
+        for i in 0..5 {
+            log.apply(inc(i, "alice", json!({"id": format!("m{i}"), "kind": "message", "text": format!("t{i}")})));
+        }
+        log.apply(inc(5, "bob", json!({"id": "e1", "kind": "edit", "target": "m1", "text": "hijack"})));
+        log.apply(inc(6, "alice", json!({"id": "e2", "kind": "edit", "target": "m1", "text": "fixed"})));
+        log.apply(inc(7, "alice", json!({"id": "d1", "kind": "delete", "target": "m2"})));
+        assert_eq!(log.message("m1").unwrap().text, "fixed");
+        assert!(log.message("m2").unwrap().deleted);
+        let (page, next) = log.history(None, 2);
+        assert_eq!(page.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![4, 3]);
+        assert_eq!(next, Some(3));
+        let (page, next) = log.history(next, 10);
+        assert_eq!(page.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(next, None);
+        assert_eq!(log.unread("bob"), 4);
+        log.apply(inc(8, "bob", json!({"id": "r1", "kind": "receipt", "status": "read", "offset": 3})));
+        assert_eq!(log.unread("bob"), 1);
+        assert_eq!(log.since(Some(3), 100).len(), 1);
+    }
+}

@@ -1,0 +1,179 @@
+//! The warp filter tree: REST under /api, the WebSocket at /ws, the embedded UI at /;
+//! every rejection goes through `error::recover`.
+
+use std::collections::HashMap;
+
+use warp::filters::BoxedFilter;
+use warp::http::header;
+use warp::{Filter, Rejection, Reply};
+
+use crate::error::{ApiError, recover};
+use crate::handlers::{accounts, messages, reject, rooms};
+use crate::state::App;
+use crate::{MAX_MESSAGE_BYTES, static_files, ws};
+
+fn with_app(app: App) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+fn bearer(value: Option<String>) -> Result<String, Rejection> {
+    value
+        .as_deref()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+        .ok_or_else(|| reject(ApiError::Unauthorized))
+}
+
+/// The raw bearer token of the request.
+fn token() -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(|v: Option<String>| async move { bearer(v) })
+}
+
+/// The user the request's bearer token belongs to (401 otherwise).
+fn user(app: App) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    with_app(app)
+        .and(token())
+        .and_then(|app: App, token: String| async move { app.tokens.check(&token).map_err(reject) })
+}
+
+fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    // room for a 64 KiB text escaped in JSON
+    warp::body::content_length_limit((MAX_MESSAGE_BYTES * 6 + 4096) as u64).and(warp::body::json())
+}
+
+pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let a = || with_app(app.clone());
+    let u = || user(app.clone());
+    let api = warp::path("api");
+
+    let register =
+        api.and(warp::path!("register")).and(warp::post()).and(a()).and(json_body()).and_then(accounts::register);
+    let login = api
+        .and(warp::path!("login"))
+        .and(warp::post())
+        .and(a())
+        .and(warp::addr::remote())
+        .and(json_body())
+        .and_then(accounts::login);
+    let logout = api.and(warp::path!("logout")).and(warp::post()).and(a()).and(token()).and_then(accounts::logout);
+    let me = api.and(warp::path!("me")).and(warp::get()).and(a()).and(u()).and_then(accounts::me);
+    let users = api.and(warp::path!("users")).and(warp::get()).and(a()).and(u()).and_then(accounts::users);
+    let accounts = any_of(vec![bx(register), bx(login), bx(logout), bx(me), bx(users)]);
+
+    let list = api.and(warp::path!("rooms")).and(warp::get()).and(a()).and(u()).and_then(rooms::list);
+    let create =
+        api.and(warp::path!("rooms")).and(warp::post()).and(a()).and(u()).and(json_body()).and_then(rooms::create);
+    let show = api.and(warp::path!("rooms" / String)).and(warp::get()).and(a()).and(u());
+    let show = show.map(|id, app, user| (app, id, user)).untuple_one().and_then(rooms::show);
+    let join = api
+        .and(warp::path!("rooms" / String / "join"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::bytes())
+        .and_then(|id: String, app: App, user: String, body: bytes::Bytes| async move {
+            let join = if body.is_empty() {
+                Default::default()
+            } else {
+                serde_json::from_slice(&body).map_err(|e| reject(ApiError::Unprocessable(e.to_string())))?
+            };
+            rooms::join(app, id, user, join).await
+        });
+    let leave = api.and(warp::path!("rooms" / String / "leave")).and(warp::post()).and(a()).and(u());
+    let leave = leave.and_then(|id, app, user| rooms::leave(app, id, user));
+    let direct = api.and(warp::path!("dm" / String)).and(warp::post()).and(a()).and(u());
+    let direct = direct.and_then(|other, app, user| rooms::direct(app, other, user));
+    let rooms = any_of(vec![bx(list), bx(create), bx(show), bx(join), bx(leave), bx(direct)]);
+
+    let history = api
+        .and(warp::path!("rooms" / String / "messages"))
+        .and(warp::get())
+        .and(a())
+        .and(u())
+        .and(warp::query())
+        .and_then(|room, app, user, q| messages::history(app, room, user, q));
+    let post = api
+        .and(warp::path!("rooms" / String / "messages"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(json_body())
+        .and_then(|room, app, user, body| messages::post(app, room, user, body));
+    let edit = api
+        .and(warp::path!("rooms" / String / "messages" / String))
+        .and(warp::patch())
+        .and(a())
+        .and(u())
+        .and(json_body())
+        .and_then(|room, id, app, user, body| messages::edit(app, room, id, user, body));
+    let delete = api
+        .and(warp::path!("rooms" / String / "messages" / String))
+        .and(warp::delete())
+        .and(a())
+        .and(u())
+        .and_then(|room, id, app, user| messages::delete(app, room, id, user));
+    let read = api
+        .and(warp::path!("rooms" / String / "read"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(json_body())
+        .and_then(|room, app, user, body| messages::read(app, room, user, body));
+    let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read)]);
+
+    let socket = warp::path!("ws").and(warp::ws()).and(a()).and(warp::query::<HashMap<String, String>>()).and_then(
+        |ws: warp::ws::Ws, app: App, q: HashMap<String, String>| async move {
+            let token = q.get("token").cloned().unwrap_or_default();
+            let user = app.tokens.check(&token).map_err(reject)?;
+            let ws = ws.max_message_size(ws::MAX_FRAME_BYTES).max_frame_size(ws::MAX_FRAME_BYTES);
+            Ok::<_, Rejection>(
+                Box::new(ws.on_upgrade(move |socket| ws::session::run(app, user, socket))) as Box<dyn Reply>
+            )
+        },
+    );
+
+    let ui = warp::get().and(warp::path::tail()).and_then(|tail: warp::path::Tail| async move {
+        let path = tail.as_str();
+        let path = if path.is_empty() { "index.html" } else { path };
+        match static_files::get(path) {
+            Some((body, mime)) => Ok(Box::new(warp::reply::with_header(
+                warp::reply::with_header(body, header::CONTENT_TYPE, mime),
+                header::CACHE_CONTROL,
+                "no-cache",
+            )) as Box<dyn Reply>),
+            None => Err(warp::reject::not_found()),
+        }
+    });
+
+    let security = warp::reply::with::header(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'",
+    );
+    any_of(vec![accounts, rooms, messages, bx(socket), bx(ui)])
+        .recover(recover)
+        .map(|r| Box::new(r) as Box<dyn Reply>)
+        .with(security)
+        .with(warp::reply::with::header("x-content-type-options", "nosniff"))
+        .map(|r| Box::new(r) as Box<dyn Reply>)
+        .boxed()
+}
+
+type Route = BoxedFilter<(Box<dyn Reply>,)>;
+
+/// Box a route's reply, so that every branch of the tree has one type.
+fn bx<F, R>(f: F) -> Route
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Send + Sync + Clone + 'static,
+    R: Reply + 'static,
+{
+    f.map(|r: R| Box::new(r) as Box<dyn Reply>).boxed()
+}
+
+/// Try routes in order.
+fn any_of(routes: Vec<Route>) -> Route {
+    let mut it = routes.into_iter();
+    let first =
+        it.next().unwrap_or_else(|| bx(warp::any().and_then(|| async { Err::<String, _>(warp::reject::not_found()) })));
+    it.fold(first, |acc, r| acc.or(r).unify().boxed())
+}

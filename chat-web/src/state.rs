@@ -1,0 +1,341 @@
+//! `App`: the cheap-clone handle every request and session uses. It owns no chat state of its
+//! own: the directory and room logs are folds of broker streams, tokens and rate limits are
+//! per front end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::ChatConfig;
+use crate::amqp::feed::{self, StartAt};
+use crate::amqp::{Amqp, DIRECTORY_QUEUE, room_queue};
+use crate::auth::Tokens;
+use crate::directory::{Directory, DirectoryEvent, Room};
+use crate::error::ApiError;
+use crate::model::{ChatMessage, now_ms};
+use crate::presence::{Presence, Status};
+use crate::ratelimit::RateLimiter;
+use crate::room_log::{Outgoing, RoomLog};
+
+const FOLD_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: ChatConfig,
+    pub amqp: Amqp,
+    pub directory: Arc<Directory>,
+    pub tokens: Tokens,
+    pub login_by_user: RateLimiter,
+    pub login_by_addr: RateLimiter,
+    pub presence: Presence,
+    /// Presence changes, for every session of this front end.
+    pub global: broadcast::Sender<Arc<Outgoing>>,
+    /// This front end's id in presence announcements.
+    pub node: String,
+    rooms: Mutex<HashMap<String, Arc<RoomLog>>>,
+    feeds: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn wait_folded(rx: oneshot::Receiver<u64>, what: &str) -> Result<u64, ApiError> {
+    match tokio::time::timeout(FOLD_TIMEOUT, rx).await {
+        Ok(Ok(offset)) => Ok(offset),
+        _ => Err(ApiError::Broker(format!("{what} did not come back from the broker"))),
+    }
+}
+
+impl App {
+    /// Connect to the broker, fold the directory, start listening to `chat.events`.
+    pub async fn start(config: ChatConfig) -> Result<App, ApiError> {
+        let amqp = Amqp::connect(&config.amqp_url).await?;
+        let (global, _) = broadcast::channel(1024);
+        let window = Duration::from_secs(60);
+        let app = App {
+            inner: Arc::new(Inner {
+                tokens: Tokens::new(config.token_ttl),
+                login_by_user: RateLimiter::new(config.login_attempts_per_user, window),
+                login_by_addr: RateLimiter::new(config.login_attempts_per_addr, window),
+                config,
+                amqp,
+                directory: Arc::new(Directory::default()),
+                presence: Presence::default(),
+                global,
+                node: new_id(),
+                rooms: Mutex::new(HashMap::new()),
+                feeds: Mutex::new(Vec::new()),
+            }),
+        };
+        app.load_directory().await?;
+        let weak = Arc::downgrade(&app.inner);
+        let events = feed::consume_events(&app.amqp, move |body| {
+            if let Some(inner) = weak.upgrade() {
+                App { inner }.on_event(body);
+            }
+        })
+        .await?;
+        app.feeds.lock().push(events);
+        app.announce(&json!({"type": "hello", "node": app.node})).await;
+        Ok(app)
+    }
+
+    async fn load_directory(&self) -> Result<(), ApiError> {
+        let marker = new_id();
+        let (tx, rx) = oneshot::channel();
+        let mut pending = Some((marker.clone(), tx));
+        let directory = self.directory.clone();
+        let global = self.global.clone();
+        let task = feed::consume_stream(&self.amqp, DIRECTORY_QUEUE, StartAt::First, move |d| {
+            let Ok(event) = serde_json::from_slice::<DirectoryEvent>(&d.data) else {
+                return;
+            };
+            if let DirectoryEvent::Sync { id } = &event
+                && pending.as_ref().is_some_and(|(m, _)| m == id)
+                && let Some((_, tx)) = pending.take()
+            {
+                let _ = tx.send(0);
+            }
+            if directory.apply(&event) {
+                notify_members(&directory, &global, &event);
+            }
+        })
+        .await?;
+        self.feeds.lock().push(task);
+        let body = serde_json::to_vec(&DirectoryEvent::Sync { id: marker }).unwrap_or_default();
+        self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
+        wait_folded(rx, "the directory").await?;
+        tracing::info!(users = self.directory.users().len(), "chat directory loaded");
+        Ok(())
+    }
+
+    /// Publish a directory event (confirmed), then fold it locally.
+    pub async fn record(&self, event: DirectoryEvent) -> Result<bool, ApiError> {
+        let body = serde_json::to_vec(&event).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
+        // The stream consumer may have folded it already (it can beat the confirm).
+        if self.directory.apply(&event) {
+            notify_members(&self.directory, &self.global, &event);
+        }
+        Ok(self.directory.took_effect(event.id()))
+    }
+
+    /// The folded log of `room`, consuming its stream first if this front end had not yet.
+    pub async fn room_log(&self, room: &Room) -> Result<Arc<RoomLog>, ApiError> {
+        let (log, fresh) = {
+            let mut rooms = self.rooms.lock();
+            match rooms.get(&room.id) {
+                Some(log) => (log.clone(), false),
+                None => {
+                    let log = RoomLog::new(&room.id);
+                    rooms.insert(room.id.clone(), log.clone());
+                    (log, true)
+                }
+            }
+        };
+        if fresh && let Err(e) = self.activate(&log, room).await {
+            self.rooms.lock().remove(&room.id);
+            return Err(e);
+        }
+        let mut ready = log.ready();
+        let wait = ready.wait_for(|r| *r);
+        match tokio::time::timeout(FOLD_TIMEOUT, wait).await {
+            Ok(Ok(_)) => Ok(log),
+            _ => Err(ApiError::Broker(format!("room {} is not available", room.id))),
+        }
+    }
+
+    async fn activate(&self, log: &Arc<RoomLog>, room: &Room) -> Result<(), ApiError> {
+        self.amqp.declare_room(&room.id, room.retention_days).await?;
+        let marker = new_id();
+        let synced = log.wait_for(&marker);
+        let service = self.amqp.user().to_owned();
+        let sink = log.clone();
+        let task = feed::consume_stream(&self.amqp, &room_queue(&room.id), StartAt::First, move |d| {
+            if let Some(inc) = feed::decode(d, &service) {
+                sink.apply(inc);
+            }
+        })
+        .await?;
+        self.feeds.lock().push(task);
+        let body = serde_json::to_vec(&json!({"id": marker, "kind": "sync", "ts": now_ms()})).unwrap_or_default();
+        self.amqp.publish_to_queue(&room_queue(&room.id), &body).await?;
+        wait_folded(synced, "the room").await?;
+        log.set_ready();
+        Ok(())
+    }
+
+    /// A room `user` is a member of (404 unknown, 403 not a member).
+    pub fn member_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        let r = self.directory.room(room).ok_or_else(|| ApiError::NotFound(format!("no room {room}")))?;
+        if r.members.contains(user) {
+            Ok(r)
+        } else {
+            Err(ApiError::Forbidden(format!("you are not a member of {room}")))
+        }
+    }
+
+    /// Publish a room event by `author` and wait until it is folded; returns its offset.
+    async fn publish_room(&self, log: &RoomLog, author: &str, body: Value) -> Result<u64, ApiError> {
+        let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let folded = log.wait_for(&id);
+        let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if let Err(e) = self.amqp.publish_room(&log.id, author, &bytes).await {
+            log.forget_waiter(&id);
+            return Err(e);
+        }
+        wait_folded(folded, "the message").await
+    }
+
+    pub fn check_text(text: &str) -> Result<(), ApiError> {
+        if text.len() > crate::MAX_MESSAGE_BYTES {
+            return Err(ApiError::TooLarge(crate::MAX_MESSAGE_BYTES));
+        }
+        if text.trim().is_empty() {
+            return Err(ApiError::Unprocessable("empty message".into()));
+        }
+        Ok(())
+    }
+
+    /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
+    pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
+        Self::check_text(text)?;
+        let room = self.member_room(room, author)?;
+        let log = self.room_log(&room).await?;
+        let id = new_id();
+        let body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
+        self.publish_room(&log, author, body).await?;
+        log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))
+    }
+
+    /// Edit (Some(text)) or delete (None) one's own message.
+    pub async fn change(
+        &self,
+        room: &str,
+        user: &str,
+        target: &str,
+        text: Option<&str>,
+    ) -> Result<ChatMessage, ApiError> {
+        if let Some(t) = text {
+            Self::check_text(t)?;
+        }
+        let room = self.member_room(room, user)?;
+        let log = self.room_log(&room).await?;
+        let msg = log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))?;
+        if msg.author != user || msg.bot {
+            return Err(ApiError::Forbidden("you can only change your own messages".into()));
+        }
+        if msg.deleted {
+            return Err(ApiError::Conflict("message was deleted".into()));
+        }
+        let kind = if text.is_some() { "edit" } else { "delete" };
+        let body = json!({"id": new_id(), "kind": kind, "room": room.id, "target": target, "text": text.unwrap_or(""), "ts": now_ms()});
+        self.publish_room(&log, user, body).await?;
+        log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))
+    }
+
+    /// Record that `user` has read `room` up to `offset` (a receipt in the room stream).
+    pub async fn mark_read(&self, room: &str, user: &str, offset: u64) -> Result<(), ApiError> {
+        let room = self.member_room(room, user)?;
+        let log = self.room_log(&room).await?;
+        if log.read_offset(user).is_some_and(|o| o >= offset) {
+            return Ok(());
+        }
+        let body = json!({"id": new_id(), "kind": "receipt", "status": "read", "room": room.id, "offset": offset, "ts": now_ms()});
+        self.publish_room(&log, user, body).await?;
+        Ok(())
+    }
+
+    /// Publish a transient event on `chat.events` (presence, typing, delivered receipts).
+    pub async fn announce(&self, event: &Value) {
+        if let Err(e) = self.amqp.publish_event(event.to_string().as_bytes()).await {
+            tracing::warn!("cannot publish event: {e}");
+        }
+    }
+
+    /// Local session count change for `user`; announces a status change to every front end.
+    pub async fn presence_change(&self, user: &str, sessions: isize, away: isize) {
+        if let Some(status) = self.presence.local_change(user, sessions, away) {
+            self.announce(&json!({"type": "presence", "node": self.node, "user": user, "status": status})).await;
+        }
+    }
+
+    fn on_event(&self, body: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        let str_of = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        match event.get("type").and_then(Value::as_str) {
+            Some("hello") if str_of("node") != self.node => {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    for (user, status) in app.presence.local_snapshot() {
+                        app.announce(&json!({"type": "presence", "node": app.node, "user": user, "status": status}))
+                            .await;
+                    }
+                });
+            }
+            Some("presence") => {
+                let Ok(status) = serde_json::from_value::<Status>(event.get("status").cloned().unwrap_or_default())
+                else {
+                    return;
+                };
+                let user = str_of("user");
+                if let Some(now) = self.presence.apply(&str_of("node"), &user, status) {
+                    let _ = self
+                        .global
+                        .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": now})));
+                }
+            }
+            Some("typing") | Some("receipt") => {
+                let room = str_of("room");
+                let log = self.rooms.lock().get(&room).cloned();
+                if let Some(log) = log {
+                    let mut e = event.clone();
+                    if let Some(obj) = e.as_object_mut() {
+                        obj.remove("node");
+                    }
+                    log.send_transient(Outgoing::transient(&e));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        for task in self.feeds.lock().drain(..) {
+            task.abort();
+        }
+        self.amqp.close().await;
+    }
+}
+
+/// Tell the members' live sessions about a room they are now in (a new 1:1 chat, a join), so
+/// their clients subscribe to it. Only the members get the event.
+fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
+    let room = match event {
+        DirectoryEvent::RoomCreated { room, .. } => &room.id,
+        DirectoryEvent::MemberJoined { room, .. } => room,
+        _ => return,
+    };
+    let members = directory.members(room);
+    if !members.is_empty() {
+        let _ = global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), members));
+    }
+}

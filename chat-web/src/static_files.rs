@@ -1,0 +1,13 @@
+//! The UI, compiled into the binary (a LAN may have no internet: no CDN).
+
+const FILES: &[(&str, &str, &str)] = &[
+    ("index.html", include_str!("../static/index.html"), "text/html; charset=utf-8"),
+    ("app.js", include_str!("../static/app.js"), "text/javascript; charset=utf-8"),
+    ("markdown.js", include_str!("../static/markdown.js"), "text/javascript; charset=utf-8"),
+    ("style.css", include_str!("../static/style.css"), "text/css; charset=utf-8"),
+];
+
+/// The body and content type of a static file.
+pub fn get(path: &str) -> Option<(&'static str, &'static str)> {
+    FILES.iter().find(|(name, _, _)| *name == path).map(|(_, body, mime)| (*body, *mime))
+}

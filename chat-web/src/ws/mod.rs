@@ -1,0 +1,14 @@
+//! The live side: one WebSocket per browser tab.
+//!
+//! - `protocol`: the JSON frames a client may send;
+//! - `session`: one socket: a writer task fed by a bounded channel, a reader loop, one
+//!   forwarding task per subscribed room.
+
+pub mod protocol;
+pub mod session;
+
+/// Largest WebSocket message accepted at the protocol level; anything between the 64 KiB
+/// chat limit and this gets an `error` event, anything larger closes the socket (1009).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Outgoing frames queued per socket before it counts as too slow and is closed.
+pub const OUTBOX: usize = 512;

@@ -1,0 +1,145 @@
+//! WebSocket: live messages, typing, presence, receipts, unread counts, catch-up, and abuse.
+
+mod common;
+
+use common::{chat, is};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn live_chat_presence_typing_receipts_and_catch_up() {
+    let c = chat().await;
+    let (alice, a) = c.user("alice").await;
+    let (bob, b) = c.user("bob").await;
+    let room = c.room(&a, true).await;
+    let id = room["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+
+    let mut wa = c.ws(&a).await;
+    let hello = wa.until(is("hello")).await;
+    assert_eq!(hello["user"], alice.as_str());
+    let mut wb = c.ws(&b).await;
+    wb.until(is("hello")).await;
+    // alice sees bob come online
+    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "online").await;
+
+    wa.send(json!({"type": "subscribe", "room": id})).await;
+    wa.until(is("subscribed")).await;
+    wb.send(json!({"type": "subscribe", "room": id})).await;
+    wb.until(is("subscribed")).await;
+
+    wa.send(json!({"type": "send", "room": id, "text": "hello **bob**", "client_id": "c1"})).await;
+    let sent = wa.until(is("sent")).await;
+    assert_eq!(sent["client_id"], "c1");
+    let m = wb.until(is("message")).await;
+    assert_eq!(m["message"]["text"], "hello **bob**");
+    assert_eq!(m["message"]["author"], alice.as_str());
+    let mid = m["message"]["id"].as_str().unwrap().to_owned();
+    let off = m["message"]["offset"].as_u64().unwrap();
+
+    // delivered receipt reaches the author
+    wb.send(json!({"type": "delivered", "room": id, "id": mid})).await;
+    let r = wa.until(is("receipt")).await;
+    assert_eq!(r["status"], "delivered");
+    assert_eq!(r["user"], bob.as_str());
+
+    // typing
+    wb.send(json!({"type": "typing", "room": id})).await;
+    let t = wa.until(is("typing")).await;
+    assert_eq!(t["user"], bob.as_str());
+
+    // read receipt: bob's unread goes to 0
+    wb.send(json!({"type": "read", "room": id, "offset": off})).await;
+    wa.until(|v| v["type"] == "read" && v["user"] == bob.as_str()).await;
+
+    // edits arrive live
+    wa.send(json!({"type": "edit", "room": id, "id": mid, "text": "hello *bob*"})).await;
+    let e = wb.until(is("edit")).await;
+    assert_eq!(e["message"]["text"], "hello *bob*");
+
+    // bob goes away, then offline; alice writes; bob comes back with his last offset
+    wb.send(json!({"type": "presence", "status": "away"})).await;
+    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "away").await;
+    drop(wb);
+    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "offline").await;
+    for i in 0..3 {
+        wa.send(json!({"type": "send", "room": id, "text": format!("missed {i}")})).await;
+        wa.until(is("sent")).await;
+    }
+    let mut wb = c.ws(&b).await;
+    let hello = wb.until(is("hello")).await;
+    let r = hello["rooms"].as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(r["unread"], 3, "{hello}");
+    wb.send(json!({"type": "subscribe", "room": id, "since": off})).await;
+    let mut got = Vec::new();
+    loop {
+        let v = wb.next().await;
+        if v["type"] == "subscribed" {
+            assert_eq!(v["unread"], 3);
+            break;
+        }
+        if v["type"] == "message" {
+            assert_eq!(v["catchup"], true);
+            got.push(v["message"]["text"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(got, ["missed 0", "missed 1", "missed 2"]);
+}
+
+#[tokio::test]
+async fn abuse_gets_error_events_and_hurts_nobody_else() {
+    let c = chat().await;
+    let (_alice, a) = c.user("alice").await;
+    let (_bob, b) = c.user("bob").await;
+    let (_eve, e) = c.user("eve").await;
+    let public = c.room(&a, true).await["id"].as_str().unwrap().to_owned();
+    let private = c.room(&a, false).await["id"].as_str().unwrap().to_owned();
+    let other = c.room(&e, true).await["id"].as_str().unwrap().to_owned();
+    for r in [&public, &other] {
+        c.req("POST", &format!("/api/rooms/{r}/join"), Some(&b), None).await;
+    }
+    c.req("POST", &format!("/api/rooms/{public}/join"), Some(&e), None).await;
+
+    let mut we = c.ws(&e).await;
+    we.until(is("hello")).await;
+    let mut wb = c.ws(&b).await;
+    wb.until(is("hello")).await;
+    wb.send(json!({"type": "subscribe", "room": public})).await;
+    wb.until(is("subscribed")).await;
+
+    // a non-member cannot subscribe to a private room, nor post or type in it
+    we.send(json!({"type": "subscribe", "room": private})).await;
+    let err = we.until(is("error")).await;
+    assert_eq!(err["status"], 403);
+    assert_eq!(err["room"], private.as_str());
+    we.send(json!({"type": "send", "room": private, "text": "let me in"})).await;
+    assert_eq!(we.until(is("error")).await["status"], 403);
+
+    we.send(json!({"type": "subscribe", "room": other})).await;
+    we.until(is("subscribed")).await;
+    we.send(json!({"type": "subscribe", "room": public})).await;
+    we.until(is("subscribed")).await;
+    // malformed, unknown, binary and oversized frames: error events, socket stays up
+    we.send_raw(Message::Text("{nope".into())).await;
+    assert_eq!(we.until(is("error")).await["status"], 400);
+    we.send(json!({"type": "launch_missiles"})).await;
+    assert_eq!(we.until(is("error")).await["status"], 422);
+    we.send_raw(Message::Binary(vec![0, 1, 2])).await;
+    assert_eq!(we.until(is("error")).await["status"], 400);
+    we.send(json!({"type": "send", "room": other, "text": "y".repeat(65 * 1024), "client_id": "big"})).await;
+    let err = we.until(is("error")).await;
+    assert_eq!(err["status"], 413);
+    assert_eq!(err["client_id"], "big");
+
+    // the XSS payload travels as text; rendering it as text is the UI's job (browser tests)
+    let xss = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+    we.send(json!({"type": "send", "room": public, "text": xss})).await;
+    we.until(is("sent")).await;
+    let m = wb.until(is("message")).await;
+    assert_eq!(m["message"]["text"], xss);
+
+    // eve's other room still works on the same socket
+    c.req("POST", &format!("/api/rooms/{other}/messages"), Some(&b), Some(json!({"text": "still there?"}))).await;
+    let m = we.until(|v| v["type"] == "message" && v["room"] == other.as_str()).await;
+    assert_eq!(m["message"]["text"], "still there?");
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Browser tests of the web chat: build warren, start it on loopback ports (embedded broker, or
+# the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core.
+# Installs Debian's chromium and the npm package when missing. Screenshots: target/chat-screenshots/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium
+fi
+if [ ! -d chat-web/browser/node_modules/playwright-core ]; then
+    (cd chat-web/browser && npm install --no-audit --no-fund)
+fi
+
+cargo build --locked -p warren
+BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
+HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
+AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
+LOG="$(mktemp)"
+"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" > "$LOG" 2>&1 &
+PID=$!
+trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null 2>&1; then break; fi
+    if ! kill -0 "$PID" 2> /dev/null; then cat "$LOG"; echo "warren exited" >&2; exit 1; fi
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null || { cat "$LOG"; echo "chat did not start" >&2; exit 1; }
+if [ -n "${WARREN_AMQP_URL:-}" ]; then BROKER=rabbitmq; else BROKER=embedded; fi
+SHOTS="target/chat-screenshots/$BROKER"
+node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
