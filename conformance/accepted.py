@@ -7,6 +7,12 @@ turns out equal is reported as stale, so the list never silently outlives its ca
 """
 
 ACCEPTED: dict[str, str] = {
+    "stream.invalid_max_age": (
+        "RabbitMQ 3.10 crashes on an x-max-age that is not an interval and closes the connection "
+        "with 541 INTERNAL_ERROR naming no method; warren refuses the declaration with "
+        "406 PRECONDITION_FAILED 'Invalid value for  x-max-age' on the channel. A crash is not a "
+        "behaviour worth copying; both refuse the queue."
+    ),
     "qos.prefetch_size_refused": (
         "warren decodes frames with amq-protocol, whose basic.qos parser discards prefetch_size, "
         "so warren cannot tell prefetch_size != 0 from 0 and cannot refuse it with "

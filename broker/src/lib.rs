@@ -106,6 +106,13 @@ impl Broker {
     }
 
     /// A process-wide unique id (connections, consumers).
+    /// Apply every stream's retention now (streams also apply it when appended to).
+    pub fn enforce_stream_retention(&self) {
+        for vhost in self.vhosts.values() {
+            vhost.enforce_stream_retention();
+        }
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

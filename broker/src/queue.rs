@@ -137,7 +137,8 @@ impl Queue {
         }
     }
 
-    /// Apply retention after recovery (entries may have aged while the broker was down).
+    /// Apply retention now: after recovery (entries may have aged while the broker was down)
+    /// and from the server's periodic sweep.
     pub fn enforce_stream_retention(&self) {
         let mut st = self.state.lock();
         if let Some(log) = st.stream.as_mut()
@@ -196,8 +197,10 @@ impl Queue {
     /// `(ready messages, consumers)` as declare-ok reports them.
     pub fn counts(&self) -> (u32, u32) {
         let st = self.state.lock();
-        let messages = st.stream.as_ref().map_or(st.ready.len(), StreamLog::len);
-        (messages as u32, st.consumers.len() as u32)
+        if st.stream.is_some() {
+            return (0, 0); // RabbitMQ 3.10 reports neither for a stream
+        }
+        (st.ready.len() as u32, st.consumers.len() as u32)
     }
 
     pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {

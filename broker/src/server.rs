@@ -12,8 +12,13 @@ use crate::Broker;
 use crate::connection;
 
 /// Serve AMQP on `listener` until `shutdown` turns true.
+/// How often streams drop what their retention (x-max-age) no longer keeps, besides on append.
+const RETENTION_SWEEP: Duration = Duration::from_secs(10);
+
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
+    let mut retention = tokio::time::interval(RETENTION_SWEEP);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -28,6 +33,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = retention.tick() => broker.enforce_stream_retention(),
             _ = shutdown.changed() => break,
         }
     }

@@ -34,6 +34,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// What RabbitMQ answers when a stream is asked for something only classic queues do
+/// (540, closing the connection).
+pub fn not_supported(what: &str, queue: &crate::queue::Queue) -> AmqpError {
+    AmqpError::not_implemented(format!("{what} not supported by stream queues {}", queue.describe()))
+}
+
 /// Whether queue arguments ask for a stream.
 pub fn is_stream(arguments: &FieldTable) -> bool {
     matches!(arguments.inner().get(QUEUE_TYPE_ARG).and_then(crate::args::as_text), Some(t) if t == "stream")

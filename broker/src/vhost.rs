@@ -190,6 +190,13 @@ impl VirtualHost {
         Ok(q)
     }
 
+    pub fn enforce_stream_retention(&self) {
+        let streams: Vec<Arc<Queue>> = self.queues.read().values().filter(|q| q.is_stream()).cloned().collect();
+        for q in streams {
+            q.enforce_stream_retention();
+        }
+    }
+
     /// Declare a queue for connection `conn`; returns it (new or existing).
     pub fn declare_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
         if spec.passive {

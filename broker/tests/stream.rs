@@ -71,8 +71,16 @@ async fn consumers_read_from_first_offset_and_next_without_removing() {
     publish_all(&ch2, "s1", &[b"d"]).await;
     let d = next_delivery(&mut tail).await;
     assert_eq!((d.data.as_slice(), stream_offset(&d)), (&b"d"[..], 3));
+    // Reading removed nothing: a new reader from the start sees all four.
+    let first = offset(AMQPValue::LongString(LongString::from("first")));
+    let mut again = reader.basic_consume("s1".into(), "".into(), Default::default(), first).await.unwrap();
+    for want in 0..4 {
+        assert_eq!(stream_offset(&next_delivery(&mut again).await), want);
+    }
+    // Like RabbitMQ 3.10, declare-ok reports no message or consumer count for a stream.
     let q = ch.queue_declare("s1".into(), QueueDeclareOptions { passive: true, ..durable() }, FieldTable::default());
-    assert_eq!(q.await.unwrap().message_count(), 4, "reading removes nothing");
+    let q = q.await.unwrap();
+    assert_eq!((q.message_count(), q.consumer_count()), (0, 0));
 }
 
 #[tokio::test]
@@ -108,17 +116,20 @@ async fn stream_rules_as_rabbitmq() {
     // No prefetch: refused; autoack: refused; basic.get: refused.
     let err = ch.basic_consume("s3".into(), "".into(), Default::default(), FieldTable::default()).await.unwrap_err();
     assert_eq!(code(&err), 406);
-    let ch = c.create_channel().await.unwrap();
-    ch.basic_qos(5, Default::default()).await.unwrap();
-    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
-    assert_eq!(code(&ch.basic_consume("s3".into(), "".into(), no_ack, FieldTable::default()).await.unwrap_err()), 406);
-    let ch = c.create_channel().await.unwrap();
-    assert_eq!(code(&ch.basic_get("s3".into(), Default::default()).await.unwrap_err()), 406);
     // A bad retention value is refused.
     let ch = c.create_channel().await.unwrap();
     let mut args = stream_args();
     args.insert("x-max-age".into(), AMQPValue::LongString(LongString::from("7 days")));
     assert_eq!(code(&ch.queue_declare("s4".into(), durable(), args).await.unwrap_err()), 406);
+    // Autoack and basic.get: 540 NOT_IMPLEMENTED, which closes the connection (RabbitMQ).
+    let ch = c.create_channel().await.unwrap();
+    ch.basic_qos(5, Default::default()).await.unwrap();
+    let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    assert_eq!(code(&ch.basic_consume("s3".into(), "".into(), no_ack, FieldTable::default()).await.unwrap_err()), 540);
+    let (_c, ch) = b.channel().await;
+    assert_eq!(code(&ch.basic_get("s3".into(), Default::default()).await.unwrap_err()), 540);
+    let (_c, ch) = b.channel().await;
+    assert_eq!(code(&ch.queue_purge("s3".into(), Default::default()).await.unwrap_err()), 540);
 }
 
 #[tokio::test]
@@ -146,4 +157,41 @@ async fn stream_bound_to_a_topic_exchange_keeps_every_routed_message() {
         assert_eq!(next_delivery(consumer).await.data, b"room.a");
         assert_eq!(next_delivery(consumer).await.data, b"room.b");
     }
+}
+
+async fn read_from_first(b: &TestBroker, queue: &str) -> Vec<Vec<u8>> {
+    let (_c, reader) = b.channel().await;
+    reader.basic_qos(100, Default::default()).await.unwrap();
+    let first = offset(AMQPValue::LongString(LongString::from("first")));
+    let mut consumer = reader.basic_consume(queue.into(), "".into(), Default::default(), first).await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(std::time::Duration::from_millis(300), {
+        use futures_lite::StreamExt;
+        consumer.next()
+    })
+    .await
+    {
+        got.push(d.data.clone());
+    }
+    got
+}
+
+#[tokio::test]
+async fn retention_by_age_and_by_bytes() {
+    let b = TestBroker::start().await;
+    let (_c, ch) = b.channel().await;
+    let mut by_age = stream_args();
+    by_age.insert("x-max-age".into(), AMQPValue::LongString(LongString::from("1s")));
+    ch.queue_declare("aged".into(), durable(), by_age).await.unwrap();
+    let mut by_bytes = stream_args();
+    by_bytes.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt(10));
+    ch.queue_declare("sized".into(), durable(), by_bytes).await.unwrap();
+    publish_all(&ch, "sized", &[b"aaaa", b"bbbb", b"cccc", b"dddd"]).await;
+    assert_eq!(read_from_first(&b, "sized").await, [b"cccc".to_vec(), b"dddd".to_vec()]);
+    let ch = _c.create_channel().await.unwrap();
+    publish_all(&ch, "aged", &[b"old1", b"old2"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let ch = _c.create_channel().await.unwrap();
+    publish_all(&ch, "aged", &[b"new"]).await;
+    assert_eq!(read_from_first(&b, "aged").await, [b"new".to_vec()]);
 }

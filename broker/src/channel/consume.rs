@@ -6,7 +6,7 @@ use super::{Channel, ChannelCtx, consumer_gone};
 use crate::connection::codec;
 use crate::error::{AmqpError, AmqpResult};
 use crate::names::generated;
-use crate::queue::Consumer;
+use crate::queue::{Consumer, Queue};
 use crate::sink::{ConsumerState, Unacked};
 use crate::stream::StartAt;
 
@@ -33,7 +33,7 @@ impl Channel {
         let tag = if m.consumer_tag.as_str().is_empty() { generated("amq.ctag-") } else { m.consumer_tag.clone() };
         let name = self.queue_name(&m.queue)?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
-        let stream_start = if queue.is_stream() { self.stream_consumer_start(ctx, &m)? } else { StartAt::Next };
+        let stream_start = if queue.is_stream() { self.stream_consumer_start(ctx, &queue, &m)? } else { StartAt::Next };
         let id = ctx.broker.next_id();
         {
             let mut st = ctx.sink.lock();
@@ -74,16 +74,16 @@ impl Channel {
 
     /// A stream is read with manual acks under a prefetch limit (RabbitMQ's rules), from the
     /// consumer's `x-stream-offset`.
-    fn stream_consumer_start(&self, ctx: &ChannelCtx<'_>, m: &basic::Consume) -> AmqpResult<StartAt> {
+    fn stream_consumer_start(&self, ctx: &ChannelCtx<'_>, queue: &Queue, m: &basic::Consume) -> AmqpResult<StartAt> {
         if m.no_ack {
-            return Err(AmqpError::precondition_failed(format!(
-                "consumers of stream queues must acknowledge messages: no_ack=true is not supported for '{}'",
-                m.queue
-            )));
+            return Err(crate::stream::not_supported("automatic acknowledgement", queue));
         }
         let prefetch = ctx.sink.lock().channels.get(&self.id).map_or(0, |ch| ch.consumer_prefetch);
         if prefetch == 0 {
-            return Err(AmqpError::precondition_failed("consumer prefetch count is not set for stream queue"));
+            return Err(AmqpError::precondition_failed(format!(
+                "consumer prefetch count is not set for '{}'",
+                queue.describe()
+            )));
         }
         StartAt::from_arguments(&m.arguments, crate::stream::now_ms())
     }
@@ -111,10 +111,7 @@ impl Channel {
         let name = self.queue_name(&m.queue)?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
         if queue.is_stream() {
-            return Err(AmqpError::precondition_failed(format!(
-                "{} is a stream queue: basic.get is not supported",
-                queue.describe()
-            )));
+            return Err(crate::stream::not_supported("basic.get", &queue));
         }
         let Some((qm, message_count)) = queue.get() else {
             self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));

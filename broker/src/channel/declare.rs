@@ -81,6 +81,9 @@ impl Channel {
     pub(super) fn queue_purge(&mut self, ctx: &ChannelCtx<'_>, m: queue::Purge) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
         let q = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        if q.is_stream() {
+            return Err(crate::stream::not_supported("queue.purge", &q));
+        }
         let message_count = q.purge();
         if !m.nowait {
             self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count })));
