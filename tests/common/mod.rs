@@ -25,8 +25,22 @@ impl Warren {
 
     /// Start on `data_dir` (kept after the test, for restarts).
     pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["--amqp-bind", "127.0.0.1:0"])
+        Self::start_under(&[], data_dir, extra_args)
+    }
+
+    /// Start through a wrapper command (`strace -f -o FILE`, say): `wrapper` comes first,
+    /// then the binary and its arguments.
+    pub fn start_under(wrapper: &[&str], data_dir: &std::path::Path, extra_args: &[&str]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_warren"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_warren")),
+        };
+        let mut child = command
+            .args(["--amqp-bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .env("WARREN_LOG", "info")
