@@ -58,6 +58,11 @@ impl Channel {
         }
     }
 
+    /// Feed a frame to the content assembler only (a closing channel still assembles).
+    pub fn assemble(&mut self, frame: Frame, max_message_size: u64) -> AmqpResult<Assembled> {
+        self.assembler.feed(frame, max_message_size)
+    }
+
     pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame) -> AmqpResult<()> {
         match self.assembler.feed(frame, ctx.broker.config.max_message_size)? {
             Assembled::Pending => Ok(()),
@@ -93,7 +98,6 @@ impl Channel {
                 self.reply(ctx, AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })));
                 Ok(())
             }
-            AMQPClass::Channel(channel::AMQPMethod::FlowOk(_)) => Ok(()),
             AMQPClass::Access(access::AMQPMethod::Request(_)) => {
                 self.reply(ctx, AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})));
                 Ok(())
@@ -118,6 +122,8 @@ impl Channel {
             AMQPClass::Tx(tx::AMQPMethod::Select(_)) => self.tx_select(ctx),
             AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx),
             AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => self.tx_rollback(ctx),
+            // Server methods (and channel.close-ok or channel.flow-ok never asked for), as
+            // RabbitMQ's `rabbit_channel:handle_method/3` catch-all.
             _ => Err(AmqpError::command_invalid("unimplemented method")),
         }
     }
