@@ -80,7 +80,7 @@ fn content_method(m: AMQPClass) -> Result<ContentMethod, AMQPClass> {
 impl Assembler {
     pub fn feed(&mut self, frame: Frame, max_message_size: u64) -> AmqpResult<Assembled> {
         match (std::mem::take(self), frame) {
-            (Assembler::Idle, Frame::Method(_, m)) => match content_method(m) {
+            (Assembler::Idle, Frame::Method(_, m) | Frame::Refused(_, m, _)) => match content_method(m) {
                 Ok(cm) => {
                     *self = Assembler::AwaitingHeader(cm);
                     Ok(Assembled::Pending)

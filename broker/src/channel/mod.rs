@@ -63,11 +63,15 @@ impl Channel {
         self.assembler.feed(frame, max_message_size)
     }
 
-    pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame) -> AmqpResult<()> {
+    /// Handle a frame; `refusal` is the error a complete method must raise instead of running.
+    pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame, refusal: Option<AmqpError>) -> AmqpResult<()> {
         match self.assembler.feed(frame, ctx.broker.config.max_message_size)? {
             Assembled::Pending => Ok(()),
             Assembled::Content(content) => self.publish(ctx, content).map_err(|e| stamp(e, 60, 40)),
             Assembled::Method(method) => {
+                if let Some(e) = refusal {
+                    return Err(e.for_method(&method));
+                }
                 let (class_id, method_id) = (method.get_amqp_class_id(), method.get_amqp_method_id());
                 self.handle_method(ctx, method).map_err(|e| stamp(e, class_id, method_id))
             }

@@ -30,6 +30,19 @@ pub enum Frame {
     Header(u16, AMQPContentHeader, Bytes),
     Body(u16, Bytes),
     Heartbeat(u16),
+    /// A well-formed method that its channel must refuse with this error once it gets there:
+    /// a field amq-protocol does not keep says so (basic.qos with a prefetch_size).
+    Refused(u16, AMQPClass, AmqpError),
+}
+
+impl Frame {
+    /// A refused method as a plain method frame, and the error its channel raises.
+    pub fn split_refusal(self) -> (Frame, Option<AmqpError>) {
+        match self {
+            Frame::Refused(ch, m, e) => (Frame::Method(ch, m), Some(e)),
+            other => (other, None),
+        }
+    }
 }
 
 /// What is wrong with the incoming bytes, and how RabbitMQ's reader reacts to it.
@@ -94,7 +107,13 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, F
     }
     let unknown = || FrameError::Close(AmqpError::frame_error(erl::frame_error(frame_type, &payload, FrameReason::UnknownFrame)));
     let decoded = match frame_type {
-        constants::FRAME_METHOD if payload.len() >= 4 => Frame::Method(channel, decode_method(&payload)?),
+        constants::FRAME_METHOD if payload.len() >= 4 => {
+            let method = decode_method(&payload)?;
+            match refusal(&payload) {
+                Some(e) => Frame::Refused(channel, method, e),
+                None => Frame::Method(channel, method),
+            }
+        }
         constants::FRAME_HEADER if payload.len() >= CONTENT_HEADER_MIN => match parse_content_header(&payload[..]) {
             Ok((&[], header)) => Frame::Header(channel, header, payload),
             _ => {
@@ -114,7 +133,7 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, F
 pub fn unexpected_frame(frame: &Frame) -> AmqpError {
     let mut method = Vec::new();
     let (frame_type, payload): (u8, &[u8]) = match frame {
-        Frame::Method(ch, m) => {
+        Frame::Method(ch, m) | Frame::Refused(ch, m, _) => {
             write_method(&mut method, *ch, m.clone());
             let end = method.len().saturating_sub(1);
             (constants::FRAME_METHOD, method.get(FRAME_HEADER_LEN..end).unwrap_or_default())
@@ -141,6 +160,18 @@ fn decode_method(payload: &[u8]) -> Result<AMQPClass, FrameError> {
             Err(FrameError::Abort("malformed field table"))
         }
         _ => Err(FrameError::Close(AmqpError::frame_error(erl::cannot_decode(&payload[4..])).at(class_id, method_id))),
+    }
+}
+
+/// basic.qos with prefetch_size != 0, which RabbitMQ never implemented (540); amq-protocol
+/// drops the field, so it is read here from the bytes (class, method, then the u32).
+fn refusal(payload: &[u8]) -> Option<AmqpError> {
+    match payload {
+        [0, 60, 0, 10, a, b, c, d, ..] if [*a, *b, *c, *d] != [0; 4] => {
+            let size = u32::from_be_bytes([*a, *b, *c, *d]);
+            Some(AmqpError::not_implemented(format!("prefetch_size!=0 ({size})")).at(60, 10))
+        }
+        _ => None,
     }
 }
 

@@ -154,7 +154,7 @@ async fn read_method(
     phase: Phase,
 ) -> Result<connection::AMQPMethod, HandshakeError> {
     loop {
-        let error = match codec::next_frame(buf, frame_max) {
+        let error = match codec::next_frame(buf, frame_max).map(|f| f.map(|f| f.split_refusal().0)) {
             Ok(Some(Frame::Heartbeat(0))) => continue,
             Ok(Some(Frame::Method(0, AMQPClass::Connection(m)))) => return Ok(m),
             Ok(Some(Frame::Method(0, m))) => {

@@ -266,6 +266,7 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<(), AmqpError> {
+        let (frame, refusal) = frame.split_refusal();
         if let State::Closing(_) = self.state {
             match frame {
                 Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => self.state = State::Done,
@@ -281,7 +282,10 @@ impl Connection {
             Frame::Heartbeat(0) => Ok(()),
             Frame::Method(0, method) => self.handle_connection_method(method),
             Frame::Header(0, ..) | Frame::Body(0, _) | Frame::Heartbeat(_) => Err(codec::unexpected_frame(&frame)),
-            Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => self.handle_channel_frame(ch, frame),
+            Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => {
+                self.handle_channel_frame(ch, frame, refusal)
+            }
+            Frame::Refused(..) => Ok(()),
         }
     }
 
@@ -306,7 +310,7 @@ impl Connection {
         }
     }
 
-    fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
+    fn handle_channel_frame(&mut self, id: u16, frame: Frame, refusal: Option<AmqpError>) -> Result<(), AmqpError> {
         let Some(channel) = self.channels.get_mut(&id) else {
             // RabbitMQ limits how many channels are open, not their numbers.
             let open = self.channels.len();
@@ -355,7 +359,7 @@ impl Connection {
             sink: &self.sink,
             user: &self.user,
         };
-        match channel.handle_frame(&ctx, frame) {
+        match channel.handle_frame(&ctx, frame, refusal) {
             Ok(()) => Ok(()),
             Err(e) if e.code.is_hard() => Err(e),
             Err(e) => {
