@@ -105,7 +105,8 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, F
         let text = erl::frame_error(frame_type, &payload, FrameReason::InvalidEndMarker(end));
         return Err(FrameError::Fatal(AmqpError::frame_error(text)));
     }
-    let unknown = || FrameError::Close(AmqpError::frame_error(erl::frame_error(frame_type, &payload, FrameReason::UnknownFrame)));
+    let unknown =
+        || FrameError::Close(AmqpError::frame_error(erl::frame_error(frame_type, &payload, FrameReason::UnknownFrame)));
     let decoded = match frame_type {
         constants::FRAME_METHOD if payload.len() >= 4 => {
             let method = decode_method(&payload)?;

@@ -138,8 +138,14 @@ mod tests {
     // Expected texts produced by `io_lib:format` on Erlang/OTP (RabbitMQ 3.10's runtime).
     #[test]
     fn short_terms_stay_on_one_line() {
-        assert_eq!(frame_error(5, &[0, 1, 2], FrameReason::UnknownFrame), "type 5, all octets = <<0,1,2>>: unknown_frame");
-        assert_eq!(frame_error(8, b"abc", FrameReason::UnknownFrame), "type 8, all octets = <<\"abc\">>: unknown_frame");
+        assert_eq!(
+            frame_error(5, &[0, 1, 2], FrameReason::UnknownFrame),
+            "type 5, all octets = <<0,1,2>>: unknown_frame"
+        );
+        assert_eq!(
+            frame_error(8, b"abc", FrameReason::UnknownFrame),
+            "type 8, all octets = <<\"abc\">>: unknown_frame"
+        );
         assert_eq!(
             frame_error(3, b"", FrameReason::FrameTooLarge { size: 140000, max: 131064 }),
             "type 3, all octets = <<>>: {frame_too_large,140000,131064}"
@@ -149,7 +155,10 @@ mod tests {
             "type 1, all octets = <<0,50,0,10,0,0,0,0,0,0,0>>: {invalid_frame_end_marker,0}"
         );
         assert_eq!(unexpected_frame(3, b"x"), "type 3, all octets = <<\"x\">>");
-        assert_eq!(frame_error(1, b"ab\x7fc", FrameReason::UnknownFrame), "type 1, all octets = <<97,98,127,99>>: unknown_frame");
+        assert_eq!(
+            frame_error(1, b"ab\x7fc", FrameReason::UnknownFrame),
+            "type 1, all octets = <<97,98,127,99>>: unknown_frame"
+        );
         assert_eq!(cannot_decode(&[0, 0, 14, 116]), "cannot decode <<0,0,14,116>>");
     }
 
@@ -157,7 +166,10 @@ mod tests {
     fn long_terms_break_like_io_lib_pretty() {
         assert_eq!(
             frame_error(1, &[0, 50, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0], FrameReason::InvalidEndMarker(0)),
-            format!("type 1, all octets = <<0,50,0,10,0,0,0,0,0,0,0,0>>: {{invalid_frame_end_marker,\n{}0}}", " ".repeat(53))
+            format!(
+                "type 1, all octets = <<0,50,0,10,0,0,0,0,0,0,0,0>>: {{invalid_frame_end_marker,\n{}0}}",
+                " ".repeat(53)
+            )
         );
         assert_eq!(
             frame_error(1, b"abcdefghijklmnop", FrameReason::FrameTooLarge { size: 2147483647, max: 131064 }),
