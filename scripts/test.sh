@@ -30,3 +30,17 @@ WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" cargo test -p warren-chat --locked --tes
 step "chat browser tests (Debian chromium + playwright-core), embedded broker and RabbitMQ"
 scripts/chat-browser-test.sh
 WARREN_AMQP_URL="$CHAT_RABBIT_URL" scripts/chat-browser-test.sh
+
+step "conformance: every scenario against RabbitMQ 3.10 and warren (conformance/run.sh)"
+# cargo test has built the binary already (the end-to-end tests run it); this is a no-op then,
+# and makes sure the suite never tests a stale one.
+cargo build --locked --bin warren
+export WARREN_BIN="${WARREN_BIN:-${CARGO_TARGET_DIR:-target}/debug/warren}"
+# conformance/rabbitmq.sh installs rabbitmq-server with apt-get when missing and runs a private
+# node (127.0.0.1:5673), so it needs root. RABBIT_STOP=1: the node is stopped at the end, pass
+# or fail. A differing scenario (not declared in conformance/accepted.py) fails the run.
+if [ "$(id -u)" = 0 ]; then
+    RABBIT_STOP=1 conformance/run.sh
+else
+    sudo env "PATH=$PATH" "WARREN_BIN=$WARREN_BIN" RABBIT_STOP=1 conformance/run.sh
+fi

@@ -78,16 +78,19 @@ pub fn as_text(v: &AMQPValue) -> Option<String> {
     }
 }
 
+/// A value as RabbitMQ's `~s`/`~p` prints it.
+fn plain(v: &AMQPValue) -> String {
+    as_integer(v).map(|i| i.to_string()).or_else(|| as_text(v)).unwrap_or_else(|| match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// `rabbit_misc:val/1` for an argument present on one side only: "none" or the typed value.
 fn display(v: Option<&AMQPValue>) -> String {
     match v {
         None => "none".to_owned(),
-        Some(v) => {
-            let value = as_integer(v).map(|i| i.to_string()).or_else(|| as_text(v)).unwrap_or_else(|| match v {
-                AMQPValue::Boolean(b) => b.to_string(),
-                other => format!("{other:?}"),
-            });
-            format!("the value '{value}' of type '{}'", type_name(v))
-        }
+        Some(v) => format!("the value '{}' of type '{}'", plain(v), type_name(v)),
     }
 }
 
@@ -111,10 +114,13 @@ pub fn assert_equivalent(current: &FieldTable, new: &FieldTable, what: &str, key
             _ => false,
         };
         if !same {
+            // Present on both sides, the values are compared bare; otherwise typed.
+            let (received, current) = match (req, cur) {
+                (Some(r), Some(c)) => (format!("'{}'", plain(r)), format!("'{}'", plain(c))),
+                _ => (display(req), display(cur)),
+            };
             return Err(AmqpError::precondition_failed(format!(
-                "inequivalent arg '{key}' for {what}: received {} but current is {}",
-                display(req),
-                display(cur)
+                "inequivalent arg '{key}' for {what}: received {received} but current is {current}"
             )));
         }
     }

@@ -33,7 +33,7 @@ pub enum AuthError {
 }
 
 /// The SASL mechanisms offered in connection.start.
-pub const MECHANISMS: &str = "PLAIN AMQPLAIN";
+pub const MECHANISMS: &str = "AMQPLAIN PLAIN";
 
 /// Check a start-ok response; returns the user name.
 pub fn authenticate(users: &[User], mechanism: &str, response: &[u8], peer: IpAddr) -> Result<String, AuthError> {

@@ -115,7 +115,8 @@ impl VirtualHost {
             return Ok(());
         }
         let Some(kind) = ExchangeKind::parse(spec.kind) else {
-            return Err(AmqpError::command_invalid(format!("unknown exchange type '{}'", spec.kind)));
+            let what = if spec.kind.is_empty() { "invalid" } else { "unknown" };
+            return Err(AmqpError::command_invalid(format!("{what} exchange type '{}'", spec.kind)));
         };
         check_not_default_exchange(spec.name)?;
         let mut exchanges = self.exchanges.write();
@@ -267,6 +268,7 @@ impl VirtualHost {
         check_not_default_exchange(exchange)?;
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;
+        ex.validate_binding(&arguments)?;
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.put_binding(&def)).transpose().map_err(stored)?;
         }
@@ -283,8 +285,14 @@ impl VirtualHost {
         conn: u64,
     ) -> AmqpResult<()> {
         check_not_default_exchange(exchange)?;
-        let ex = self.exchange_or_404(exchange)?;
-        let q = self.queue(queue, conn)?;
+        // RabbitMQ 3.10: unbinding what is not bound is fine, even from a missing exchange
+        // or for a missing queue.
+        let Ok(ex) = self.exchange_or_404(exchange) else { return Ok(()) };
+        let q = match self.queue(queue, conn) {
+            Ok(q) => q,
+            Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.delete_binding(&def)).transpose().map_err(stored)?;
         }

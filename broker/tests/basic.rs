@@ -173,6 +173,25 @@ async fn global_prefetch_is_shared_by_the_channel_consumers() {
 }
 
 #[tokio::test]
+async fn per_consumer_qos_lifts_the_channel_limit() {
+    // RabbitMQ 3.10: basic.qos global=false also removes an earlier global limit.
+    let b = TestBroker::start().await;
+    let (_c, ch) = b.channel().await;
+    declare(&ch, "pq").await;
+    for i in 0..4u8 {
+        publish(&ch, "pq", &[i]).await;
+    }
+    ch.basic_qos(1, BasicQosOptions { global: true }).await.unwrap();
+    ch.basic_qos(2, BasicQosOptions { global: false }).await.unwrap();
+    let mut a = ch.basic_consume("pq".into(), "a".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut b2 = ch.basic_consume("pq".into(), "b".into(), Default::default(), FieldTable::default()).await.unwrap();
+    for _ in 0..2 {
+        next_delivery(&mut a).await;
+        next_delivery(&mut b2).await;
+    }
+}
+
+#[tokio::test]
 async fn round_robin_between_consumers() {
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;

@@ -22,6 +22,28 @@ async fn wrong_protocol_header_gets_ours_back() {
 }
 
 #[tokio::test]
+async fn amqp_0_8_gets_a_0_8_start() {
+    let b = TestBroker::start().await;
+    let mut s = TcpStream::connect(b.addr).await.unwrap();
+    s.write_all(b"AMQP\x01\x01\x08\x00").await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let start = loop {
+        if let Ok(Some(f)) = warren_broker::connection::codec::next_frame(&mut buf, 0) {
+            break f;
+        }
+        assert!(tokio::time::timeout(WAIT, s.read_buf(&mut buf)).await.unwrap().unwrap() > 0);
+    };
+    let Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start))) = start else {
+        panic!("expected connection.start, got {start:?}")
+    };
+    assert_eq!((start.version_major, start.version_minor), (8, 0));
+    assert!(matches!(
+        start.server_properties.inner().get("capabilities"),
+        Some(amq_protocol::types::AMQPValue::FieldTable(t)) if t.inner().is_empty()
+    ));
+}
+
+#[tokio::test]
 async fn bad_credentials_are_refused_with_403() {
     let b = TestBroker::start().await;
     let url = format!("amqp://guest:wrong@{}/%2f", b.addr);
@@ -64,22 +86,77 @@ async fn tune_negotiates_frame_max_and_channel_max() {
 }
 
 #[tokio::test]
-async fn tune_ok_outside_the_limits_is_530() {
+async fn tune_ok_outside_the_limits_closes_the_socket() {
+    // RabbitMQ refuses these with a silent close: 0 ("no limit") is above any server limit.
     let b = TestBroker::start().await;
-    for (frame_max, channel_max) in [(1_000_000, 0), (1024, 0), (0, 5000)] {
+    for (frame_max, channel_max) in [(1_000_000, 2047), (1024, 2047), (0, 2047), (131_072, 0), (131_072, 2048)] {
         let mut raw =
             RawClient::start_tuned(b.addr, |_| connection::TuneOk { channel_max, frame_max, heartbeat: 0 }).await;
-        assert_eq!(raw.expect_connection_close().await, 530, "frame_max {frame_max} channel_max {channel_max}");
+        raw.expect_silent_close().await;
     }
 }
 
 #[tokio::test]
-async fn channel_above_channel_max_is_refused() {
-    let config = warren_broker::BrokerConfig { channel_max: 5, ..Default::default() };
+async fn channel_max_limits_how_many_channels_are_open() {
+    // RabbitMQ counts open channels; their numbers may be anything up to 65535.
+    let config = warren_broker::BrokerConfig { channel_max: 3, ..Default::default() };
     let b = TestBroker::with_config(config).await;
     let mut raw = RawClient::open(b.addr).await;
-    raw.send_method(6, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
-    assert_eq!(raw.expect_connection_close().await, 504);
+    for id in [1, 100, 65535] {
+        raw.send_method(id, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+        assert!(matches!(raw.recv().await, Some(Frame::Method(ch, _)) if ch == id), "channel {id} opens");
+    }
+    raw.send_method(2, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+    let close = raw.expect_close().await;
+    assert_eq!(close.reply_code, 530);
+    assert_eq!(
+        close.reply_text.as_str(),
+        "NOT_ALLOWED - number of channels opened (3) has reached the negotiated channel_max (3)"
+    );
+    assert_eq!((close.class_id, close.method_id), (0, 0));
+}
+
+#[tokio::test]
+async fn handshake_mistakes_close_the_socket_without_a_word() {
+    let b = TestBroker::start().await;
+    // connection.open where tune-ok belongs.
+    let (mut raw, _) = RawClient::until_tune(b.addr).await;
+    raw.send_method(
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })),
+    )
+    .await;
+    raw.expect_silent_close().await;
+    // A frame over the handshake's 4096-octet limit.
+    let (mut raw, _) = RawClient::until_tune(b.addr).await;
+    raw.send_bytes(&[1, 0, 0, 0, 0, 0x20, 0]).await;
+    raw.expect_silent_close().await;
+    // Once tuned, a channel frame before connection.open is 505 naming its octets.
+    let (mut raw, t) = RawClient::until_tune(b.addr).await;
+    let tune_ok = connection::TuneOk { channel_max: t.channel_max, frame_max: t.frame_max, heartbeat: 0 };
+    raw.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok))).await;
+    raw.send_method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+    let close = raw.expect_close().await;
+    assert_eq!(close.reply_text.as_str(), "UNEXPECTED_FRAME - type 1, all octets = <<0,20,0,10,0>>");
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (505, 0, 0));
+}
+
+#[tokio::test]
+async fn unsolicited_close_ok_and_flow_ok_are_503() {
+    let b = TestBroker::start().await;
+    for method in [
+        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+        AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })),
+    ] {
+        let ids = (method.get_amqp_class_id(), method.get_amqp_method_id());
+        let mut raw = RawClient::open(b.addr).await;
+        raw.send_method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+        assert!(raw.recv().await.is_some());
+        raw.send_method(1, method).await;
+        let close = raw.expect_close().await;
+        assert_eq!(close.reply_text.as_str(), "COMMAND_INVALID - unimplemented method");
+        assert_eq!((close.reply_code, close.class_id, close.method_id), (503, ids.0, ids.1));
+    }
 }
 
 #[tokio::test]

@@ -255,6 +255,34 @@ async fn unbind_stops_routing() {
 }
 
 #[tokio::test]
+async fn unbind_of_what_is_missing_is_ok() {
+    // RabbitMQ 3.10: no binding, no queue or no exchange: unbind-ok all the same.
+    let b = TestBroker::start().await;
+    let (_c, ch) = b.channel().await;
+    ch.queue_declare("ubm".into(), Default::default(), FieldTable::default()).await.unwrap();
+    for (queue, exchange) in [("ubm", "amq.direct"), ("no-such-queue", "amq.direct"), ("ubm", "no-such-exchange")] {
+        ch.queue_unbind(queue.into(), exchange.into(), "k".into(), FieldTable::default()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn headers_binding_with_a_bad_x_match_is_406() {
+    let b = TestBroker::start().await;
+    let (conn, ch) = b.channel().await;
+    ch.queue_declare("hb".into(), Default::default(), FieldTable::default()).await.unwrap();
+    for value in [AMQPValue::LongString("some".into()), AMQPValue::LongInt(1)] {
+        let ch = conn.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert("x-match".into(), value);
+        let err = ch.queue_bind("hb".into(), "amq.headers".into(), "".into(), Default::default(), args).await;
+        assert_eq!(code(&err.expect_err("bind refused")), 406);
+    }
+    let mut args = FieldTable::default();
+    args.insert("x-match".into(), AMQPValue::LongString("any-with-x".into()));
+    ch.queue_bind("hb".into(), "amq.headers".into(), "".into(), Default::default(), args).await.unwrap();
+}
+
+#[tokio::test]
 async fn routing_by_exchange_type() {
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;

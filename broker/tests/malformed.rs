@@ -150,7 +150,7 @@ async fn truncated_method_payload_is_a_frame_error() {
 }
 
 #[tokio::test]
-async fn body_larger_than_declared_is_501() {
+async fn body_larger_than_declared_never_completes() {
     let b = TestBroker::start().await;
     let mut raw = RawClient::open(b.addr).await;
     open_channel(&mut raw, 1).await;
@@ -161,7 +161,58 @@ async fn body_larger_than_declared_is_501() {
     header.extend_from_slice(&[0, 0]);
     raw.send_bytes(&frame(2, 1, &header)).await;
     raw.send_bytes(&frame(3, 1, b"too long")).await;
-    assert_eq!(raw.expect_connection_close().await, 501);
+    // As in RabbitMQ, the content waits for more body; the next method is the unexpected frame.
+    raw.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos::default()))).await;
+    let close = raw.expect_close().await;
+    assert_eq!(
+        close.reply_text.as_str(),
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead"
+    );
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (505, 60, 40));
+}
+
+#[tokio::test]
+async fn frame_errors_read_like_rabbitmq() {
+    let b = TestBroker::start().await;
+    let cases: [(&[u8], u16, &str); 4] = [
+        (&frame(5, 1, &[0, 1, 2]), 501, "FRAME_ERROR - type 5, all octets = <<0,1,2>>: unknown_frame"),
+        (&frame(8, 0, b"abc"), 501, "FRAME_ERROR - type 8, all octets = <<\"abc\">>: unknown_frame"),
+        (&frame(3, 0, b"x"), 505, "UNEXPECTED_FRAME - type 3, all octets = <<\"x\">>"),
+        (b"AMQP\x00\x00\x09\x01", 501, "FRAME_ERROR - type 65, all octets = <<>>: {frame_too_large,1342177289,131064}"),
+    ];
+    for (bytes, code, text) in cases {
+        let mut raw = RawClient::open(b.addr).await;
+        raw.send_bytes(bytes).await;
+        let close = raw.expect_close().await;
+        assert_eq!((close.reply_code, close.reply_text.as_str(), close.class_id), (code, text, 0));
+    }
+}
+
+#[tokio::test]
+async fn unknown_methods_and_bad_tables_close_the_socket() {
+    let b = TestBroker::start().await;
+    let table = [1, b'k', b'Z', 0, 0, 0, 1];
+    let mut declare = vec![0, 50, 0, 10, 0, 0, 0, 0, 0, 0, 0, table.len() as u8];
+    declare.extend_from_slice(&table);
+    for payload in [&[0, 99, 0, 10][..], &[0, 60, 0, 99][..], &declare[..]] {
+        let mut raw = RawClient::open(b.addr).await;
+        open_channel(&mut raw, 1).await;
+        raw.send_bytes(&frame(1, 1, payload)).await;
+        raw.expect_silent_close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_stray_body_on_a_closing_channel_is_505() {
+    let b = TestBroker::start().await;
+    let mut raw = RawClient::open(b.addr).await;
+    open_channel(&mut raw, 1).await;
+    let missing = queue::Declare { queue: "missing".into(), passive: true, ..Default::default() };
+    raw.send_method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(missing))).await;
+    assert!(raw.recv().await.is_some(), "channel.close");
+    raw.send_bytes(&frame(3, 1, b"stray")).await;
+    let close = raw.expect_close().await;
+    assert_eq!(close.reply_text.as_str(), "UNEXPECTED_FRAME - expected method frame, got non method frame instead");
 }
 
 #[tokio::test]
@@ -188,8 +239,16 @@ async fn frames_on_a_closed_channel_are_dropped_until_close_ok() {
     }
     // ...and what the client sends before close-ok is ignored, content included.
     raw.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish::default()))).await;
+    let mut header = vec![0, 60, 0, 0];
+    header.extend_from_slice(&7u64.to_be_bytes());
+    header.extend_from_slice(&[0, 0]);
+    raw.send_bytes(&frame(2, 1, &header)).await;
     raw.send_bytes(&frame(3, 1, b"ignored")).await;
     raw.send_method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))).await;
     // The channel id can be opened again.
-    open_channel(&mut raw, 1).await;
+    raw.send_method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+    assert!(matches!(
+        raw.recv().await,
+        Some(warren_broker::connection::codec::Frame::Method(1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))))
+    ));
 }

@@ -1,7 +1,8 @@
-//! Content assembly as a pure state machine: `basic.publish`, then a content header, then body
-//! frames until the declared size is reached. Every frame out of order is 505 UNEXPECTED_FRAME;
-//! a body larger than declared is 501 FRAME_ERROR. The size limit is checked from the header,
-//! before any body is buffered.
+//! Content assembly as a pure state machine (RabbitMQ's `rabbit_command_assembler`): a method
+//! that carries content, then a content header, then body frames until the declared size is
+//! reached. Every frame out of order is 505 UNEXPECTED_FRAME. A body larger than declared never
+//! completes, as in RabbitMQ: the next method is the unexpected frame. The size limit is
+//! checked from the header, so an oversized body is dropped as it arrives, never buffered.
 
 use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::{AMQPClass, basic};
@@ -19,16 +20,40 @@ pub struct Content {
     pub body: Bytes,
 }
 
+/// A method followed by content: basic.publish, or one a client has no business sending
+/// (basic.deliver, basic.return, basic.get-ok), whose content is assembled and dropped.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ContentMethod {
+    Publish(basic::Publish),
+    Other(AMQPClass),
+}
+
+impl ContentMethod {
+    fn ids(&self) -> (u16, u16) {
+        match self {
+            ContentMethod::Publish(_) => (60, 40),
+            ContentMethod::Other(m) => (m.get_amqp_class_id(), m.get_amqp_method_id()),
+        }
+    }
+}
+
 // One per channel, and moved once per frame; boxing would allocate per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 pub enum Assembler {
     #[default]
     Idle,
-    AwaitingHeader(basic::Publish),
+    AwaitingHeader(ContentMethod),
     AwaitingBody {
-        content: Content,
+        method: ContentMethod,
+        header: AMQPContentHeader,
+        raw_header: Bytes,
+        body: Bytes,
         parts: Option<BytesMut>,
+        received: u64,
+        /// The declared size is over this limit: the body is dropped and the publish refused.
+        too_large: Option<u64>,
     },
 }
 
@@ -42,80 +67,118 @@ pub enum Assembled {
     Content(Content),
 }
 
-const PUBLISH: (u16, u16) = (60, 40);
+fn content_method(m: AMQPClass) -> Result<ContentMethod, AMQPClass> {
+    match m {
+        AMQPClass::Basic(basic::AMQPMethod::Publish(p)) => Ok(ContentMethod::Publish(p)),
+        m @ AMQPClass::Basic(
+            basic::AMQPMethod::Deliver(_) | basic::AMQPMethod::Return(_) | basic::AMQPMethod::GetOk(_),
+        ) => Ok(ContentMethod::Other(m)),
+        m => Err(m),
+    }
+}
 
 impl Assembler {
     pub fn feed(&mut self, frame: Frame, max_message_size: u64) -> AmqpResult<Assembled> {
         match (std::mem::take(self), frame) {
-            (Assembler::Idle, Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(p)))) => {
-                *self = Assembler::AwaitingHeader(p);
-                Ok(Assembled::Pending)
-            }
-            (Assembler::Idle, Frame::Method(_, m)) => Ok(Assembled::Method(m)),
+            (Assembler::Idle, Frame::Method(_, m) | Frame::Refused(_, m, _)) => match content_method(m) {
+                Ok(cm) => {
+                    *self = Assembler::AwaitingHeader(cm);
+                    Ok(Assembled::Pending)
+                }
+                Err(m) => Ok(Assembled::Method(m)),
+            },
             (Assembler::Idle, _) => {
                 Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead"))
             }
-            (Assembler::AwaitingHeader(publish), Frame::Header(_, header, raw_header)) => {
-                if header.class_id != 60 {
+            (Assembler::AwaitingHeader(method), Frame::Header(_, header, raw_header))
+                if raw_header.get(2..4) == Some(&[0, 0]) || raw_header.is_empty() =>
+            {
+                let (class_id, method_id) = method.ids();
+                if header.class_id != class_id {
                     return Err(AmqpError::unexpected_frame(format!(
-                        "expected content header for class 60, got one for class {} instead",
+                        "expected content header for class {class_id}, got one for class {} instead",
                         header.class_id
                     ))
-                    .at(PUBLISH.0, PUBLISH.1));
+                    .at(class_id, method_id));
                 }
-                if header.body_size > max_message_size {
-                    return Err(AmqpError::precondition_failed(format!(
-                        "message size {} is larger than configured max size {}",
-                        header.body_size, max_message_size
-                    ))
-                    .at(PUBLISH.0, PUBLISH.1));
+                let too_large = (header.body_size > max_message_size).then_some(max_message_size);
+                let empty = header.body_size == 0;
+                let state = Assembler::AwaitingBody {
+                    method,
+                    header,
+                    raw_header,
+                    body: Bytes::new(),
+                    parts: None,
+                    received: 0,
+                    too_large,
+                };
+                if empty {
+                    return complete(state);
                 }
-                let content = Content { publish, header, raw_header, body: Bytes::new() };
-                if content.header.body_size == 0 {
-                    return Ok(Assembled::Content(content));
-                }
-                *self = Assembler::AwaitingBody { content, parts: None };
+                *self = state;
                 Ok(Assembled::Pending)
             }
-            (Assembler::AwaitingHeader(_), _) => Err(AmqpError::unexpected_frame(
-                "expected content header for class 60, got non content header frame instead",
-            )
-            .at(PUBLISH.0, PUBLISH.1)),
-            (Assembler::AwaitingBody { mut content, mut parts }, Frame::Body(_, chunk)) => {
-                let have = parts.as_ref().map_or(content.body.len(), BytesMut::len) as u64;
-                let total = have + chunk.len() as u64;
-                if total > content.header.body_size {
-                    return Err(AmqpError::frame_error(format!(
-                        "content body is larger than the declared size {}",
-                        content.header.body_size
-                    ))
-                    .at(PUBLISH.0, PUBLISH.1));
-                }
-                // A body in one frame is kept as the received slice; several are joined.
-                if content.body.is_empty() && parts.is_none() {
-                    content.body = chunk;
-                } else {
-                    let joined = parts.get_or_insert_with(|| {
-                        let mut b = BytesMut::with_capacity(content.header.body_size as usize);
-                        b.extend_from_slice(&content.body);
-                        b
-                    });
-                    joined.extend_from_slice(&chunk);
-                }
-                if total == content.header.body_size {
-                    if let Some(joined) = parts {
-                        content.body = joined.freeze();
+            (Assembler::AwaitingHeader(method), _) => {
+                let (class_id, method_id) = method.ids();
+                Err(AmqpError::unexpected_frame(format!(
+                    "expected content header for class {class_id}, got non content header frame instead"
+                ))
+                .at(class_id, method_id))
+            }
+            (
+                Assembler::AwaitingBody { method, header, raw_header, mut body, mut parts, received, too_large },
+                Frame::Body(_, chunk),
+            ) => {
+                let received = received + chunk.len() as u64;
+                let keep = too_large.is_none() && received <= header.body_size;
+                if keep {
+                    // A body in one frame is kept as the received slice; several are joined.
+                    if body.is_empty() && parts.is_none() {
+                        body = chunk;
+                    } else {
+                        let joined = parts.get_or_insert_with(|| {
+                            let mut b = BytesMut::with_capacity(header.body_size as usize);
+                            b.extend_from_slice(&body);
+                            b
+                        });
+                        joined.extend_from_slice(&chunk);
                     }
-                    return Ok(Assembled::Content(content));
                 }
-                *self = Assembler::AwaitingBody { content, parts };
-                Ok(Assembled::Pending)
+                let done = received == header.body_size;
+                let state = Assembler::AwaitingBody { method, header, raw_header, body, parts, received, too_large };
+                if !done {
+                    *self = state;
+                    return Ok(Assembled::Pending);
+                }
+                complete(state)
             }
-            (Assembler::AwaitingBody { .. }, _) => {
+            (Assembler::AwaitingBody { method, .. }, _) => {
+                let (class_id, method_id) = method.ids();
                 Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead")
-                    .at(PUBLISH.0, PUBLISH.1))
+                    .at(class_id, method_id))
             }
         }
+    }
+}
+/// The content is all there: a message to publish, a method to refuse, or a size error.
+fn complete(state: Assembler) -> AmqpResult<Assembled> {
+    let Assembler::AwaitingBody { method, header, raw_header, body, parts, too_large, .. } = state else {
+        return Ok(Assembled::Pending);
+    };
+    let (class_id, method_id) = method.ids();
+    if let Some(max) = too_large {
+        return Err(AmqpError::precondition_failed(format!(
+            "message size {} is larger than configured max size {max}",
+            header.body_size
+        ))
+        .at(class_id, method_id));
+    }
+    match method {
+        ContentMethod::Publish(publish) => {
+            let body = parts.map_or(body, BytesMut::freeze);
+            Ok(Assembled::Content(Content { publish, header, raw_header, body }))
+        }
+        ContentMethod::Other(m) => Ok(Assembled::Method(m)),
     }
 }
 
@@ -174,12 +237,37 @@ mod tests {
 
     #[test]
     fn size_checks() {
+        // Over the limit: the body is dropped as it comes, then the publish is refused.
         let mut a = Assembler::default();
-        a.feed(publish(), 100).unwrap();
-        assert_eq!(a.feed(header(101), 100).unwrap_err().code.code(), 406);
+        a.feed(publish(), 2).unwrap();
+        assert!(matches!(a.feed(header(3), 2), Ok(Assembled::Pending)));
+        assert!(matches!(a.feed(body(b"ab"), 2), Ok(Assembled::Pending)));
+        assert_eq!(a.feed(body(b"c"), 2).unwrap_err().code.code(), 406);
+        // Larger than declared: never complete; the next method is the unexpected frame.
         let mut a = Assembler::default();
         a.feed(publish(), 100).unwrap();
         a.feed(header(2), 100).unwrap();
-        assert_eq!(a.feed(body(b"abc"), 100).unwrap_err().code.code(), 501);
+        assert!(matches!(a.feed(body(b"abc"), 100), Ok(Assembled::Pending)));
+        assert!(matches!(a.feed(body(b"d"), 100), Ok(Assembled::Pending)));
+        let e = a.feed(publish(), 100).unwrap_err();
+        assert_eq!((e.code.code(), e.class_id, e.method_id), (505, 60, 40));
+    }
+
+    #[test]
+    fn content_of_server_methods_is_assembled_then_refused() {
+        let deliver = basic::Deliver {
+            consumer_tag: "x".into(),
+            delivery_tag: 1,
+            redelivered: false,
+            exchange: "".into(),
+            routing_key: "x".into(),
+        };
+        let mut a = Assembler::default();
+        assert!(matches!(
+            a.feed(Frame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver))), 100),
+            Ok(Assembled::Pending)
+        ));
+        let e = a.feed(publish(), 100).unwrap_err();
+        assert_eq!((e.code.code(), e.class_id, e.method_id), (505, 60, 60));
     }
 }

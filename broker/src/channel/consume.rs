@@ -11,8 +11,9 @@ use crate::sink::{ConsumerState, Unacked};
 use crate::stream::StartAt;
 
 impl Channel {
-    /// global=false: the limit for consumers created from now on; global=true: one limit
-    /// shared by every consumer on the channel (RabbitMQ 3.x semantics).
+    /// global=false: the limit for consumers created from now on, and (RabbitMQ 3.10's
+    /// `unlimit_prefetch`) no channel-wide limit any more; global=true: one limit shared by
+    /// every consumer on the channel.
     pub(super) fn qos(&mut self, ctx: &ChannelCtx<'_>, m: basic::Qos) -> AmqpResult<()> {
         {
             let mut st = ctx.sink.lock();
@@ -21,6 +22,7 @@ impl Channel {
                     ch.global_prefetch = m.prefetch_count;
                 } else {
                     ch.consumer_prefetch = m.prefetch_count;
+                    ch.global_prefetch = 0;
                 }
             }
         }

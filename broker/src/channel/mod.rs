@@ -58,11 +58,20 @@ impl Channel {
         }
     }
 
-    pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame) -> AmqpResult<()> {
+    /// Feed a frame to the content assembler only (a closing channel still assembles).
+    pub fn assemble(&mut self, frame: Frame, max_message_size: u64) -> AmqpResult<Assembled> {
+        self.assembler.feed(frame, max_message_size)
+    }
+
+    /// Handle a frame; `refusal` is the error a complete method must raise instead of running.
+    pub fn handle_frame(&mut self, ctx: &ChannelCtx<'_>, frame: Frame, refusal: Option<AmqpError>) -> AmqpResult<()> {
         match self.assembler.feed(frame, ctx.broker.config.max_message_size)? {
             Assembled::Pending => Ok(()),
             Assembled::Content(content) => self.publish(ctx, content).map_err(|e| stamp(e, 60, 40)),
             Assembled::Method(method) => {
+                if let Some(e) = refusal {
+                    return Err(e.for_method(&method));
+                }
                 let (class_id, method_id) = (method.get_amqp_class_id(), method.get_amqp_method_id());
                 self.handle_method(ctx, method).map_err(|e| stamp(e, class_id, method_id))
             }
@@ -93,7 +102,6 @@ impl Channel {
                 self.reply(ctx, AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })));
                 Ok(())
             }
-            AMQPClass::Channel(channel::AMQPMethod::FlowOk(_)) => Ok(()),
             AMQPClass::Access(access::AMQPMethod::Request(_)) => {
                 self.reply(ctx, AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})));
                 Ok(())
@@ -118,6 +126,8 @@ impl Channel {
             AMQPClass::Tx(tx::AMQPMethod::Select(_)) => self.tx_select(ctx),
             AMQPClass::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx),
             AMQPClass::Tx(tx::AMQPMethod::Rollback(_)) => self.tx_rollback(ctx),
+            // Server methods (and channel.close-ok or channel.flow-ok never asked for), as
+            // RabbitMQ's `rabbit_channel:handle_method/3` catch-all.
             _ => Err(AmqpError::command_invalid("unimplemented method")),
         }
     }

@@ -12,10 +12,13 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame}
 use amq_protocol::protocol::{AMQPClass, constants, parse_class};
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::error::{AmqpError, AmqpResult};
+use super::erl::{self, FrameReason};
+use crate::error::AmqpError;
 
 pub const FRAME_OVERHEAD: usize = 8;
 const FRAME_HEADER_LEN: usize = 7;
+/// A content header's fixed part: class, weight, body size.
+const CONTENT_HEADER_MIN: usize = 12;
 
 /// One decoded incoming frame.
 // Frames are moved, never stored in bulk; boxing the header would cost an allocation per message.
@@ -27,74 +30,149 @@ pub enum Frame {
     Header(u16, AMQPContentHeader, Bytes),
     Body(u16, Bytes),
     Heartbeat(u16),
+    /// A well-formed method that its channel must refuse with this error once it gets there:
+    /// a field amq-protocol does not keep says so (basic.qos with a prefetch_size).
+    Refused(u16, AMQPClass, AmqpError),
+}
+
+impl Frame {
+    /// A refused method as a plain method frame, and the error its channel raises.
+    pub fn split_refusal(self) -> (Frame, Option<AmqpError>) {
+        match self {
+            Frame::Refused(ch, m, e) => (Frame::Method(ch, m), Some(e)),
+            other => (other, None),
+        }
+    }
+}
+
+/// What is wrong with the incoming bytes, and how RabbitMQ's reader reacts to it.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Close the connection with this error; the stream is still framed, so later frames are
+    /// read (and only connection.close/close-ok matter any more).
+    #[error("{0}")]
+    Close(AmqpError),
+    /// Close the connection with this error and read nothing more: the framing is lost
+    /// (RabbitMQ's `fatal_frame_error`).
+    #[error("{0}")]
+    Fatal(AmqpError),
+    /// RabbitMQ's reader crashes on this input, so the socket closes without a frame.
+    #[error("{0}")]
+    Abort(&'static str),
+}
+
+impl FrameError {
+    /// The error to report to the client, if any.
+    pub fn amqp(&self) -> Option<&AmqpError> {
+        match self {
+            FrameError::Close(e) | FrameError::Fatal(e) => Some(e),
+            FrameError::Abort(_) => None,
+        }
+    }
 }
 
 /// Split the next complete frame off `buf`. `Ok(None)` means more bytes are needed.
-pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> AmqpResult<Option<Frame>> {
+///
+/// The checks come in RabbitMQ's order (`rabbit_reader:handle_input/3`, then
+/// `rabbit_command_assembler:analyze_frame/3`): the size from the 7-byte header against
+/// `frame_max` before the payload is buffered, the end marker, then the frame type and its
+/// payload. Like RabbitMQ, a payload of up to `frame_max` octets is accepted (clients often
+/// forget the 8 octets of framing) while the error names `frame_max - 8`.
+pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
     if buf.len() < FRAME_HEADER_LEN {
         return Ok(None);
     }
     let frame_type = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
-    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(
-        frame_type,
-        constants::FRAME_METHOD | constants::FRAME_HEADER | constants::FRAME_BODY | constants::FRAME_HEARTBEAT
-    ) {
-        return Err(AmqpError::frame_error(format!(
-            "type {frame_type}, first 16 octets = {:?}: unknown frame type",
-            &buf[..buf.len().min(16)]
-        )));
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
+    if frame_max != 0 && size > frame_max {
+        let max = frame_max.saturating_sub(FRAME_OVERHEAD as u32);
+        let text = erl::frame_error(frame_type, &[], FrameReason::FrameTooLarge { size, max });
+        return Err(FrameError::Fatal(AmqpError::frame_error(text)));
     }
-    if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
-        return Err(AmqpError::frame_error(format!(
-            "type {frame_type}, channel {channel}: frame_too_large, payload {size} > {}",
-            frame_max as usize - FRAME_OVERHEAD
-        )));
-    }
+    let size = size as usize;
     let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
         buf.reserve(total - buf.len());
         return Ok(None);
     }
-    if buf[total - 1] != constants::FRAME_END {
-        return Err(AmqpError::frame_error(format!(
-            "type {frame_type}, channel {channel}: invalid frame end marker {}",
-            buf[total - 1]
-        )));
-    }
     let mut frame = buf.split_to(total);
+    let end = frame[total - 1];
     frame.advance(FRAME_HEADER_LEN);
     frame.truncate(size);
     let payload = frame.freeze();
+    if end != constants::FRAME_END {
+        let text = erl::frame_error(frame_type, &payload, FrameReason::InvalidEndMarker(end));
+        return Err(FrameError::Fatal(AmqpError::frame_error(text)));
+    }
+    let unknown =
+        || FrameError::Close(AmqpError::frame_error(erl::frame_error(frame_type, &payload, FrameReason::UnknownFrame)));
     let decoded = match frame_type {
-        constants::FRAME_METHOD => Frame::Method(channel, decode_method(&payload)?),
-        constants::FRAME_HEADER => match parse_content_header(&payload[..]) {
+        constants::FRAME_METHOD if payload.len() >= 4 => {
+            let method = decode_method(&payload)?;
+            match refusal(&payload) {
+                Some(e) => Frame::Refused(channel, method, e),
+                None => Frame::Method(channel, method),
+            }
+        }
+        constants::FRAME_HEADER if payload.len() >= CONTENT_HEADER_MIN => match parse_content_header(&payload[..]) {
             Ok((&[], header)) => Frame::Header(channel, header, payload),
-            _ => return Err(AmqpError::frame_error(format!("cannot decode content header on channel {channel}"))),
+            _ => {
+                return Err(FrameError::Close(AmqpError::frame_error(format!(
+                    "cannot decode content header on channel {channel}"
+                ))));
+            }
         },
         constants::FRAME_BODY => Frame::Body(channel, payload),
-        _ => Frame::Heartbeat(channel),
+        constants::FRAME_HEARTBEAT if payload.is_empty() => Frame::Heartbeat(channel),
+        _ => return Err(unknown()),
     };
     Ok(Some(decoded))
 }
 
-fn decode_method(payload: &[u8]) -> AmqpResult<AMQPClass> {
+/// RabbitMQ's `unexpected_frame` text for a frame that is well-formed but out of place.
+pub fn unexpected_frame(frame: &Frame) -> AmqpError {
+    let mut method = Vec::new();
+    let (frame_type, payload): (u8, &[u8]) = match frame {
+        Frame::Method(ch, m) | Frame::Refused(ch, m, _) => {
+            write_method(&mut method, *ch, m.clone());
+            let end = method.len().saturating_sub(1);
+            (constants::FRAME_METHOD, method.get(FRAME_HEADER_LEN..end).unwrap_or_default())
+        }
+        Frame::Header(_, _, raw) => (constants::FRAME_HEADER, raw),
+        Frame::Body(_, body) => (constants::FRAME_BODY, body),
+        Frame::Heartbeat(_) => (constants::FRAME_HEARTBEAT, &[]),
+    };
+    AmqpError::unexpected_frame(erl::unexpected_frame(frame_type, payload))
+}
+
+fn decode_method(payload: &[u8]) -> Result<AMQPClass, FrameError> {
+    let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+    let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+    if !known_method(class_id, method_id) {
+        // RabbitMQ's `lookup_method_name/1` has no clause for it and the reader crashes.
+        return Err(FrameError::Abort("unknown class or method id"));
+    }
     match parse_class(payload) {
         Ok((&[], class)) => Ok(class),
-        _ => {
-            let (class_id, method_id) = if payload.len() >= 4 {
-                (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
-            } else {
-                (0, 0)
-            };
-            if known_method(class_id, method_id) {
-                Err(AmqpError::frame_error(format!("cannot decode method {class_id}.{method_id}"))
-                    .at(class_id, method_id))
-            } else {
-                Err(AmqpError::command_invalid(format!("unknown method {class_id}.{method_id}")))
-            }
+        _ if tables_at_fault(class_id, method_id, &payload[4..]) => {
+            // The fields are framed right but a field table is not: RabbitMQ's
+            // `rabbit_binary_parser:parse_table/1` crashes the reader.
+            Err(FrameError::Abort("malformed field table"))
         }
+        _ => Err(FrameError::Close(AmqpError::frame_error(erl::cannot_decode(&payload[4..])).at(class_id, method_id))),
+    }
+}
+
+/// basic.qos with prefetch_size != 0, which RabbitMQ never implemented (540); amq-protocol
+/// drops the field, so it is read here from the bytes (class, method, then the u32).
+fn refusal(payload: &[u8]) -> Option<AmqpError> {
+    match payload {
+        [0, 60, 0, 10, a, b, c, d, ..] if [*a, *b, *c, *d] != [0; 4] => {
+            let size = u32::from_be_bytes([*a, *b, *c, *d]);
+            Some(AmqpError::not_implemented(format!("prefetch_size!=0 ({size})")).at(60, 10))
+        }
+        _ => None,
     }
 }
 
@@ -103,6 +181,7 @@ fn known_method(class_id: u16, method_id: u16) -> bool {
     match class_id {
         10 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71),
         20 => matches!(method_id, 10 | 11 | 20 | 21 | 40 | 41),
+        30 => matches!(method_id, 10 | 11),
         40 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
         50 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
         60 => matches!(
@@ -113,6 +192,56 @@ fn known_method(class_id: u16, method_id: u16) -> bool {
         90 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31),
         _ => false,
     }
+}
+
+/// The wire layout of a method's fields, as far as framing goes.
+#[derive(Clone, Copy)]
+enum Field {
+    Octet,
+    Short,
+    ShortStr,
+    /// A length-prefixed blob: a long string or a field table.
+    Long,
+}
+
+/// The methods whose fields hold a field table, and their layout.
+fn layout(class_id: u16, method_id: u16) -> Option<&'static [Field]> {
+    use Field::*;
+    Some(match (class_id, method_id) {
+        (10, 10) => &[Octet, Octet, Long, Long, Long],
+        (10, 11) => &[Long, ShortStr, Long, ShortStr],
+        (40, 10) => &[Short, ShortStr, ShortStr, Octet, Long],
+        (40, 30) | (40, 40) | (50, 20) => &[Short, ShortStr, ShortStr, ShortStr, Octet, Long],
+        (50, 10) => &[Short, ShortStr, Octet, Long],
+        (50, 50) => &[Short, ShortStr, ShortStr, ShortStr, Long],
+        (60, 20) => &[Short, ShortStr, ShortStr, Octet, Long],
+        _ => return None,
+    })
+}
+
+/// True when the method's fields are framed exactly right, so a decoding failure can only
+/// come from inside one of its field tables.
+fn tables_at_fault(class_id: u16, method_id: u16, mut fields: &[u8]) -> bool {
+    let Some(layout) = layout(class_id, method_id) else { return false };
+    for field in layout {
+        let len = match field {
+            Field::Octet => 1,
+            Field::Short => 2,
+            Field::ShortStr => match fields.first() {
+                Some(&n) => 1 + usize::from(n),
+                None => return false,
+            },
+            Field::Long => match fields.get(..4) {
+                Some(n) => 4 + u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize,
+                None => return false,
+            },
+        };
+        match fields.get(len..) {
+            Some(rest) => fields = rest,
+            None => return false,
+        }
+    }
+    fields.is_empty()
 }
 
 /// Append any frame, encoded by amq-protocol.
@@ -236,17 +365,56 @@ mod tests {
         assert!(buf.is_empty());
     }
 
+    fn code(r: Result<Option<Frame>, FrameError>) -> Option<u16> {
+        r.unwrap_err().amqp().map(|e| e.code.code())
+    }
+
     #[test]
     fn rejects_bad_frames() {
         let mut buf = BytesMut::from(&[9u8, 0, 0, 0, 0, 0, 0, 206][..]);
-        assert_eq!(next_frame(&mut buf, 0).unwrap_err().code.code(), 501);
+        assert_eq!(code(next_frame(&mut buf, 0)), Some(501));
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 1, 0, 0][..]);
-        assert_eq!(next_frame(&mut buf, 4096).unwrap_err().code.code(), 501);
+        assert_eq!(code(next_frame(&mut buf, 4096)), Some(501));
         let mut buf = BytesMut::from(&[8u8, 0, 0, 0, 0, 0, 0, 7][..]);
-        assert_eq!(next_frame(&mut buf, 0).unwrap_err().code.code(), 501);
+        assert_eq!(code(next_frame(&mut buf, 0)), Some(501));
         // Incomplete frame: wait for more.
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 10, 0][..]);
         assert!(matches!(next_frame(&mut buf, 0), Ok(None)));
+    }
+
+    #[test]
+    fn frame_max_counts_the_payload_only() {
+        let mut buf = BytesMut::from(&[3u8, 0, 1, 0, 0, 16, 0][..]);
+        assert!(matches!(next_frame(&mut buf, 4096), Ok(None)));
+        let mut buf = BytesMut::from(&[3u8, 0, 1, 0, 0, 16, 1][..]);
+        match next_frame(&mut buf, 4096) {
+            Err(FrameError::Fatal(e)) => {
+                assert_eq!(e.text, "type 3, all octets = <<>>: {frame_too_large,4097,4088}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_methods_abort_and_bad_fields_are_501() {
+        let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 4, 0, 99, 0, 10, 206][..]);
+        assert!(matches!(next_frame(&mut buf, 0), Err(FrameError::Abort(_))));
+        // queue.declare with a table holding a value of type 'Z': the table is at fault.
+        let payload = [0, 50, 0, 10, 0, 0, 0, 0, 0, 0, 0, 7, 1, b'k', b'Z', 0, 0, 0, 1];
+        let mut bytes = vec![1u8, 0, 1, 0, 0, 0, payload.len() as u8];
+        bytes.extend_from_slice(&payload);
+        bytes.push(206);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert!(matches!(next_frame(&mut buf, 0), Err(FrameError::Abort(_))));
+        // basic.qos with trailing octets: 501 naming the fields.
+        let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 13, 0, 60, 0, 10, 0, 0, 0, 0, 0, 1, 0, 9, 9, 206][..]);
+        match next_frame(&mut buf, 0) {
+            Err(FrameError::Close(e)) => {
+                assert_eq!((e.code.code(), e.class_id, e.method_id), (501, 60, 10));
+                assert_eq!(e.text, "cannot decode <<0,0,0,0,0,1,0,9,9>>");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

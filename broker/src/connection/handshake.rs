@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::codec::{self, Frame};
+use super::codec::{self, Frame, FrameError};
 use crate::Broker;
 use crate::auth::{self, AuthError};
 use crate::error::{AmqpError, ReplyCode};
@@ -21,6 +21,7 @@ use crate::vhost::VirtualHost;
 /// RabbitMQ's handshake_timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const FRAME_MIN_SIZE: u32 = 4096;
+const CHANNEL_MIN: u32 = 1;
 
 pub struct Negotiated {
     pub user: String,
@@ -61,16 +62,19 @@ pub async fn handshake(
     }
 }
 
-fn server_properties() -> FieldTable {
+/// The capabilities warren implements, as named in RabbitMQ's `server_properties`.
+/// RabbitMQ 3.10 also advertises `exchange_exchange_bindings`, `connection.blocked`,
+/// `consumer_priorities` and `direct_reply_to`: each joins this list when it is implemented.
+const CAPABILITIES: &[&str] =
+    &["publisher_confirms", "basic.nack", "consumer_cancel_notify", "authentication_failure_close", "per_consumer_qos"];
+
+/// Server properties; a 0-8 client gets an empty capabilities table, as from RabbitMQ.
+fn server_properties(with_capabilities: bool) -> FieldTable {
     let mut caps = FieldTable::default();
-    for cap in [
-        "publisher_confirms",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "authentication_failure_close",
-        "per_consumer_qos",
-    ] {
-        caps.insert(cap.into(), AMQPValue::Boolean(true));
+    if with_capabilities {
+        for cap in CAPABILITIES {
+            caps.insert((*cap).into(), AMQPValue::Boolean(true));
+        }
     }
     let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
     let mut props = FieldTable::default();
@@ -114,74 +118,140 @@ async fn refuse(stream: &mut TcpStream, error: AmqpError) -> HandshakeError {
     HandshakeError::Protocol(error)
 }
 
+/// Where the handshake is: RabbitMQ's `connection_state` before `running`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Tuning,
+    Opening,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Tuning => "tuning",
+            Phase::Opening => "opening",
+        }
+    }
+}
+
+/// A handshake error. RabbitMQ does not trust a client before the connection is open and
+/// closes the socket without a word (`rabbit_reader:handle_exception/3`), except for a frame
+/// out of place once tuned (505) and the errors of connection.open itself.
+async fn fail(stream: &mut TcpStream, phase: Phase, error: AmqpError) -> HandshakeError {
+    if phase == Phase::Opening && error.code == ReplyCode::UnexpectedFrame {
+        return refuse(stream, error).await;
+    }
+    HandshakeError::Protocol(error)
+}
+
 /// Read the next connection-class method on channel 0, skipping heartbeats.
 async fn read_method(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     frame_max: u32,
+    phase: Phase,
 ) -> Result<connection::AMQPMethod, HandshakeError> {
     loop {
-        match codec::next_frame(buf, frame_max) {
+        let error = match codec::next_frame(buf, frame_max).map(|f| f.map(|f| f.split_refusal().0)) {
             Ok(Some(Frame::Heartbeat(0))) => continue,
             Ok(Some(Frame::Method(0, AMQPClass::Connection(m)))) => return Ok(m),
-            Ok(Some(Frame::Method(_, m))) => {
-                return Err(refuse(
-                    stream,
-                    AmqpError::command_invalid("unexpected method during handshake").for_method(&m),
-                )
-                .await);
+            Ok(Some(Frame::Method(0, m))) => {
+                AmqpError::channel_error(format!("unexpected method in connection state {}", phase.name()))
+                    .for_method(&m)
             }
-            Ok(Some(_)) => {
-                return Err(refuse(stream, AmqpError::unexpected_frame("unexpected frame during handshake")).await);
-            }
+            Ok(Some(frame)) => codec::unexpected_frame(&frame),
             Ok(None) => {
                 if stream.read_buf(buf).await? == 0 {
                     return Err(HandshakeError::Closed);
                 }
+                continue;
             }
-            Err(e) => return Err(refuse(stream, e).await),
-        }
+            Err(FrameError::Close(e) | FrameError::Fatal(e)) => e,
+            Err(FrameError::Abort(reason)) => AmqpError::frame_error(reason),
+        };
+        return Err(fail(stream, phase, error).await);
     }
+}
+
+/// The connection.start a protocol header gets (RabbitMQ `rabbit_reader:handshake/2`):
+/// `(version_major, version_minor, capabilities)`, or None to refuse the header.
+fn start_version(header: &[u8; 8]) -> Option<(u8, u8, bool)> {
+    match header {
+        b"AMQP\x00\x00\x09\x01" => Some((0, 9, true)),
+        // AMQP 0-9, served as 0-9-1.
+        b"AMQP\x01\x01\x00\x09" => Some((0, 9, true)),
+        // AMQP 0-8, as most clients and as the specification's web page spell it. The
+        // methods a 0-8 client needs to get going are encoded as in 0-9-1.
+        b"AMQP\x01\x01\x08\x00" | b"AMQP\x01\x01\x09\x01" => Some((8, 0, false)),
+        _ => None,
+    }
+}
+
+/// A connection method out of turn: RabbitMQ's "unexpected method in connection state".
+fn unexpected_method(phase: Phase, method: connection::AMQPMethod) -> HandshakeError {
+    let method = AMQPClass::Connection(method);
+    HandshakeError::Protocol(
+        AmqpError::channel_error(format!("unexpected method in connection state {}", phase.name())).for_method(&method),
+    )
+}
+
+/// RabbitMQ's `validate_negotiated_integer_value/3`: the client may lower a value proposed in
+/// connection.tune, not raise it, and 0 ("no limit") is more than any limit of the server.
+fn check_negotiated(field: &str, client: u32, min: u32, server: u32) -> Result<(), HandshakeError> {
+    let (relation, bound, limit) = if client != 0 && client < min {
+        ("lower", "minimum", min)
+    } else if server != 0 && (client == 0 || client > server) {
+        ("higher", "maximum", server)
+    } else {
+        return Ok(());
+    };
+    Err(HandshakeError::Protocol(
+        AmqpError::not_allowed(format!(
+            "negotiated {field} = {client} is {relation} than the {bound} allowed value ({limit})"
+        ))
+        .at(10, 31),
+    ))
 }
 
 async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) -> Result<Negotiated, HandshakeError> {
     let config = &broker.config;
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).await?;
-    if &header != b"AMQP\x00\x00\x09\x01" {
+    let Some((version_major, version_minor, capabilities)) = start_version(&header) else {
         write_frame(stream, &AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1())).await?;
         return Err(HandshakeError::BadHeader(header));
-    }
+    };
     let start = connection::Start {
-        version_major: 0,
-        version_minor: 9,
-        server_properties: server_properties(),
+        version_major,
+        version_minor,
+        server_properties: server_properties(capabilities),
         mechanisms: auth::MECHANISMS.into(),
         locales: "en_US".into(),
     };
     write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Start(start)))).await?;
 
     let mut buf = BytesMut::with_capacity(4096);
-    let start_ok = match read_method(stream, &mut buf, config.frame_max).await? {
+    // Until tune-ok, frames are limited to the protocol's minimum frame size.
+    let start_ok = match read_method(stream, &mut buf, FRAME_MIN_SIZE, Phase::Starting).await? {
         connection::AMQPMethod::StartOk(s) => s,
-        _ => return Err(refuse(stream, AmqpError::command_invalid("expected 'connection.start_ok'").at(10, 11)).await),
+        m => return Err(unexpected_method(Phase::Starting, m)),
     };
     let failure_close = client_capability(&start_ok.client_properties, "authentication_failure_close");
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
     let mechanism = start_ok.mechanism.as_str();
     let user = match auth::authenticate(&config.users, mechanism, start_ok.response.as_bytes(), peer.ip()) {
         Ok(user) => user,
-        Err(AuthError::UnknownMechanism(m)) => {
-            let e = AmqpError::command_invalid(format!("unknown authentication mechanism '{m}'")).at(10, 11);
-            return Err(refuse(stream, e).await);
-        }
+        // Not a login failure but a protocol error: the socket just closes.
+        Err(e @ (AuthError::UnknownMechanism(_) | AuthError::Malformed(_))) => return Err(HandshakeError::Auth(e)),
         Err(e) => {
             tracing::info!(%peer, error = %e, "login refused");
             if failure_close {
                 let text = format!(
                     "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
                 );
-                refuse(stream, AmqpError::access_refused(text).at(10, 11)).await;
+                refuse(stream, AmqpError::access_refused(text)).await;
             }
             return Err(HandshakeError::Auth(e));
         }
@@ -190,42 +260,17 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
     let tune =
         connection::Tune { channel_max: config.channel_max, frame_max: config.frame_max, heartbeat: config.heartbeat };
     write_frame(stream, &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune)))).await?;
-    let tune_ok = match read_method(stream, &mut buf, config.frame_max).await? {
+    let tune_ok = match read_method(stream, &mut buf, FRAME_MIN_SIZE, Phase::Tuning).await? {
         connection::AMQPMethod::TuneOk(t) => t,
-        _ => return Err(refuse(stream, AmqpError::command_invalid("expected 'connection.tune_ok'").at(10, 31)).await),
+        m => return Err(unexpected_method(Phase::Tuning, m)),
     };
-    let frame_max = match tune_ok.frame_max {
-        0 => config.frame_max,
-        f if f < FRAME_MIN_SIZE => {
-            let e = AmqpError::not_allowed(format!(
-                "negotiated frame_max = {f} is lower than the minimum allowed value ({FRAME_MIN_SIZE})"
-            ));
-            return Err(refuse(stream, e.at(10, 31)).await);
-        }
-        f if f > config.frame_max => {
-            let e = AmqpError::not_allowed(format!(
-                "negotiated frame_max = {f} is higher than the maximum allowed value ({})",
-                config.frame_max
-            ));
-            return Err(refuse(stream, e.at(10, 31)).await);
-        }
-        f => f,
-    };
-    let channel_max = match tune_ok.channel_max {
-        0 => config.channel_max,
-        c if c > config.channel_max => {
-            let e = AmqpError::not_allowed(format!(
-                "negotiated channel_max = {c} is higher than the maximum allowed value ({})",
-                config.channel_max
-            ));
-            return Err(refuse(stream, e.at(10, 31)).await);
-        }
-        c => c,
-    };
+    check_negotiated("frame_max", tune_ok.frame_max, FRAME_MIN_SIZE, config.frame_max)?;
+    check_negotiated("channel_max", tune_ok.channel_max.into(), CHANNEL_MIN, config.channel_max.into())?;
+    let (frame_max, channel_max) = (tune_ok.frame_max, tune_ok.channel_max);
 
-    let open = match read_method(stream, &mut buf, frame_max).await? {
+    let open = match read_method(stream, &mut buf, frame_max, Phase::Opening).await? {
         connection::AMQPMethod::Open(o) => o,
-        _ => return Err(refuse(stream, AmqpError::command_invalid("expected 'connection.open'").at(10, 40)).await),
+        m => return Err(unexpected_method(Phase::Opening, m)),
     };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
         let e = AmqpError::new(ReplyCode::NotAllowed, format!("vhost {} not found", open.virtual_host)).at(10, 40);

@@ -5,6 +5,7 @@
 //! close the channel, hard codes close the connection (RabbitMQ's `handle_exception`).
 
 pub mod codec;
+pub(crate) mod erl;
 pub mod handshake;
 mod writer;
 
@@ -23,11 +24,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::Broker;
+use crate::channel::assembler::Assembled;
 use crate::channel::{Channel, ChannelCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::sink::{ChannelDeliveries, ConnectionSink};
 use crate::vhost::VirtualHost;
-use codec::Frame;
+use codec::{Frame, FrameError};
 
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -207,11 +209,21 @@ impl Connection {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
+                // Once closing, RabbitMQ only looks at connection.close/close-ok.
+                Err(FrameError::Close(_) | FrameError::Abort(_)) if self.state != State::Open => {}
+                Err(FrameError::Close(e)) => self.start_close(e),
+                Err(FrameError::Fatal(e)) => {
                     // The byte stream cannot be trusted past a framing error.
                     buf.clear();
                     self.start_close(e);
                     break;
+                }
+                Err(FrameError::Abort(reason)) => {
+                    tracing::info!(peer = %self.peer, reason, "closing connection without a reply, as RabbitMQ");
+                    buf.clear();
+                    self.release_all();
+                    self.sink.lock().closed = true;
+                    self.state = State::Done;
                 }
             }
         }
@@ -254,6 +266,7 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<(), AmqpError> {
+        let (frame, refusal) = frame.split_refusal();
         if let State::Closing(_) = self.state {
             match frame {
                 Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => self.state = State::Done,
@@ -267,10 +280,12 @@ impl Connection {
         }
         match frame {
             Frame::Heartbeat(0) => Ok(()),
-            Frame::Heartbeat(_) => Err(AmqpError::unexpected_frame("type 8, all octets = <<>>")),
             Frame::Method(0, method) => self.handle_connection_method(method),
-            Frame::Header(0, ..) | Frame::Body(0, _) => Err(AmqpError::unexpected_frame("content frame on channel 0")),
-            Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => self.handle_channel_frame(ch, frame),
+            Frame::Header(0, ..) | Frame::Body(0, _) | Frame::Heartbeat(_) => Err(codec::unexpected_frame(&frame)),
+            Frame::Method(ch, _) | Frame::Header(ch, ..) | Frame::Body(ch, _) => {
+                self.handle_channel_frame(ch, frame, refusal)
+            }
+            Frame::Refused(..) => Ok(()),
         }
     }
 
@@ -295,17 +310,18 @@ impl Connection {
         }
     }
 
-    fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
+    fn handle_channel_frame(&mut self, id: u16, frame: Frame, refusal: Option<AmqpError>) -> Result<(), AmqpError> {
         let Some(channel) = self.channels.get_mut(&id) else {
+            // RabbitMQ limits how many channels are open, not their numbers.
+            let open = self.channels.len();
+            if self.channel_max != 0 && open >= usize::from(self.channel_max) {
+                return Err(AmqpError::not_allowed(format!(
+                    "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                    self.channel_max
+                )));
+            }
             return match frame {
                 Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
-                    if id > self.channel_max {
-                        return Err(AmqpError::channel_error(format!(
-                            "channel {id} is above the negotiated channel_max ({})",
-                            self.channel_max
-                        ))
-                        .at(20, 10));
-                    }
                     self.channels.insert(id, Channel::new(id));
                     self.sink.lock().channels.insert(id, ChannelDeliveries::new());
                     self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
@@ -316,11 +332,13 @@ impl Connection {
             };
         };
         if channel.closing {
-            match frame {
-                Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
+            // Content is still assembled (a stray content frame is a connection error), but
+            // every complete method other than close/close-ok is dropped.
+            match channel.assemble(frame, self.broker.config.max_message_size)? {
+                Assembled::Method(AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
                     self.channels.remove(&id);
                 }
-                Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
+                Assembled::Method(AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
                     self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
                     self.channels.remove(&id);
                 }
@@ -334,10 +352,6 @@ impl Connection {
             self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
             return Ok(());
         }
-        if let Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) = frame {
-            // A close-ok we never asked for: ignore, as RabbitMQ does.
-            return Ok(());
-        }
         let ctx = ChannelCtx {
             conn_id: self.id,
             broker: &self.broker,
@@ -345,7 +359,7 @@ impl Connection {
             sink: &self.sink,
             user: &self.user,
         };
-        match channel.handle_frame(&ctx, frame) {
+        match channel.handle_frame(&ctx, frame, refusal) {
             Ok(()) => Ok(()),
             Err(e) if e.code.is_hard() => Err(e),
             Err(e) => {

@@ -116,6 +116,14 @@ impl Exchange {
         Self { name, kind, durable, auto_delete, internal, arguments, table: RwLock::new(RoutingTable::new(kind)) }
     }
 
+    /// Check a binding's arguments before it is added (406 when the kind refuses them).
+    pub fn validate_binding(&self, arguments: &FieldTable) -> crate::error::AmqpResult<()> {
+        match self.kind {
+            ExchangeKind::Headers => headers::validate_binding(arguments),
+            _ => Ok(()),
+        }
+    }
+
     /// Add a binding; an identical one is not added twice.
     pub fn bind(&self, binding: Binding) {
         let mut table = self.table.write();

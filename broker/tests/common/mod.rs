@@ -144,6 +144,19 @@ impl RawClient {
 
     /// Handshake up to connection.open with a tune-ok of our choosing; open-ok is not awaited.
     pub async fn start_tuned(addr: SocketAddr, tune_ok: impl FnOnce(&connection::Tune) -> connection::TuneOk) -> Self {
+        let (mut c, t) = Self::until_tune(addr).await;
+        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok(&t)))).await;
+        c.send_method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })),
+        )
+        .await;
+        c
+    }
+
+    /// Protocol header, start, start-ok (PLAIN guest/guest, authentication_failure_close);
+    /// returns once connection.tune has arrived.
+    pub async fn until_tune(addr: SocketAddr) -> (Self, connection::Tune) {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut c = Self { stream, buf: BytesMut::new() };
         c.send_bytes(b"AMQP\x00\x00\x09\x01").await;
@@ -168,13 +181,7 @@ impl RawClient {
         let Some(Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(t)))) = c.recv().await else {
             panic!("expected tune")
         };
-        c.send_method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok(&t)))).await;
-        c.send_method(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })),
-        )
-        .await;
-        c
+        (c, t)
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
@@ -202,13 +209,33 @@ impl RawClient {
 
     /// Read frames until connection.close; returns its reply code. Answers with close-ok.
     pub async fn expect_connection_close(&mut self) -> u16 {
+        self.expect_close().await.reply_code
+    }
+
+    /// Read frames until connection.close and return it. Answers with close-ok.
+    pub async fn expect_close(&mut self) -> connection::Close {
         while let Some(f) = self.recv().await {
             if let Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) = f {
                 self.send_method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})))
                     .await;
-                return c.reply_code;
+                return c;
             }
         }
         panic!("socket closed without connection.close");
+    }
+
+    /// The server closes the socket without sending anything more (as RabbitMQ does for a
+    /// client it does not trust yet, or on input that crashes its reader).
+    pub async fn expect_silent_close(&mut self) {
+        loop {
+            if let Ok(Some(f)) = codec::next_frame(&mut self.buf, 0) {
+                panic!("expected the socket to close, got {f:?}");
+            }
+            match tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("socket still open after {WAIT:?}"),
+            }
+        }
     }
 }
