@@ -78,16 +78,20 @@ pub fn as_text(v: &AMQPValue) -> Option<String> {
     }
 }
 
-fn display(v: Option<&AMQPValue>) -> String {
+fn plain(v: &AMQPValue) -> String {
+    as_integer(v).map(|i| i.to_string()).or_else(|| as_text(v)).unwrap_or_else(|| match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// RabbitMQ prints a value with its type only when the other side is missing
+/// (`rabbit_misc:assert_args_equivalence1`).
+fn display(v: Option<&AMQPValue>, other_present: bool) -> String {
     match v {
         None => "none".to_owned(),
-        Some(v) => {
-            let value = as_integer(v).map(|i| i.to_string()).or_else(|| as_text(v)).unwrap_or_else(|| match v {
-                AMQPValue::Boolean(b) => b.to_string(),
-                other => format!("{other:?}"),
-            });
-            format!("the value '{value}' of type '{}'", type_name(v))
-        }
+        Some(v) if other_present => format!("'{}'", plain(v)),
+        Some(v) => format!("the value '{}' of type '{}'", plain(v), type_name(v)),
     }
 }
 
@@ -113,8 +117,8 @@ pub fn assert_equivalent(current: &FieldTable, new: &FieldTable, what: &str, key
         if !same {
             return Err(AmqpError::precondition_failed(format!(
                 "inequivalent arg '{key}' for {what}: received {} but current is {}",
-                display(req),
-                display(cur)
+                display(req, cur.is_some()),
+                display(cur, req.is_some())
             )));
         }
     }

@@ -25,6 +25,7 @@ pub mod exchange;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod queue_args;
 pub mod server;
 pub mod sink;
 pub mod vhost;

@@ -9,11 +9,13 @@ use parking_lot::RwLock;
 
 use crate::args::{EXCHANGE_DECLARE_ARGS, QUEUE_DECLARE_ARGS, assert_equivalent};
 use crate::error::{AmqpError, AmqpResult};
-use crate::exchange::{Binding, Exchange, ExchangeKind};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::message::Message;
 use crate::names::{exchange_res, generated, queue_res};
 use crate::queue::{Deleted, Queue};
 use warren_persistence::{BindingDef, ExchangeDef, QueueDef, Store};
+
+mod exchange_bindings;
 
 /// What exchange.declare asks for.
 pub struct ExchangeSpec<'a> {
@@ -172,7 +174,11 @@ impl VirtualHost {
         {
             store.definitions.delete_exchange(&self.name, name).map_err(stored)?;
         }
-        exchanges.remove(name);
+        if let Some(ex) = exchanges.remove(name) {
+            let sources: Vec<Arc<Exchange>> = exchanges.values().cloned().collect();
+            drop(exchanges);
+            self.unbind_exchange_everywhere(&ex, &sources);
+        }
         Ok(())
     }
 
@@ -201,6 +207,7 @@ impl VirtualHost {
             check_name("queue", spec.name)?;
             spec.name.into()
         };
+        crate::queue_args::check_queue_args(&spec.arguments, &queue_res(name.as_str(), &self.name))?;
         let mut queues = self.queues.write();
         if let Some(q) = queues.get(name.as_str()) {
             let what = queue_res(name.as_str(), &self.name);
@@ -260,7 +267,7 @@ impl VirtualHost {
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.put_binding(&def)).transpose().map_err(stored)?;
         }
-        ex.bind(Binding { queue: q, routing_key: routing_key.into(), arguments });
+        ex.bind(Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
         Ok(())
     }
 
@@ -278,7 +285,7 @@ impl VirtualHost {
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.delete_binding(&def)).transpose().map_err(stored)?;
         }
-        ex.unbind(&Binding { queue: q, routing_key: routing_key.into(), arguments });
+        ex.unbind(&Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
         self.maybe_auto_delete_exchange(&ex);
         Ok(())
     }
@@ -380,8 +387,38 @@ impl VirtualHost {
                 exchange_res(exchange, &self.name)
             )));
         }
-        ex.route(msg, out);
+        self.route_from(ex, &exchanges, msg, out);
         Ok(())
+    }
+
+    /// Walk the exchange graph from `start`: exchange bindings, and each exchange's alternate
+    /// exchange when none of its bindings match. Each exchange is visited once (cycles end).
+    fn route_from(
+        &self,
+        start: &Arc<Exchange>,
+        exchanges: &HashMap<ShortString, Arc<Exchange>>,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        let mut seen: Vec<Arc<Exchange>> = vec![start.clone()];
+        let mut work: Vec<Arc<Exchange>> = vec![start.clone()];
+        let mut next = Vec::new();
+        while let Some(ex) = work.pop() {
+            next.clear();
+            let matched = ex.route(msg, out, &mut next);
+            if !matched
+                && let Some(ae) = ex.alternate_exchange()
+                && let Some(ae) = exchanges.get(ae.as_str())
+            {
+                next.push(ae.clone());
+            }
+            for x in next.drain(..) {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, &x)) {
+                    seen.push(x.clone());
+                    work.push(x);
+                }
+            }
+        }
     }
 }
 
@@ -424,7 +461,7 @@ impl VirtualHost {
             let q = self.queues.read().get(d.queue.as_str()).cloned();
             if let (Some(ex), Some(q)) = (ex, q) {
                 ex.bind(Binding {
-                    queue: q,
+                    dest: Destination::Queue(q),
                     routing_key: d.routing_key.as_str().into(),
                     arguments: from_json(&d.arguments),
                 });

@@ -2,12 +2,10 @@
 //! Arguments starting with `x-` are not matched (RabbitMQ semantics); a binding argument with a
 //! void value only needs the header to be present.
 
-use std::sync::Arc;
-
 use amq_protocol::types::{AMQPValue, FieldTable};
 
+use super::Destination;
 use super::{Binding, remove_binding};
-use crate::queue::Queue;
 
 #[derive(Debug, Default)]
 pub struct HeadersTable {
@@ -27,12 +25,12 @@ impl HeadersTable {
         self.bindings.iter()
     }
 
-    pub fn route(&self, headers: Option<&FieldTable>, push: &mut impl FnMut(&Arc<Queue>)) {
+    pub fn route(&self, headers: Option<&FieldTable>, push: &mut impl FnMut(&Destination)) {
         let empty = FieldTable::default();
         let headers = headers.unwrap_or(&empty);
         for b in &self.bindings {
             if headers_match(&b.arguments, headers) {
-                push(&b.queue);
+                push(&b.dest);
             }
         }
     }
