@@ -45,6 +45,9 @@ pub struct VirtualHost {
     store: Option<Arc<Store>>,
     exchanges: RwLock<HashMap<ShortString, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortString, Arc<Queue>>>,
+    /// This vhost itself, for the background tasks of its queues (set by `with_self`).
+    me: std::sync::Weak<VirtualHost>,
+    dead_letters: crate::dead_letter::DeadLetters,
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
@@ -99,7 +102,34 @@ impl VirtualHost {
                 (ShortString::from(*n), Arc::new(ex))
             })
             .collect();
-        Self { name: name.to_owned(), store, exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+        Self {
+            name: name.to_owned(),
+            store,
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+            me: std::sync::Weak::new(),
+            dead_letters: Default::default(),
+        }
+    }
+
+    /// Give the vhost a handle to itself (build it with `Arc::new_cyclic`).
+    pub fn with_self(mut self, me: std::sync::Weak<VirtualHost>) -> Self {
+        self.me = me;
+        self
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Hand a message to the dead-letter task.
+    pub fn dead_letter(&self, dl: crate::dead_letter::DeadLetter) {
+        self.dead_letters.send(&self.me, dl);
+    }
+
+    /// Connect a new queue to this vhost: dead-lettering and its x-expires timer.
+    fn adopt(&self, q: &Arc<Queue>) {
+        q.attach(self.me.clone());
     }
 
     fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
@@ -196,10 +226,29 @@ impl VirtualHost {
         Ok(q)
     }
 
+    /// Declare a queue whose name may use the reserved `amq.` prefix (server-side queues such
+    /// as direct reply-to's).
+    pub fn declare_private_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
+        let q = Arc::new(Queue::new(
+            spec.name.into(),
+            &self.name,
+            spec.durable,
+            spec.exclusive.then_some(conn),
+            spec.auto_delete,
+            spec.arguments,
+            None,
+        ));
+        self.queues.write().insert(spec.name.into(), q.clone());
+        self.adopt(&q);
+        Ok(q)
+    }
+
     /// Declare a queue for connection `conn`; returns it (new or existing).
     pub fn declare_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
         if spec.passive {
-            return self.queue(spec.name, conn);
+            let q = self.queue(spec.name, conn)?;
+            q.touch();
+            return Ok(q);
         }
         let name: ShortString = if spec.name.is_empty() {
             generated("amq.gen-")
@@ -225,6 +274,7 @@ impl VirtualHost {
                 return Err(locked(q));
             }
             assert_equivalent(&q.arguments, &spec.arguments, &what, QUEUE_DECLARE_ARGS)?;
+            q.touch();
             return Ok(q.clone());
         }
         let owner = spec.exclusive.then_some(conn);
@@ -250,6 +300,7 @@ impl VirtualHost {
             self.store.clone(),
         ));
         queues.insert(name, q.clone());
+        self.adopt(&q);
         Ok(q)
     }
 
@@ -454,6 +505,7 @@ impl VirtualHost {
                     }
                 }
             }
+            self.adopt(&q);
             self.queues.write().insert(d.name.as_str().into(), q);
         }
         for d in defs.bindings.iter().filter(|d| d.vhost == self.name) {
