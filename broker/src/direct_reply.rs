@@ -62,7 +62,7 @@ pub fn consumer_queue(
 /// A publish with `reply_to` set to the pseudo-queue: point it at this channel's reply queue
 /// (406 if the channel has no reply consumer). Other messages are returned unchanged.
 pub fn rewrite_reply_to(msg: Arc<Message>, sink: &ConnectionSink, channel: u16) -> AmqpResult<Arc<Message>> {
-    if !msg.properties.reply_to().as_ref().is_some_and(|r| r.as_str() == PSEUDO_QUEUE) {
+    if msg.properties.reply_to().as_ref().is_none_or(|r| r.as_str() != PSEUDO_QUEUE) {
         return Ok(msg);
     }
     let Some(q) = reply_queue(sink, channel) else {

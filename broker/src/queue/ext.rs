@@ -94,7 +94,7 @@ impl Queue {
         }
         let now = Instant::now();
         while let Some(head) = st.ready.front() {
-            if !self.expiry(&head.msg).is_some_and(|at| at <= now) {
+            if self.expiry(&head.msg).is_none_or(|at| at > now) {
                 break;
             }
             if let Some(qm) = st.ready.pop_front() {
