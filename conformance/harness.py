@@ -545,6 +545,8 @@ NORMALIZATIONS = [
     "transcript; the prefix `amq.gen-` itself is compared.",
     "Server-generated consumer tags (`amq.ctag-...`) become `<ctagN>`, numbered by first appearance; "
     "the prefix `amq.ctag-` itself is compared.",
+    "Direct reply-to queue names (`amq.rabbitmq.reply-to.` followed by a server-chosen suffix) "
+    "become `<replyN>`, numbered by first appearance; the prefix itself is compared.",
     "connection.start: the `capabilities` table is compared exactly; of the other server properties "
     "(product, version, platform, copyright, information, cluster_name) only the names and field "
     "types are compared, not the values.",
@@ -573,10 +575,11 @@ NORMALIZATIONS = [
 
 _GEN = re.compile(r"amq\.gen-[A-Za-z0-9_\-]+")
 _CTAG = re.compile(r"amq\.ctag-[A-Za-z0-9_\-]+")
+_REPLY = re.compile(r"amq\.rabbitmq\.reply-to\.[A-Za-z0-9+/=._-]+")
 
 
 def normalize(lines: list[str], token: str) -> list[str]:
-    maps: dict[str, dict[str, str]] = {"gen": {}, "ctag": {}}
+    maps: dict[str, dict[str, str]] = {"gen": {}, "ctag": {}, "reply": {}}
 
     def sub(kind: str):
         def f(m):
@@ -591,6 +594,7 @@ def normalize(lines: list[str], token: str) -> list[str]:
         line = line.replace(token, "~")
         line = _GEN.sub(sub("gen"), line)
         line = _CTAG.sub(sub("ctag"), line)
+        line = _REPLY.sub(sub("reply"), line)
         out.append(line)
     return out
 

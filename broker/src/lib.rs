@@ -14,17 +14,23 @@
 //! - [`message`]: an immutable message shared by `Arc` across queues.
 //! - [`error`]: `AmqpError` and which reply codes close a channel or the connection.
 //! - [`args`]: declaration arguments and RabbitMQ's equivalence rule for them.
+//! - [`queue_args`]: the queue arguments warren acts on (TTL, limits, DLX, priority) and their validation.
+//! - [`direct_reply`]: the `amq.rabbitmq.reply-to` pseudo-queue for RPC.
+//! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
 
 pub mod args;
 pub mod auth;
 pub mod channel;
 pub mod connection;
+pub mod dead_letter;
+pub mod direct_reply;
 pub mod error;
 pub mod exchange;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod queue_args;
 pub mod server;
 pub mod sink;
 pub mod stream;
@@ -96,8 +102,11 @@ impl Broker {
     }
 
     fn build(config: BrokerConfig, store: Option<Arc<warren_persistence::Store>>) -> Arc<Self> {
-        let vhosts =
-            config.vhosts.iter().map(|v| (v.clone(), Arc::new(vhost::VirtualHost::new(v, store.clone())))).collect();
+        let vhosts = config
+            .vhosts
+            .iter()
+            .map(|v| (v.clone(), Arc::new_cyclic(|me| vhost::VirtualHost::new(v, store.clone()).with_self(me.clone()))))
+            .collect();
         Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store })
     }
 

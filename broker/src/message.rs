@@ -24,6 +24,8 @@ pub struct Message {
     pub persistent: bool,
     /// Its id in the journal once stored (0: not stored).
     store_id: AtomicU64,
+    /// When it arrived; TTLs count from here.
+    pub published_at: tokio::time::Instant,
 }
 
 impl Message {
@@ -35,7 +37,28 @@ impl Message {
         body: Bytes,
     ) -> Self {
         let persistent = properties.delivery_mode() == &Some(2);
-        Self { exchange, routing_key, properties, header, body, persistent, store_id: AtomicU64::new(0) }
+        Self {
+            exchange,
+            routing_key,
+            properties,
+            header,
+            body,
+            persistent,
+            store_id: AtomicU64::new(0),
+            published_at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// A new message with other properties (dead-lettering, direct reply-to): the content
+    /// header is encoded again, the body is shared.
+    pub fn derived(exchange: ShortString, routing_key: ShortString, properties: BasicProperties, body: Bytes) -> Self {
+        let header = encode_header(&properties, body.len() as u64);
+        Self::new(exchange, routing_key, properties, header, body)
+    }
+
+    /// The per-message TTL from the `expiration` property, in milliseconds.
+    pub fn expiration_ms(&self) -> Option<u64> {
+        self.properties.expiration().as_ref().and_then(|e| e.as_str().parse().ok())
     }
 
     /// Rebuild a message read back from disk; None if its header no longer decodes.
@@ -67,4 +90,41 @@ impl Message {
     pub fn body_size(&self) -> u64 {
         self.body.len() as u64
     }
+}
+
+/// The content-header payload for `properties` (class 60) and a body of `body_size` bytes.
+pub fn encode_header(properties: &BasicProperties, body_size: u64) -> Bytes {
+    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+    let mut out = Vec::new();
+    let header = AMQPContentHeader { class_id: 60, body_size, properties: properties.clone() };
+    crate::connection::codec::write_frame(&mut out, &AMQPFrame::Header(0, header));
+    // Strip the frame's type, channel and size (7 bytes) and its end octet.
+    let end = out.len().saturating_sub(1).max(7);
+    Bytes::from(out).slice(7..end)
+}
+
+/// The same properties without `expiration` (a dead-lettered copy does not expire again).
+pub fn without_expiration(p: &BasicProperties) -> BasicProperties {
+    let mut out = BasicProperties::default();
+    macro_rules! copy {
+        ($($get:ident => $with:ident),* $(,)?) => {
+            $(if let Some(v) = p.$get().clone() { out = out.$with(v); })*
+        };
+    }
+    copy!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        user_id => with_user_id,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id,
+    );
+    out
 }

@@ -13,9 +13,13 @@ use parking_lot::Mutex;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::names::queue_res;
+use crate::queue_args::QueueArgs;
 use crate::sink::ConnectionSink;
 use crate::stream::{Retention, StartAt, StreamLog, now_ms};
 use warren_persistence::Store;
+
+mod ext;
+pub use ext::Enqueued;
 
 /// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub struct Consumer {
     pub sink: Arc<ConnectionSink>,
     /// Where it starts reading when the queue is a stream (`x-stream-offset`).
     pub stream_start: StartAt,
+    /// x-priority: higher-priority consumers with credit get messages first.
+    pub priority: i64,
 }
 
 #[derive(Debug)]
@@ -52,6 +58,10 @@ pub struct Queue {
     /// Where persistent messages are journaled (durable, non-exclusive queues with a store).
     store: Option<Arc<Store>>,
     state: Mutex<QueueState>,
+    /// The arguments warren acts on, parsed once.
+    pub args: QueueArgs,
+    /// Its vhost, for dead-lettering and x-expires.
+    owner_vhost: std::sync::OnceLock<std::sync::Weak<crate::vhost::VirtualHost>>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +73,7 @@ struct QueueState {
     deleted: bool,
     /// The log of a stream queue (None for classic queues).
     stream: Option<StreamLog>,
+    x: ext::ExtState,
 }
 
 /// What a deleted queue leaves behind.
@@ -93,10 +104,12 @@ impl Queue {
             durable,
             exclusive_owner,
             auto_delete,
+            args: QueueArgs::parse(&arguments),
             arguments,
             stream,
             store,
             state: Mutex::new(state),
+            owner_vhost: std::sync::OnceLock::new(),
         }
     }
 
@@ -158,15 +171,13 @@ impl Queue {
     }
 
     /// Enqueue at a reserved sequence number (in order among the ready messages).
-    pub fn publish_at(self: &Arc<Self>, seq: u64, msg: Arc<Message>, redelivered: bool) {
+    pub fn publish_at(self: &Arc<Self>, seq: u64, msg: Arc<Message>, redelivered: bool) -> Enqueued {
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return Enqueued::Accepted;
         }
         st.next_seq = st.next_seq.max(seq + 1);
-        let pos = st.ready.partition_point(|m| m.seq < seq);
-        st.ready.insert(pos, QueuedMessage { seq, msg, redelivered });
-        self.dispatch_locked(&mut st);
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered })
     }
 
     /// A message left this queue for good (acked, rejected, delivered without ack).
@@ -196,26 +207,26 @@ impl Queue {
 
     /// `(ready messages, consumers)` as declare-ok reports them.
     pub fn counts(&self) -> (u32, u32) {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         if st.stream.is_some() {
             return (0, 0); // RabbitMQ 3.10 reports neither for a stream
         }
+        self.expire_head_locked(&mut st);
         (st.ready.len() as u32, st.consumers.len() as u32)
     }
 
-    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) {
+    pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> Enqueued {
         if self.stream {
             self.append_stream(&msg);
-            return;
+            return Enqueued::Accepted;
         }
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return Enqueued::Accepted;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(QueuedMessage { seq, msg, redelivered: false });
-        self.dispatch_locked(&mut st);
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false })
     }
 
     /// Put messages back in their original place, marked redelivered.
@@ -237,8 +248,7 @@ impl Queue {
             return;
         }
         for (seq, msg) in items {
-            let pos = st.ready.partition_point(|m| m.seq < seq);
-            st.ready.insert(pos, QueuedMessage { seq, msg, redelivered: true });
+            self.insert_ordered(&mut st.ready, QueuedMessage { seq, msg, redelivered: true });
         }
         self.dispatch_locked(&mut st);
     }
@@ -257,6 +267,9 @@ impl Queue {
         if st.stream.is_some() {
             self.dispatch_stream(st);
             return;
+        }
+        if self.needs_ext_dispatch(st) {
+            return self.dispatch_ext_locked(st);
         }
         // With one consumer, hand over as much as its credit allows in one go.
         let batch = if n == 1 { usize::MAX } else { 1 };
@@ -297,6 +310,10 @@ impl Queue {
     /// The next ready message for basic.get, and how many remain.
     pub fn get(&self) -> Option<(QueuedMessage, u32)> {
         let mut st = self.state.lock();
+        self.expire_head_locked(&mut st);
+        if self.args.expires.is_some() {
+            st.x.last_used = tokio::time::Instant::now();
+        }
         let m = st.ready.pop_front()?;
         Some((m, st.ready.len() as u32))
     }
@@ -321,18 +338,23 @@ impl Queue {
     }
 
     /// Remove a consumer; returns the number of consumers left, or None if it was not here.
-    pub fn remove_consumer(&self, id: u64) -> Option<usize> {
+    pub fn remove_consumer(self: &Arc<Self>, id: u64) -> Option<usize> {
         let mut st = self.state.lock();
         let pos = st.consumers.iter().position(|c| c.id == id)?;
         st.consumers.remove(pos);
         if let Some(log) = st.stream.as_mut() {
             log.remove_consumer(id);
         }
+        st.x.last_used = tokio::time::Instant::now();
         if st.next_consumer > pos {
             st.next_consumer -= 1;
         }
         if st.next_consumer >= st.consumers.len() {
             st.next_consumer = 0;
+        }
+        if pos == 0 && self.args.single_active_consumer {
+            // The next consumer becomes the active one.
+            self.dispatch_locked(&mut st);
         }
         Some(st.consumers.len())
     }

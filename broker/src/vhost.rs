@@ -9,11 +9,13 @@ use parking_lot::RwLock;
 
 use crate::args::{EXCHANGE_DECLARE_ARGS, QUEUE_DECLARE_ARGS, assert_equivalent};
 use crate::error::{AmqpError, AmqpResult};
-use crate::exchange::{Binding, Exchange, ExchangeKind};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::message::Message;
 use crate::names::{exchange_res, generated, queue_res};
 use crate::queue::{Deleted, Queue};
 use warren_persistence::{BindingDef, ExchangeDef, QueueDef, Store};
+
+mod exchange_bindings;
 
 /// What exchange.declare asks for.
 pub struct ExchangeSpec<'a> {
@@ -43,6 +45,9 @@ pub struct VirtualHost {
     store: Option<Arc<Store>>,
     exchanges: RwLock<HashMap<ShortString, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortString, Arc<Queue>>>,
+    /// This vhost itself, for the background tasks of its queues (set by `with_self`).
+    me: std::sync::Weak<VirtualHost>,
+    dead_letters: crate::dead_letter::DeadLetters,
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
@@ -97,7 +102,34 @@ impl VirtualHost {
                 (ShortString::from(*n), Arc::new(ex))
             })
             .collect();
-        Self { name: name.to_owned(), store, exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+        Self {
+            name: name.to_owned(),
+            store,
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+            me: std::sync::Weak::new(),
+            dead_letters: Default::default(),
+        }
+    }
+
+    /// Give the vhost a handle to itself (build it with `Arc::new_cyclic`).
+    pub fn with_self(mut self, me: std::sync::Weak<VirtualHost>) -> Self {
+        self.me = me;
+        self
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Hand a message to the dead-letter task.
+    pub fn dead_letter(&self, dl: crate::dead_letter::DeadLetter) {
+        self.dead_letters.send(&self.me, dl);
+    }
+
+    /// Connect a new queue to this vhost: dead-lettering and its x-expires timer.
+    fn adopt(&self, q: &Arc<Queue>) {
+        q.attach(self.me.clone());
     }
 
     fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
@@ -173,7 +205,11 @@ impl VirtualHost {
         {
             store.definitions.delete_exchange(&self.name, name).map_err(stored)?;
         }
-        exchanges.remove(name);
+        if let Some(ex) = exchanges.remove(name) {
+            let sources: Vec<Arc<Exchange>> = exchanges.values().cloned().collect();
+            drop(exchanges);
+            self.unbind_exchange_everywhere(&ex, &sources);
+        }
         Ok(())
     }
 
@@ -198,10 +234,29 @@ impl VirtualHost {
         }
     }
 
+    /// Declare a queue whose name may use the reserved `amq.` prefix (server-side queues such
+    /// as direct reply-to's).
+    pub fn declare_private_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
+        let q = Arc::new(Queue::new(
+            spec.name.into(),
+            &self.name,
+            spec.durable,
+            spec.exclusive.then_some(conn),
+            spec.auto_delete,
+            spec.arguments,
+            None,
+        ));
+        self.queues.write().insert(spec.name.into(), q.clone());
+        self.adopt(&q);
+        Ok(q)
+    }
+
     /// Declare a queue for connection `conn`; returns it (new or existing).
     pub fn declare_queue(&self, spec: QueueSpec<'_>, conn: u64) -> AmqpResult<Arc<Queue>> {
         if spec.passive {
-            return self.queue(spec.name, conn);
+            let q = self.queue(spec.name, conn)?;
+            q.touch();
+            return Ok(q);
         }
         let name: ShortString = if spec.name.is_empty() {
             generated("amq.gen-")
@@ -209,6 +264,7 @@ impl VirtualHost {
             check_name("queue", spec.name)?;
             spec.name.into()
         };
+        crate::queue_args::check_queue_args(&spec.arguments, &queue_res(name.as_str(), &self.name))?;
         let mut queues = self.queues.write();
         if let Some(q) = queues.get(name.as_str()) {
             let what = queue_res(name.as_str(), &self.name);
@@ -226,6 +282,7 @@ impl VirtualHost {
                 return Err(locked(q));
             }
             assert_equivalent(&q.arguments, &spec.arguments, &what, QUEUE_DECLARE_ARGS)?;
+            q.touch();
             return Ok(q.clone());
         }
         if crate::stream::is_stream(&spec.arguments) {
@@ -254,6 +311,7 @@ impl VirtualHost {
             self.store.clone(),
         ));
         queues.insert(name, q.clone());
+        self.adopt(&q);
         Ok(q)
     }
 
@@ -272,7 +330,7 @@ impl VirtualHost {
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.put_binding(&def)).transpose().map_err(stored)?;
         }
-        ex.bind(Binding { queue: q, routing_key: routing_key.into(), arguments });
+        ex.bind(Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
         Ok(())
     }
 
@@ -296,7 +354,7 @@ impl VirtualHost {
         if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
             self.store.as_ref().map(|s| s.definitions.delete_binding(&def)).transpose().map_err(stored)?;
         }
-        ex.unbind(&Binding { queue: q, routing_key: routing_key.into(), arguments });
+        ex.unbind(&Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
         self.maybe_auto_delete_exchange(&ex);
         Ok(())
     }
@@ -398,8 +456,38 @@ impl VirtualHost {
                 exchange_res(exchange, &self.name)
             )));
         }
-        ex.route(msg, out);
+        self.route_from(ex, &exchanges, msg, out);
         Ok(())
+    }
+
+    /// Walk the exchange graph from `start`: exchange bindings, and each exchange's alternate
+    /// exchange when none of its bindings match. Each exchange is visited once (cycles end).
+    fn route_from(
+        &self,
+        start: &Arc<Exchange>,
+        exchanges: &HashMap<ShortString, Arc<Exchange>>,
+        msg: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        let mut seen: Vec<Arc<Exchange>> = vec![start.clone()];
+        let mut work: Vec<Arc<Exchange>> = vec![start.clone()];
+        let mut next = Vec::new();
+        while let Some(ex) = work.pop() {
+            next.clear();
+            let matched = ex.route(msg, out, &mut next);
+            if !matched
+                && let Some(ae) = ex.alternate_exchange()
+                && let Some(ae) = exchanges.get(ae.as_str())
+            {
+                next.push(ae.clone());
+            }
+            for x in next.drain(..) {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, &x)) {
+                    seen.push(x.clone());
+                    work.push(x);
+                }
+            }
+        }
     }
 }
 
@@ -444,6 +532,7 @@ impl VirtualHost {
                     }
                 }
             }
+            self.adopt(&q);
             self.queues.write().insert(d.name.as_str().into(), q);
         }
         for d in defs.bindings.iter().filter(|d| d.vhost == self.name) {
@@ -451,7 +540,7 @@ impl VirtualHost {
             let q = self.queues.read().get(d.queue.as_str()).cloned();
             if let (Some(ex), Some(q)) = (ex, q) {
                 ex.bind(Binding {
-                    queue: q,
+                    dest: Destination::Queue(q),
                     routing_key: d.routing_key.as_str().into(),
                     arguments: from_json(&d.arguments),
                 });

@@ -872,3 +872,99 @@ def test_tx_commit_without_select_is_406(conn):
     ch = conn.channel()
     expect_channel_error(406, "PRECONDITION_FAILED", ch.tx_rollback)
     assert conn.is_open
+
+
+# --------------------------------------------------------------------------------------
+# RabbitMQ extensions
+
+
+def test_rpc_round_trip_over_direct_reply_to(broker, conn):
+    """Classic pika RPC: the client consumes amq.rabbitmq.reply-to (no-ack) and publishes a
+    request with reply_to set to it; the server answers to the rewritten reply_to."""
+    server_conn = broker.connect()
+    server = server_conn.channel()
+    rpc_queue = broker.queue(server)
+
+    def on_request(channel, method, props, body):
+        channel.basic_publish(
+            "",
+            props.reply_to,
+            body.upper(),
+            pika.BasicProperties(correlation_id=props.correlation_id),
+        )
+        channel.basic_ack(method.delivery_tag)
+
+    server.basic_consume(rpc_queue, on_request)
+
+    client = conn.channel()
+    replies = []
+    client.basic_consume(
+        "amq.rabbitmq.reply-to",
+        lambda _ch, _m, props, body: replies.append((props.correlation_id, body)),
+        auto_ack=True,
+    )
+    for i in range(3):
+        client.basic_publish(
+            "",
+            rpc_queue,
+            f"ping {i}".encode(),
+            pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id=str(i)),
+        )
+    deadline = time.monotonic() + WAIT
+    while len(replies) < 3 and time.monotonic() < deadline:
+        server_conn.process_data_events(time_limit=0.05)
+        conn.process_data_events(time_limit=0.05)
+    assert replies == [("0", b"PING 0"), ("1", b"PING 1"), ("2", b"PING 2")]
+
+
+def test_direct_reply_to_requires_no_ack_and_a_reply_consumer(conn):
+    ch = conn.channel()
+    expect_channel_error(
+        406,
+        "PRECONDITION_FAILED - reply consumer cannot acknowledge",
+        ch.basic_consume,
+        "amq.rabbitmq.reply-to",
+        lambda *a: None,
+        auto_ack=False,
+    )
+    ch = conn.channel()
+    ch.confirm_delivery()
+    expect_channel_error(
+        406,
+        "PRECONDITION_FAILED - fast reply consumer does not exist",
+        ch.basic_publish,
+        "",
+        "nowhere",
+        b"x",
+        pika.BasicProperties(reply_to="amq.rabbitmq.reply-to"),
+    )
+
+
+def test_ttl_and_dead_letter_exchange_delay_pattern(broker, ch):
+    """A TTL queue without consumers dead-letters into a work queue: the delayed-retry pattern."""
+    dlx = broker.exchange(ch, "fanout")
+    work = broker.queue(ch)
+    ch.queue_bind(work, dlx)
+    delay = broker.queue(ch, arguments={"x-message-ttl": 100, "x-dead-letter-exchange": dlx})
+    ch.basic_publish("", delay, b"retry me", pika.BasicProperties(headers={"attempt": 1}))
+    method, props, body = get_one(ch, work, auto_ack=True)
+    assert body == b"retry me"
+    assert props.headers["attempt"] == 1
+    death = props.headers["x-death"][0]
+    assert death["reason"] == "expired"
+    assert death["queue"] == delay
+    assert death["count"] == 1
+    assert death["routing-keys"] == [delay]
+    assert props.headers["x-first-death-reason"] == "expired"
+    assert ready_count(ch, delay) == 0
+
+
+def test_invalid_queue_argument_is_406_with_rabbitmq_text(broker, conn):
+    ch = conn.channel()
+    expect_channel_error(
+        406,
+        "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue",
+        ch.queue_declare,
+        uniq("q"),
+        arguments={"x-max-length": -1},
+    )

@@ -33,6 +33,14 @@ pub fn settle(unacked: &[Unacked]) {
     }
 }
 
+/// Deliveries rejected without requeue: dead-lettered where the queue says so, then settled.
+pub fn discard(unacked: &[Unacked]) {
+    for u in unacked {
+        u.queue.rejected(&u.msg);
+    }
+    settle(unacked);
+}
+
 impl Channel {
     /// Take deliveries out of the unacked set; 406 for an unknown tag.
     fn take_unacked(&self, ctx: &ChannelCtx<'_>, tag: u64, multiple: bool) -> AmqpResult<Vec<Unacked>> {
@@ -61,7 +69,7 @@ impl Channel {
         if requeue_it {
             requeue(taken);
         } else {
-            settle(&taken);
+            discard(&taken);
         }
         self.dispatch_consumer_queues(ctx);
         Ok(())

@@ -34,8 +34,13 @@ impl Channel {
     pub(super) fn consume(&mut self, ctx: &ChannelCtx<'_>, m: basic::Consume) -> AmqpResult<()> {
         let tag = if m.consumer_tag.as_str().is_empty() { generated("amq.ctag-") } else { m.consumer_tag.clone() };
         let name = self.queue_name(&m.queue)?;
-        let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
+        let queue = if crate::direct_reply::is_pseudo_queue(name.as_str()) {
+            crate::direct_reply::consumer_queue(ctx.vhost, ctx.sink, self.id, ctx.conn_id, m.no_ack)?
+        } else {
+            ctx.vhost.queue(name.as_str(), ctx.conn_id)?
+        };
         let stream_start = if queue.is_stream() { self.stream_consumer_start(ctx, &queue, &m)? } else { StartAt::Next };
+        let priority = crate::queue_args::consumer_priority(&m.arguments, &queue.describe())?;
         let id = ctx.broker.next_id();
         {
             let mut st = ctx.sink.lock();
@@ -57,6 +62,7 @@ impl Channel {
             exclusive: m.exclusive,
             sink: ctx.sink.clone(),
             stream_start,
+            priority,
         };
         let channel = self.id;
         let accepted = queue.add_consumer(consumer, || {

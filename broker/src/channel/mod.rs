@@ -6,6 +6,7 @@ mod ack;
 pub mod assembler;
 mod consume;
 mod declare;
+mod exchange_bind;
 mod publish;
 
 use std::sync::Arc;
@@ -108,6 +109,8 @@ impl Channel {
             }
             AMQPClass::Exchange(exchange::AMQPMethod::Declare(m)) => self.exchange_declare(ctx, m),
             AMQPClass::Exchange(exchange::AMQPMethod::Delete(m)) => self.exchange_delete(ctx, m),
+            AMQPClass::Exchange(exchange::AMQPMethod::Bind(m)) => self.exchange_bind(ctx, m),
+            AMQPClass::Exchange(exchange::AMQPMethod::Unbind(m)) => self.exchange_unbind(ctx, m),
             AMQPClass::Queue(queue::AMQPMethod::Declare(m)) => self.queue_declare(ctx, m),
             AMQPClass::Queue(queue::AMQPMethod::Bind(m)) => self.queue_bind(ctx, m),
             AMQPClass::Queue(queue::AMQPMethod::Unbind(m)) => self.queue_unbind(ctx, m),

@@ -14,7 +14,7 @@ use super::assembler::Content;
 use super::{Channel, ChannelCtx};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{Enqueued, Queue};
 use crate::sink::Unacked;
 
 /// Confirm mode: the last sequence number published, the last one acknowledged, and the
@@ -24,6 +24,8 @@ pub struct Confirms {
     published: u64,
     acked: u64,
     on_disk_wait: VecDeque<(u64, u64)>,
+    /// Publishes a queue refused (x-overflow reject-publish): nacked instead of acked.
+    nacks: VecDeque<u64>,
 }
 
 /// What a transaction holds until commit or rollback.
@@ -58,7 +60,9 @@ impl Channel {
                 ctx.user
             )));
         }
+        check_expiration(&header.properties)?;
         let msg = Arc::new(Message::new(publish.exchange, publish.routing_key, header.properties, raw_header, body));
+        let msg = crate::direct_reply::rewrite_reply_to(msg, ctx.sink, self.id)?;
         let mut routed = std::mem::take(&mut self.routed);
         routed.clear();
         let result = ctx.vhost.route(msg.exchange.as_str(), &msg, &mut routed);
@@ -70,10 +74,13 @@ impl Channel {
             tx.publishes.push((msg, routed, publish.mandatory));
             return Ok(());
         }
-        let ticket = self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
+        let (ticket, rejected) = self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
         self.routed = routed;
         if let Some(c) = self.confirms.as_mut() {
             c.published += 1;
+            if rejected {
+                c.nacks.push_back(c.published);
+            }
             if let Some(ticket) = ticket {
                 c.on_disk_wait.push_back((c.published, ticket));
             }
@@ -83,14 +90,14 @@ impl Channel {
 
     /// Put a routed message into its queues. A persistent message bound for durable queues is
     /// journaled first (once, with one enqueue per queue); the returned ticket tells when it is
-    /// on disk.
+    /// on disk; `rejected` is true when a queue refused it (x-overflow reject-publish).
     fn deliver_routed(
         &self,
         ctx: &ChannelCtx<'_>,
         msg: &Arc<Message>,
         routed: &[Arc<Queue>],
         mandatory: bool,
-    ) -> Option<u64> {
+    ) -> (Option<u64>, bool) {
         if routed.is_empty() {
             if mandatory {
                 let ret = basic::Return {
@@ -101,19 +108,20 @@ impl Channel {
                 };
                 ctx.sink.send_with_content(self.id, AMQPClass::Basic(basic::AMQPMethod::Return(ret)), msg);
             }
-            return None;
+            return (None, false);
         }
         // Streams keep every message on disk, persistent or not.
         let mut stream_ticket = None;
         for q in routed.iter().filter(|q| q.is_stream()) {
             stream_ticket = stream_ticket.max(q.append_stream(msg));
         }
+        let mut rejected = false;
         let store = ctx.broker.store.as_ref().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
         let Some(store) = store else {
             for q in routed.iter().filter(|q| !q.is_stream()) {
-                q.publish(msg.clone());
+                rejected |= q.publish(msg.clone()) == Enqueued::Rejected;
             }
-            return stream_ticket;
+            return (stream_ticket, rejected);
         };
         let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
         let enqueues: Vec<(&str, u64)> =
@@ -121,13 +129,14 @@ impl Channel {
         let (id, ticket) = store.journal.publish(&msg.to_stored(), &enqueues);
         msg.set_store_id(id);
         for (q, seq) in routed.iter().zip(seqs) {
-            match seq {
+            let enqueued = match seq {
                 Some(seq) => q.publish_at(seq, msg.clone(), false),
-                None if q.is_stream() => {}
+                None if q.is_stream() => Enqueued::Accepted,
                 None => q.publish(msg.clone()),
-            }
+            };
+            rejected |= enqueued == Enqueued::Rejected;
         }
-        Some(ticket.max(stream_ticket.unwrap_or(0)))
+        (Some(ticket.max(stream_ticket.unwrap_or(0))), rejected)
     }
 
     /// Whether a confirm waits for the journal.
@@ -143,6 +152,17 @@ impl Channel {
             c.on_disk_wait.pop_front();
         }
         let upto = c.on_disk_wait.front().map_or(c.published, |(seq, _)| seq - 1);
+        // Refused publishes up to there are nacked in order, the rest acked around them.
+        while let Some(&nack) = c.nacks.front().filter(|n| **n <= upto) {
+            c.nacks.pop_front();
+            if nack > c.acked + 1 {
+                let ack = basic::Ack { delivery_tag: nack - 1, multiple: nack - 1 - c.acked > 1 };
+                ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
+            }
+            let n = basic::Nack { delivery_tag: nack, multiple: false, requeue: false };
+            ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Nack(n)));
+            c.acked = nack;
+        }
         if upto <= c.acked {
             return;
         }
@@ -182,6 +202,8 @@ impl Channel {
         for (taken, requeue) in settlements {
             if requeue == Some(true) {
                 super::ack::requeue(taken);
+            } else if requeue == Some(false) {
+                super::ack::discard(&taken);
             } else {
                 super::ack::settle(&taken);
             }
@@ -200,5 +222,17 @@ impl Channel {
         self.restore_unacked(ctx, settlements.into_iter().flat_map(|(taken, _)| taken));
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
         Ok(())
+    }
+}
+
+/// The `expiration` property must be a non-negative integer (RabbitMQ's texts).
+fn check_expiration(props: &amq_protocol::protocol::BasicProperties) -> AmqpResult<()> {
+    let Some(exp) = props.expiration() else { return Ok(()) };
+    match exp.as_str().parse::<i64>() {
+        Ok(n) if n < 0 => {
+            Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': {{value_negative,{n}}}")))
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': no_integer"))),
     }
 }

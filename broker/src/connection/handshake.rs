@@ -63,10 +63,18 @@ pub async fn handshake(
 }
 
 /// The capabilities warren implements, as named in RabbitMQ's `server_properties`.
-/// RabbitMQ 3.10 also advertises `exchange_exchange_bindings`, `connection.blocked`,
-/// `consumer_priorities` and `direct_reply_to`: each joins this list when it is implemented.
-const CAPABILITIES: &[&str] =
-    &["publisher_confirms", "basic.nack", "consumer_cancel_notify", "authentication_failure_close", "per_consumer_qos"];
+/// The same set RabbitMQ 3.10 advertises.
+const CAPABILITIES: &[&str] = &[
+    "publisher_confirms",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "authentication_failure_close",
+    "per_consumer_qos",
+    "exchange_exchange_bindings",
+    "connection.blocked",
+    "consumer_priorities",
+    "direct_reply_to",
+];
 
 /// Server properties; a 0-8 client gets an empty capabilities table, as from RabbitMQ.
 fn server_properties(with_capabilities: bool) -> FieldTable {

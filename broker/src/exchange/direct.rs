@@ -1,12 +1,11 @@
 //! Direct routing: the routing key must equal the binding key.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use amq_protocol::types::ShortString;
 
+use super::Destination;
 use super::{Binding, remove_binding};
-use crate::queue::Queue;
 
 #[derive(Debug, Default)]
 pub struct DirectTable {
@@ -31,9 +30,9 @@ impl DirectTable {
         self.by_key.values().flatten()
     }
 
-    pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Arc<Queue>)) {
+    pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Destination)) {
         if let Some(list) = self.by_key.get(routing_key) {
-            list.iter().for_each(|b| push(&b.queue));
+            list.iter().for_each(|b| push(&b.dest));
         }
     }
 }

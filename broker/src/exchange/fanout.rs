@@ -1,9 +1,7 @@
 //! Fanout routing: every bound queue gets every message.
 
-use std::sync::Arc;
-
+use super::Destination;
 use super::{Binding, remove_binding};
-use crate::queue::Queue;
 
 #[derive(Debug, Default)]
 pub struct FanoutTable {
@@ -23,7 +21,7 @@ impl FanoutTable {
         self.bindings.iter()
     }
 
-    pub fn route(&self, push: &mut impl FnMut(&Arc<Queue>)) {
-        self.bindings.iter().for_each(|b| push(&b.queue));
+    pub fn route(&self, push: &mut impl FnMut(&Destination)) {
+        self.bindings.iter().for_each(|b| push(&b.dest));
     }
 }

@@ -4,15 +4,14 @@
 //! value only needs the header to be present; values compare within RabbitMQ's type classes
 //! (an integer of any width equals the same integer of another width).
 
-use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
+use super::Destination;
 use super::{Binding, remove_binding};
 use crate::args::{as_text, type_name};
 use crate::connection::erl;
 use crate::error::{AmqpError, AmqpResult};
-use crate::queue::Queue;
 
 #[derive(Debug, Default)]
 pub struct HeadersTable {
@@ -32,12 +31,12 @@ impl HeadersTable {
         self.bindings.iter()
     }
 
-    pub fn route(&self, headers: Option<&FieldTable>, push: &mut impl FnMut(&Arc<Queue>)) {
+    pub fn route(&self, headers: Option<&FieldTable>, push: &mut impl FnMut(&Destination)) {
         let empty = FieldTable::default();
         let headers = headers.unwrap_or(&empty);
         for b in &self.bindings {
             if headers_match(&b.arguments, headers) {
-                push(&b.queue);
+                push(&b.dest);
             }
         }
     }

@@ -48,19 +48,42 @@ impl ExchangeKind {
     }
 }
 
-/// One binding: a queue, the key it was bound with and the binding arguments.
+/// Where a binding leads: a queue, or another exchange (exchange.bind).
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+impl Destination {
+    fn same_as(&self, other: &Destination) -> bool {
+        match (self, other) {
+            (Self::Queue(a), Self::Queue(b)) => Arc::ptr_eq(a, b),
+            (Self::Exchange(a), Self::Exchange(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    pub fn is_queue(&self, q: &Arc<Queue>) -> bool {
+        matches!(self, Self::Queue(x) if Arc::ptr_eq(x, q))
+    }
+
+    pub fn is_exchange(&self, x: &Arc<Exchange>) -> bool {
+        matches!(self, Self::Exchange(e) if Arc::ptr_eq(e, x))
+    }
+}
+
+/// One binding: a destination, the key it was bound with and the binding arguments.
 #[derive(Clone, Debug)]
 pub struct Binding {
-    pub queue: Arc<Queue>,
+    pub dest: Destination,
     pub routing_key: ShortString,
     pub arguments: FieldTable,
 }
 
 impl Binding {
     fn same_as(&self, other: &Binding) -> bool {
-        Arc::ptr_eq(&self.queue, &other.queue)
-            && self.routing_key == other.routing_key
-            && self.arguments == other.arguments
+        self.dest.same_as(&other.dest) && self.routing_key == other.routing_key && self.arguments == other.arguments
     }
 }
 
@@ -150,25 +173,42 @@ impl Exchange {
 
     /// Remove every binding to `queue`; returns how many there were.
     pub fn unbind_queue(&self, queue: &Arc<Queue>) -> usize {
-        let doomed: Vec<Binding> =
-            self.table.read().bindings().filter(|b| Arc::ptr_eq(&b.queue, queue)).cloned().collect();
+        self.unbind_where(|d| d.is_queue(queue))
+    }
+
+    /// Remove every binding whose destination matches; returns how many there were.
+    pub fn unbind_where(&self, doomed: impl Fn(&Destination) -> bool) -> usize {
+        let doomed: Vec<Binding> = self.table.read().bindings().filter(|b| doomed(&b.dest)).cloned().collect();
         for b in &doomed {
             self.unbind(b);
         }
         doomed.len()
     }
 
+    /// The alternate-exchange argument, if any.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        self.arguments.inner().get("alternate-exchange").and_then(crate::args::as_text)
+    }
+
     pub fn has_bindings(&self) -> bool {
         self.table.read().bindings().next().is_some()
     }
 
-    /// Append to `out` every queue the message is routed to, each at most once.
-    pub fn route(&self, msg: &Message, out: &mut Vec<Arc<Queue>>) {
+    /// Append to `out` every queue the message is routed to (each at most once) and to
+    /// `exchanges` every exchange bound to this one that matches. Returns whether any binding
+    /// matched (if none did, the alternate exchange applies).
+    pub fn route(&self, msg: &Message, out: &mut Vec<Arc<Queue>>, exchanges: &mut Vec<Arc<Exchange>>) -> bool {
         let table = self.table.read();
-        let start = out.len();
-        let mut push = |q: &Arc<Queue>| {
-            if !out[start..].iter().any(|seen| Arc::ptr_eq(seen, q)) {
-                out.push(q.clone());
+        let mut matched = false;
+        let mut push = |d: &Destination| {
+            matched = true;
+            match d {
+                Destination::Queue(q) => {
+                    if !out.iter().any(|seen| Arc::ptr_eq(seen, q)) {
+                        out.push(q.clone());
+                    }
+                }
+                Destination::Exchange(x) => exchanges.push(x.clone()),
             }
         };
         match &*table {
@@ -177,6 +217,7 @@ impl Exchange {
             RoutingTable::Topic(t) => t.route(msg.routing_key.as_str(), &mut push),
             RoutingTable::Headers(t) => t.route(msg.properties.headers().as_ref(), &mut push),
         }
+        matched
     }
 }
 

@@ -1,9 +1,7 @@
 //! Topic routing: dot-separated words, `*` matches exactly one word, `#` zero or more.
 
-use std::sync::Arc;
-
 use super::Binding;
-use crate::queue::Queue;
+use super::Destination;
 
 #[derive(Debug, Default)]
 pub struct TopicTable {
@@ -26,11 +24,11 @@ impl TopicTable {
         self.bindings.iter().map(|(_, b)| b)
     }
 
-    pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Arc<Queue>)) {
+    pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Destination)) {
         let key: Vec<&str> = words(routing_key).collect();
         for (pattern, binding) in &self.bindings {
             if topic_matches(pattern, &key) {
-                push(&binding.queue);
+                push(&binding.dest);
             }
         }
     }
