@@ -21,9 +21,10 @@ BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
 HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
 LOG="$(mktemp)"
-"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" > "$LOG" 2>&1 &
+DATA="$(mktemp -d)"
+"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" > "$LOG" 2>&1 &
 PID=$!
-trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true' EXIT
+trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; rm -rf "$DATA" "$LOG"' EXIT
 for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null 2>&1; then break; fi
     if ! kill -0 "$PID" 2> /dev/null; then cat "$LOG"; echo "warren exited" >&2; exit 1; fi

@@ -3,7 +3,7 @@
 //! Every front end folds the same stream, so they all agree; a front end applies its own
 //! events as soon as the broker confirms them and skips them when they come back (by id).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
