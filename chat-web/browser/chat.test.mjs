@@ -19,7 +19,8 @@ const browser = await chromium.launch({
 });
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true }); }
-function log(s) { console.log("ok - " + s); }
+let passed = 0;
+function log(s) { passed++; console.log("ok - " + s); }
 
 try {
   const ca = await browser.newContext({ viewport: { width: 1000, height: 700 } });
@@ -110,6 +111,11 @@ try {
   await a.waitForSelector(`#people button[data-user="${bob}"][data-status="online"]`, T);
   await shot(b, "bob-caught-up");
   log("offline catch-up with unread count");
+} catch (e) {
+  console.error("not ok - " + (e && e.stack ? e.stack : e));
+  process.exitCode = 1;
 } finally {
   await browser.close();
+  // the plain summary line CI reads
+  console.log(`browser: ${passed} passed, ${process.exitCode ? 1 : 0} failed`);
 }
