@@ -39,13 +39,18 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
         tracing::info!("AMQP listening on {addr}");
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
-    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, shutdown_rx).await };
+    // The chat stops first, closing its AMQP connection while the embedded broker still runs.
+    let (chat_stop_tx, chat_stop_rx) = watch::channel(false);
+    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, chat_stop_rx).await };
     wait_for_signal().await?;
     tracing::info!("shutting down");
-    let _ = shutdown_tx.send(true);
-    if let Some(chat) = chat {
-        chat.wait().await;
+    let _ = chat_stop_tx.send(true);
+    if let Some(chat) = chat
+        && tokio::time::timeout(std::time::Duration::from_secs(5), chat.wait()).await.is_err()
+    {
+        tracing::warn!("the chat did not stop within 5 s");
     }
+    let _ = shutdown_tx.send(true);
     if let Some(server) = server {
         server.await?;
     }
