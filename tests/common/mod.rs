@@ -27,6 +27,8 @@ impl Warren {
     pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--amqp-bind", "127.0.0.1:0"])
+            // the chat too on an ephemeral loopback port: tests run in parallel, and never on 0.0.0.0
+            .args(["--http-bind", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .env("WARREN_LOG", "info")
