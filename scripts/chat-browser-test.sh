@@ -7,13 +7,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-if [ ! -x /usr/bin/chromium ]; then
+# Never skip for want of a dependency: install what is missing, or fail.
+MISSING=()
+[ -x /usr/bin/chromium ] || MISSING+=(chromium)
+command -v node > /dev/null || MISSING+=(nodejs)
+command -v npm > /dev/null || MISSING+=(npm)
+if [ "${#MISSING[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q
-    $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends chromium
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${MISSING[@]}"
 fi
 if [ ! -d chat-web/browser/node_modules/playwright-core ]; then
-    (cd chat-web/browser && npm install --no-audit --no-fund)
+    (cd chat-web/browser && npm ci --no-audit --no-fund)
 fi
 
 cargo build --locked -p warren
@@ -21,9 +26,10 @@ BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
 HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
 LOG="$(mktemp)"
-"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" > "$LOG" 2>&1 &
+DATA="$(mktemp -d)"
+"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" > "$LOG" 2>&1 &
 PID=$!
-trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true' EXIT
+trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; rm -rf "$DATA" "$LOG"' EXIT
 for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null 2>&1; then break; fi
     if ! kill -0 "$PID" 2> /dev/null; then cat "$LOG"; echo "warren exited" >&2; exit 1; fi

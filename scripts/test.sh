@@ -23,8 +23,12 @@ cargo test --workspace --locked
 # WARREN_CHAT_AMQP_URL they start warren's broker in-process)
 
 step "chat API/WebSocket tests against RabbitMQ (Debian's package)"
-CHAT_RABBIT_URL="$(RABBIT_PORT="${CHAT_RABBIT_PORT:-5683}" WARREN_RABBIT_NODE=warren-chat-ci@localhost \
-    WARREN_RABBIT_DIR=/tmp/warren-rabbitmq-chat-ci conformance/rabbitmq.sh start | tail -n 1)"
+chat_rabbit() {
+    RABBIT_PORT="${CHAT_RABBIT_PORT:-5683}" WARREN_RABBIT_NODE=warren-chat-ci@localhost \
+        WARREN_RABBIT_DIR=/tmp/warren-rabbitmq-chat-ci conformance/rabbitmq.sh "$@"
+}
+CHAT_RABBIT_URL="$(chat_rabbit start | tail -n 1)"
+trap 'chat_rabbit stop || true' EXIT
 WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" cargo test -p warren-chat --locked --test api --test ws
 
 step "chat browser tests (Debian chromium + playwright-core), embedded broker and RabbitMQ"

@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
+    let signals = Signals::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
@@ -39,13 +40,18 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
         tracing::info!("AMQP listening on {addr}");
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
-    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, shutdown_rx).await };
-    wait_for_signal().await?;
+    // The chat stops first, closing its AMQP connection while the embedded broker still runs.
+    let (chat_stop_tx, chat_stop_rx) = watch::channel(false);
+    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, chat_stop_rx).await };
+    signals.wait().await;
     tracing::info!("shutting down");
-    let _ = shutdown_tx.send(true);
-    if let Some(chat) = chat {
-        chat.wait().await;
+    let _ = chat_stop_tx.send(true);
+    if let Some(chat) = chat
+        && tokio::time::timeout(std::time::Duration::from_secs(5), chat.wait()).await.is_err()
+    {
+        tracing::warn!("the chat did not stop within 5 s");
     }
+    let _ = shutdown_tx.send(true);
     if let Some(server) = server {
         server.await?;
     }
@@ -86,12 +92,23 @@ async fn start_chat(
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers, installed before anything starts: a signal that arrives while
+/// the chat is still starting must shut down cleanly, not kill the process.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }

@@ -1,8 +1,7 @@
 // Browser test of warren's web chat: two users in two browser contexts (Debian chromium driven
 // by playwright-core). Usage: node chat.test.mjs http://127.0.0.1:8080 [screenshot dir]
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
@@ -16,12 +15,12 @@ const T = { timeout: 15000 };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--user-data-dir=" + mkdtempSync(join(tmpdir(), "warren-chromium-"))],
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true }); }
-function log(s) { console.log("ok - " + s); }
+let passed = 0;
+function log(s) { passed++; console.log("ok - " + s); }
 
 try {
   const ca = await browser.newContext({ viewport: { width: 1000, height: 700 } });
@@ -112,6 +111,11 @@ try {
   await a.waitForSelector(`#people button[data-user="${bob}"][data-status="online"]`, T);
   await shot(b, "bob-caught-up");
   log("offline catch-up with unread count");
+} catch (e) {
+  console.error("not ok - " + (e && e.stack ? e.stack : e));
+  process.exitCode = 1;
 } finally {
   await browser.close();
+  // the plain summary line CI reads
+  console.log(`browser: ${passed} passed, ${process.exitCode ? 1 : 0} failed`);
 }

@@ -41,6 +41,20 @@ fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (
     warp::body::content_length_limit((MAX_MESSAGE_BYTES * 6 + 4096) as u64).and(warp::body::json())
 }
 
+/// A small body that may be absent: `curl -X POST` and many HTTP clients send no
+/// Content-Length at all for an empty POST, which `content_length_limit` would refuse (411).
+fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |len: Option<u64>| async move {
+            match len {
+                Some(n) if n > limit => Err(warp::reject::custom(ApiError::TooLarge(limit as usize))),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::bytes())
+}
+
 pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
     let a = || with_app(app.clone());
     let u = || user(app.clone());
@@ -70,8 +84,7 @@ pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::post())
         .and(a())
         .and(u())
-        .and(warp::body::content_length_limit(4096))
-        .and(warp::body::bytes())
+        .and(optional_body(4096))
         .and_then(|id: String, app: App, user: String, body: bytes::Bytes| async move {
             let join = if body.is_empty() {
                 Default::default()

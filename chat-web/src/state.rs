@@ -64,7 +64,29 @@ async fn wait_folded(rx: oneshot::Receiver<u64>, what: &str) -> Result<u64, ApiE
 
 impl App {
     /// Connect to the broker, fold the directory, start listening to `chat.events`.
+    ///
+    /// Retried a few times: RabbitMQ (3.10 at least) answers `queue.declare` for a stream that
+    /// another client is declaring at the same moment before the stream is started, and a
+    /// `basic.consume` on it then crashes the channel with 541 INTERNAL_ERROR
+    /// (`stream_not_found`), which closes the whole connection. Front ends starting together
+    /// on a fresh broker hit this on `chat.directory`; a second attempt finds the stream up.
     pub async fn start(config: ChatConfig) -> Result<App, ApiError> {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match App::start_once(config.clone()).await {
+                Ok(app) => return Ok(app),
+                Err(ApiError::Broker(e)) if attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, "chat could not start, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn start_once(config: ChatConfig) -> Result<App, ApiError> {
         let amqp = Amqp::connect(&config.amqp_url).await?;
         let (global, _) = broadcast::channel(1024);
         let window = Duration::from_secs(60);
@@ -83,17 +105,25 @@ impl App {
                 feeds: Mutex::new(Vec::new()),
             }),
         };
-        app.load_directory().await?;
-        let weak = Arc::downgrade(&app.inner);
-        let events = feed::consume_events(&app.amqp, move |body| {
+        if let Err(e) = app.listen().await {
+            app.shutdown().await;
+            return Err(e);
+        }
+        app.announce(&json!({"type": "hello", "node": app.node})).await;
+        Ok(app)
+    }
+
+    async fn listen(&self) -> Result<(), ApiError> {
+        self.load_directory().await?;
+        let weak = Arc::downgrade(&self.inner);
+        let events = feed::consume_events(&self.amqp, move |body| {
             if let Some(inner) = weak.upgrade() {
                 App { inner }.on_event(body);
             }
         })
         .await?;
-        app.feeds.lock().push(events);
-        app.announce(&json!({"type": "hello", "node": app.node})).await;
-        Ok(app)
+        self.feeds.lock().push(events);
+        Ok(())
     }
 
     async fn load_directory(&self) -> Result<(), ApiError> {

@@ -152,14 +152,10 @@
     } catch (e) { alert(e.message); }
   });
 
-  async function openRoom(id) {
-    const r = S.rooms.get(id);
-    if (!r) return;
-    S.current = id;
-    $("sidebar").classList.remove("open"); $("menu").setAttribute("aria-expanded", "false");
-    $("room-title").textContent = roomLabel(r.view);
+  function renderRoomInfo(r) {
     const info = $("room-info");
-    info.replaceChildren(document.createTextNode(r.view.members.length + " members · messages kept " +
+    const n = r.view.members.length;
+    info.replaceChildren(document.createTextNode(n + (n === 1 ? " member" : " members") + " · messages kept " +
       (r.view.retention_days ? r.view.retention_days + " days" : "forever")));
     if (r.view.invite) {
       const a = document.createElement("a");
@@ -167,6 +163,15 @@
       a.textContent = " · invitation link"; a.id = "invite-link";
       info.appendChild(a);
     }
+  }
+
+  async function openRoom(id) {
+    const r = S.rooms.get(id);
+    if (!r) return;
+    S.current = id;
+    $("sidebar").classList.remove("open"); $("menu").setAttribute("aria-expanded", "false");
+    $("room-title").textContent = roomLabel(r.view);
+    renderRoomInfo(r);
     $("composer-text").disabled = false; $("send").disabled = false;
     if (!r.loaded) await loadOlder(id);
     renderMessages();
@@ -368,7 +373,10 @@
           const known = S.rooms.get(ev.room);
           if (!known || !known.subscribed || !isMember(known)) {
             api("GET", "/api/rooms/" + encodeURIComponent(ev.room)).then((v) => { room(v); subscribe(v.id); renderRooms(); }).catch(() => {});
-          } else { known.view.members = ev.members; }
+          } else {
+            known.view.members = ev.members;
+            if (S.current === ev.room) renderRoomInfo(known);
+          }
           break;
         }
         case "typing":

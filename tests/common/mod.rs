@@ -40,7 +40,9 @@ impl Warren {
             None => Command::new(env!("CARGO_BIN_EXE_warren")),
         };
         let mut child = command
-            .args(["--amqp-bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"])
+            .args(["--amqp-bind", "127.0.0.1:0"])
+            // the chat too on an ephemeral loopback port: tests run in parallel, and never on 0.0.0.0
+            .args(["--http-bind", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .env("WARREN_LOG", "info")

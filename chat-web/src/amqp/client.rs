@@ -40,7 +40,7 @@ impl Amqp {
     /// Connect and declare the chat's shared topology.
     pub async fn connect(url: &str) -> Result<Amqp, ApiError> {
         let uri: lapin::uri::AMQPUri =
-            url.parse().map_err(|e: String| ApiError::Broker(format!("bad AMQP URL: {e}")))?;
+            url.parse().map_err(|e: String| ApiError::BadRequest(format!("bad AMQP URL: {e}")))?;
         let user = uri.authority.userinfo.username.clone();
         let props = ConnectionProperties::default().with_connection_name("warren-chat".into());
         let connection = Connection::connect(url, props).await?;

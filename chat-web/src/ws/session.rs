@@ -61,9 +61,19 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
     let kill = Arc::new(Notify::new());
     let out = Outbox { tx, kill: kill.clone() };
+    // Writer: encode everything already queued, then flush once (one write per burst, not per
+    // frame: a room event reaches every session at the same moment).
     let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
+        'outer: while let Some(m) = rx.recv().await {
+            if sink.feed(m).await.is_err() {
+                break;
+            }
+            while let Ok(m) = rx.try_recv() {
+                if sink.feed(m).await.is_err() {
+                    break 'outer;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
