@@ -4,7 +4,6 @@
 //! value only needs the header to be present; values compare within RabbitMQ's type classes
 //! (an integer of any width equals the same integer of another width).
 
-
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use super::Destination;
