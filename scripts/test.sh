@@ -14,6 +14,13 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "system tools (strace for the group-commit syscall trace)"
+if ! command -v strace > /dev/null; then
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace
+fi
+
 step "python venv (pika, pytest)"
 scripts/python-venv.sh > /dev/null
 

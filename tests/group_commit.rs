@@ -242,10 +242,10 @@ impl Trace {
                     self.journal_fds.remove(&fd);
                 }
             }
-            "fsync" | "fdatasync" if c.ret == 0 => {
-                if first_fd(c.args).is_some_and(|fd| self.journal_fds.contains(&fd)) {
-                    self.flushes.push(Flush { start: c.start, end: c.end });
-                }
+            "fsync" | "fdatasync"
+                if c.ret == 0 && first_fd(c.args).is_some_and(|fd| self.journal_fds.contains(&fd)) =>
+            {
+                self.flushes.push(Flush { start: c.start, end: c.end });
             }
             "read" | "recvfrom" if c.ret > 0 => {
                 let Some(fd) = first_fd(c.args).filter(|fd| self.sockets.contains(fd)) else { return };
