@@ -163,11 +163,21 @@ struct Call<'a> {
 fn parse_call(line: &str) -> Option<Call<'_>> {
     let open = line.find('(')?;
     let name = line[..open].trim();
-    let eq = line.rfind(") = ")?;
-    let rest = &line[eq + 4..];
+    // strace pads short calls: `fsync(9)        = 0 <0.000148>`
+    let eq = line.rfind(" = ")?;
+    let close = line[..eq].trim_end().strip_suffix(')')?.len();
+    let rest = &line[eq + 3..];
     let ret: i64 = rest.split_whitespace().next()?.parse().ok()?;
     let dur: f64 = rest.rsplit('<').next()?.trim_end_matches('>').parse().unwrap_or(0.0);
-    Some(Call { name, start: 0.0, end: dur, args: &line[open + 1..eq], ret })
+    Some(Call { name, start: 0.0, end: dur, args: line.get(open + 1..close)?, ret })
+}
+
+/// `1259  1795890071.988156 accept4(...)`: the pid, the timestamp and the rest (strace pads
+/// the pid column with a variable number of spaces).
+fn split_line(line: &str) -> Option<(&str, f64, &str)> {
+    let (pid, rest) = line.trim_start().split_once(' ')?;
+    let (ts, rest) = rest.trim_start().split_once(' ')?;
+    Some((pid, ts.parse().ok()?, rest))
 }
 
 fn first_fd(args: &str) -> Option<i64> {
@@ -203,9 +213,7 @@ impl Trace {
         let mut unfinished: HashMap<&str, (f64, String)> = HashMap::new();
         let mut lines: Vec<(f64, String)> = Vec::new();
         for line in text.lines() {
-            let mut parts = line.splitn(3, ' ');
-            let (Some(pid), Some(ts), Some(rest)) = (parts.next(), parts.next(), parts.next()) else { continue };
-            let Ok(ts) = ts.parse::<f64>() else { continue };
+            let Some((pid, ts, rest)) = split_line(line) else { continue };
             if let Some(prefix) = rest.strip_suffix(" <unfinished ...>") {
                 unfinished.insert(pid, (ts, prefix.to_owned()));
             } else if let Some(resumed) = rest.strip_prefix("<... ") {
@@ -233,7 +241,8 @@ impl Trace {
                 self.inbound.insert(c.ret, Inbound::default());
                 self.outbound.insert(c.ret, Outbound::default());
             }
-            "openat" if c.ret >= 0 && c.args.contains("journal") => {
+            // (-xx prints every path as hex escapes: decode before matching)
+            "openat" if c.ret >= 0 && String::from_utf8_lossy(&strings(c.args)).contains("/journal/") => {
                 self.journal_fds.insert(c.ret);
             }
             "close" => {
@@ -367,4 +376,13 @@ fn trace_lines_parse() {
     let c = parse_call(r#"sendto(9, "\x01\x00\x01", 3, MSG_NOSIGNAL, NULL, 0) = 3 <0.000020>"#).expect("parses");
     assert_eq!(strings(c.args), [1, 0, 1]);
     assert_eq!(first_fd(c.args), Some(9));
+    let c = parse_call("fsync(9)        = 0 <0.000148>").expect("padded");
+    assert_eq!((c.name, first_fd(c.args)), ("fsync", Some(9)));
+    let c = parse_call(
+        "accept4(14, 0x7f36, [128], SOCK_CLOEXEC) = -1 EAGAIN (Resource temporarily unavailable) <0.000067>",
+    )
+    .expect("error return");
+    assert_eq!(c.ret, -1);
+    let (pid, ts, rest) = split_line("1261  1795890070.477190 <... fsync resumed>) = 0 <0.001362>").expect("line");
+    assert_eq!((pid, ts, rest), ("1261", 1795890070.477190, "<... fsync resumed>) = 0 <0.001362>"));
 }

@@ -10,6 +10,8 @@ pub struct Warren {
     pub child: Child,
     pub amqp: SocketAddr,
     pub data_dir: std::path::PathBuf,
+    /// Started through a wrapper (strace): `child` is the wrapper, warren is its child.
+    wrapped: bool,
     /// Removes the data directory when the test ends (None when the caller owns it).
     _temp: Option<tempfile::TempDir>,
 }
@@ -65,16 +67,32 @@ impl Warren {
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(10)).expect("warren did not report its AMQP address");
-        Self { child, amqp: addr.parse().expect("address"), data_dir: data_dir.to_owned(), _temp: None }
+        Self {
+            child,
+            amqp: addr.parse().expect("address"),
+            data_dir: data_dir.to_owned(),
+            wrapped: !wrapper.is_empty(),
+            _temp: None,
+        }
     }
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.amqp)
     }
 
-    /// Send SIGTERM and wait for the exit status.
+    /// The pid of the warren process itself (the wrapper's child when started under one).
+    pub fn warren_pid(&self) -> u32 {
+        let pid = self.child.id();
+        if !self.wrapped {
+            return pid;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("wrapper's children");
+        children.split_whitespace().next().and_then(|c| c.parse().ok()).expect("warren runs under the wrapper")
+    }
+
+    /// Send SIGTERM to warren and wait for the exit status (the wrapper's, which follows it).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.warren_pid().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
