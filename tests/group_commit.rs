@@ -384,5 +384,5 @@ fn trace_lines_parse() {
     .expect("error return");
     assert_eq!(c.ret, -1);
     let (pid, ts, rest) = split_line("1261  1795890070.477190 <... fsync resumed>) = 0 <0.001362>").expect("line");
-    assert_eq!((pid, ts, rest), ("1261", 1795890070.477190, "<... fsync resumed>) = 0 <0.001362>"));
+    assert_eq!((pid, ts, rest), ("1261", 1795890070.47719, "<... fsync resumed>) = 0 <0.001362>"));
 }
