@@ -22,8 +22,10 @@ import importlib
 import os
 import pkgutil
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,6 +67,8 @@ class Warren:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_lines: list[str] = []
+        # a fresh data directory per run: durable leftovers of an earlier run must not leak in
+        self.data_dir = tempfile.mkdtemp(prefix="warren-conformance-")
 
     def start(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
@@ -74,6 +78,8 @@ class Warren:
             time.sleep(0.5)
         env = dict(os.environ)
         env["WARREN_AMQP_BIND"] = "127.0.0.1:0"
+        env["WARREN_DATA_DIR"] = self.data_dir
+        env["WARREN_NO_CHAT"] = "true"  # AMQP only: no HTTP listener on 0.0.0.0:8080
         env.setdefault("WARREN_LOG", "warn,warren=info")
         env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.PIPE,
@@ -111,6 +117,7 @@ class Warren:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def server_info(b: Broker) -> dict[str, str]:
