@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, channel, connection};
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
@@ -101,21 +100,39 @@ enum ReadOutcome {
 }
 
 async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Option<Duration>) -> ReadOutcome {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+    if buf.is_empty() && buf.capacity() > 0 {
+        // Everything read so far is parsed. While data keeps coming, read straight into the
+        // buffer we have; once the socket is idle, give the buffer back before waiting, so an
+        // idle connection holds no read buffer at all (it would keep up to 16 KiB).
+        match reader.try_read_buf(buf) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(_) => return ReadOutcome::Data,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => *buf = BytesMut::new(),
+            Err(e) => return ReadOutcome::Failed(e),
+        }
     }
-    let read = reader.read_buf(buf);
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, read).await {
-            Ok(r) => r,
-            Err(_) => return ReadOutcome::HeartbeatTimeout,
-        },
-        None => read.await,
-    };
-    match result {
-        Ok(0) => ReadOutcome::Eof,
-        Ok(_) => ReadOutcome::Data,
-        Err(e) => ReadOutcome::Failed(e),
+    loop {
+        let ready = reader.readable();
+        let ready = match timeout {
+            Some(t) => match tokio::time::timeout(t, ready).await {
+                Ok(r) => r,
+                Err(_) => return ReadOutcome::HeartbeatTimeout,
+            },
+            None => ready.await,
+        };
+        if let Err(e) = ready {
+            return ReadOutcome::Failed(e);
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match reader.try_read_buf(buf) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(_) => return ReadOutcome::Data,
+            // a spurious readiness: wait again
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return ReadOutcome::Failed(e),
+        }
     }
 }
 
