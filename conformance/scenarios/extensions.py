@@ -218,3 +218,16 @@ def direct_reply_to_round_trip(t: T):
     c.deliveries(1, 1)
     s.close()
     c.close()
+
+
+@scenario
+def direct_reply_to_passive_declare(t: T):
+    """Passive declares of the pseudo-queue and of a reply name, before and after consuming."""
+    c = t.connect()
+    c.declare_queue(1, "amq.rabbitmq.reply-to", passive=True)
+    c.consume(1, "amq.rabbitmq.reply-to", tag="r", no_ack=True)
+    c.declare_queue(1, "amq.rabbitmq.reply-to", passive=True)
+    c.declare_queue(1, "amq.rabbitmq.reply-to.bogus", passive=True)
+    c.channel(1)
+    c.declare_queue(1, "amq.rabbitmq.reply-to", passive=False)
+    c.close()

@@ -32,6 +32,21 @@ impl Channel {
     }
 
     pub(super) fn queue_declare(&mut self, ctx: &ChannelCtx<'_>, m: queue::Declare) -> AmqpResult<()> {
+        if m.queue.as_str() == crate::direct_reply::PSEUDO_QUEUE {
+            // RabbitMQ answers any declare of the direct reply-to pseudo-queue with declare-ok,
+            // 0 messages and 1 consumer, whether or not this channel consumes from it.
+            if !m.nowait {
+                self.reply(
+                    ctx,
+                    AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                        queue: m.queue,
+                        message_count: 0,
+                        consumer_count: 1,
+                    })),
+                );
+            }
+            return Ok(());
+        }
         let name = if m.passive { self.queue_name(&m.queue)? } else { m.queue.clone() };
         let q = ctx.vhost.declare_queue(
             QueueSpec {
