@@ -80,6 +80,10 @@ pub struct ThroughputArgs {
     /// Queue name (default: a fresh one).
     #[arg(long)]
     pub queue: Option<String>,
+    /// Fill mode: stop once this many messages are confirmed (published, without --confirm)
+    /// and leave them queued (use with --consumers 0 and --queue; the queue is not deleted).
+    #[arg(long)]
+    pub fill: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +215,7 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
                 queue: a.queue.unwrap_or_else(|| warren_perf::fresh_name("perf-")),
                 broker_pid: c.broker_pid,
                 progress: !c.json,
+                fill: a.fill,
             };
             let r = throughput::run(opts).await?;
             print(c.json, r.to_json(), r.summary());

@@ -42,6 +42,9 @@ pub struct Options {
     pub broker_pid: Option<u32>,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Fill mode: stop once this many messages are confirmed (or published, without confirms)
+    /// and leave the queue and its messages in place (no consumers should be asked for).
+    pub fill: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -128,6 +131,17 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
         tasks.push(tokio::spawn(publish(wire, publish_spec.clone(), counters.clone())));
     }
 
+    if let Some(target) = opts.fill {
+        let measured = fill(&counters, target, opts.confirm_window.is_some(), opts.progress).await;
+        counters.stop.store(true, Ordering::Relaxed);
+        for t in &tasks {
+            t.abort();
+        }
+        if let Some(f) = counters.failure() {
+            return Err(PerfError::Protocol(f));
+        }
+        return Ok(Report { measured });
+    }
     let measured =
         meter::measure(&counters, opts.warmup, opts.duration, opts.broker_pid, Show::PUB_CON_CONF, opts.progress).await;
     for t in &tasks {
@@ -143,6 +157,32 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     )
     .await;
     Ok(Report { measured })
+}
+
+/// Wait until `target` messages are confirmed (published, without confirms) or a task failed;
+/// the rates are over the whole fill.
+async fn fill(counters: &Counters, target: u64, confirms: bool, progress: bool) -> Measured {
+    let started = Instant::now();
+    let mut last_report = started;
+    loop {
+        let published = counters.published.load(Ordering::Relaxed);
+        let confirmed = counters.confirmed.load(Ordering::Relaxed);
+        let done = if confirms { confirmed } else { published };
+        if done >= target || counters.failure().is_some() {
+            let seconds = started.elapsed().as_secs_f64().max(1e-9);
+            return Measured {
+                seconds,
+                published_per_sec: published as f64 / seconds,
+                confirmed_per_sec: confirmed as f64 / seconds,
+                ..Measured::default()
+            };
+        }
+        if progress && last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            eprintln!("fill: {done}/{target}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub(crate) async fn consume(mut wire: Wire, spec: ConsumeSpec, counters: Arc<Counters>) {
