@@ -46,6 +46,11 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_GUEST_REMOTE")]
     pub guest_remote: bool,
 
+    /// Block publishers while the data directory's filesystem has less free space than this
+    /// (RabbitMQ's disk_free_limit): 50MB, 2GB, 512MiB, or bytes.
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB", value_parser = warren_broker::alarm::parse_size)]
+    pub disk_free_limit: u64,
+
     /// Largest message body accepted, in bytes (RabbitMQ's max_message_size).
     #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 128 * 1024 * 1024)]
     pub max_message_size: u64,
@@ -151,6 +156,7 @@ impl ServerOptions {
         BrokerConfig {
             users,
             max_message_size: self.max_message_size,
+            disk_free_limit: self.disk_free_limit,
             frame_max: self.frame_max,
             channel_max: self.channel_max,
             heartbeat: self.heartbeat,

@@ -19,6 +19,7 @@
 //! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
 
+pub mod alarm;
 pub mod args;
 pub mod auth;
 pub mod channel;
@@ -54,6 +55,9 @@ pub struct BrokerConfig {
     pub heartbeat: u16,
     /// The largest message body accepted (RabbitMQ's max_message_size).
     pub max_message_size: u64,
+    /// Block publishers while the data directory's filesystem has less free space than this
+    /// (RabbitMQ's disk_free_limit); only brokers on a data directory check.
+    pub disk_free_limit: u64,
 }
 
 impl Default for BrokerConfig {
@@ -65,6 +69,7 @@ impl Default for BrokerConfig {
             channel_max: 2047,
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
+            disk_free_limit: 50_000_000,
         }
     }
 }
@@ -76,6 +81,10 @@ pub struct Broker {
     next_id: AtomicU64,
     /// Durable storage; None keeps everything in memory.
     pub store: Option<Arc<warren_persistence::Store>>,
+    /// Set while publishers must be blocked (free disk space below the limit).
+    alarm: tokio::sync::watch::Receiver<alarm::AlarmState>,
+    /// Keeps `alarm` open when nothing watches the disk (in-memory brokers).
+    _alarm_sender: Option<tokio::sync::watch::Sender<alarm::AlarmState>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -87,27 +96,53 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// A broker that keeps everything in memory.
     pub fn new(config: BrokerConfig) -> Arc<Self> {
-        Self::build(config, None)
+        Self::build(config, None, None)
+    }
+
+    /// A broker that keeps everything in memory and blocks publishers while `alarm` is set:
+    /// for embedders that watch resources of their own, and for tests.
+    pub fn with_alarm(config: BrokerConfig, alarm: tokio::sync::watch::Receiver<alarm::AlarmState>) -> Arc<Self> {
+        Self::build(config, None, Some(alarm))
     }
 
     /// A broker on a data directory: durable definitions and persistent messages survive
     /// restarts. Fails (naming the path and what to do) on a corrupt or unreadable directory.
     pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> Result<Arc<Self>, warren_persistence::StoreError> {
         let (store, defs, mut recovery) = warren_persistence::Store::open(data_dir)?;
-        let broker = Self::build(config, Some(Arc::new(store)));
+        // The disk monitor runs on the runtime; without one (some unit tests) nothing watches.
+        let alarm = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| alarm::watch_disk(data_dir.to_owned(), config.disk_free_limit));
+        let broker = Self::build(config, Some(Arc::new(store)), alarm);
         for vhost in broker.vhosts.values() {
             vhost.recover(&defs, &mut recovery);
         }
         Ok(broker)
     }
 
-    fn build(config: BrokerConfig, store: Option<Arc<warren_persistence::Store>>) -> Arc<Self> {
+    fn build(
+        config: BrokerConfig,
+        store: Option<Arc<warren_persistence::Store>>,
+        alarm: Option<tokio::sync::watch::Receiver<alarm::AlarmState>>,
+    ) -> Arc<Self> {
+        let (alarm, _alarm_sender) = match alarm {
+            Some(rx) => (rx, None),
+            None => {
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                (rx, Some(tx))
+            }
+        };
         let vhosts = config
             .vhosts
             .iter()
             .map(|v| (v.clone(), Arc::new_cyclic(|me| vhost::VirtualHost::new(v, store.clone()).with_self(me.clone()))))
             .collect();
-        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store })
+        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender })
+    }
+
+    /// The resource alarm: `Some(reason)` while publishers are blocked.
+    pub fn alarm(&self) -> tokio::sync::watch::Receiver<alarm::AlarmState> {
+        self.alarm.clone()
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<vhost::VirtualHost>> {

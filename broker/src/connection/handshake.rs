@@ -31,6 +31,8 @@ pub struct Negotiated {
     pub heartbeat: u16,
     /// The client understands basic.cancel from the server.
     pub cancel_notify: bool,
+    /// The client understands connection.blocked/unblocked.
+    pub blocked_notify: bool,
     /// Bytes read past open (a pipelining client).
     pub read_buf: BytesMut,
 }
@@ -248,6 +250,7 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
     };
     let failure_close = client_capability(&start_ok.client_properties, "authentication_failure_close");
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let blocked_notify = client_capability(&start_ok.client_properties, "connection.blocked");
     let mechanism = start_ok.mechanism.as_str();
     let user = match auth::authenticate(&config.users, mechanism, start_ok.response.as_bytes(), peer.ip()) {
         Ok(user) => user,
@@ -290,5 +293,14 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
     )
     .await?;
     tracing::debug!(%peer, %user, vhost = %vhost.name, frame_max, channel_max, heartbeat = tune_ok.heartbeat, "connection open");
-    Ok(Negotiated { user, vhost, frame_max, channel_max, heartbeat: tune_ok.heartbeat, cancel_notify, read_buf: buf })
+    Ok(Negotiated {
+        user,
+        vhost,
+        frame_max,
+        channel_max,
+        heartbeat: tune_ok.heartbeat,
+        cancel_notify,
+        blocked_notify,
+        read_buf: buf,
+    })
 }

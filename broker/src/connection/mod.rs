@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -71,6 +71,10 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         channels: HashMap::new(),
         state: State::Open,
         synced: None,
+        publisher: false,
+        alarm_set: false,
+        blocked_notify: negotiated.blocked_notify,
+        blocked_sent: false,
     };
     conn.synced = conn.broker.store.as_ref().map(|s| s.journal.synced());
     conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
@@ -90,6 +94,14 @@ struct Connection {
     state: State,
     /// The journal's highest ticket on disk, when the broker has a store.
     synced: Option<watch::Receiver<u64>>,
+    /// This connection has published (RabbitMQ blocks only publishing connections).
+    publisher: bool,
+    /// The resource alarm was set when last looked at (see `serve`).
+    alarm_set: bool,
+    /// The client announced the `connection.blocked` capability.
+    blocked_notify: bool,
+    /// We told the client it is blocked (and owe it connection.unblocked).
+    blocked_sent: bool,
 }
 
 enum ReadOutcome {
@@ -159,6 +171,9 @@ impl Connection {
                 "broker forced connection closure with reason 'shutdown'",
             ));
         }
+        let mut alarm = self.broker.alarm();
+        let mut alarm_open = true;
+        self.alarm_set = alarm.borrow_and_update().is_some();
         self.process(&mut buf);
         while self.state != State::Done {
             let close_deadline = match self.state {
@@ -167,8 +182,12 @@ impl Connection {
             };
             let awaiting_disk = self.channels.values().any(Channel::awaiting_disk);
             let mut synced = self.synced.clone();
+            let blocked = self.blocked();
+            self.notify_blocked(blocked, *alarm.borrow());
             tokio::select! {
-                outcome = read_some(&mut reader, &mut buf, read_timeout) => match outcome {
+                // A blocked connection is not read from: its publishes wait in the client and
+                // in the socket, and TCP pushes back (RabbitMQ's flow control).
+                outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked => match outcome {
                     ReadOutcome::Data => self.process(&mut buf),
                     ReadOutcome::Eof => break,
                     ReadOutcome::Failed(e) => {
@@ -181,6 +200,12 @@ impl Connection {
                     }
                 },
                 Some(()) = drained.recv() => self.dispatch_all(),
+                changed = alarm.changed(), if alarm_open => {
+                    alarm_open = changed.is_ok();
+                    self.alarm_set = alarm_open && alarm.borrow_and_update().is_some();
+                    // frames left unprocessed when the connection got blocked
+                    self.process(&mut buf);
+                }
                 Some(Ok(())) = async {
                     match synced.as_mut() {
                         Some(rx) => Some(rx.changed().await),
@@ -216,9 +241,32 @@ impl Connection {
         tracing::debug!(peer = %self.peer, "connection closed");
     }
 
-    /// Handle every complete frame in the buffer, then send coalesced confirms.
+    /// Blocked by a resource alarm: the alarm is set and this connection publishes.
+    fn blocked(&self) -> bool {
+        self.alarm_set && self.publisher && self.state == State::Open
+    }
+
+    /// Tell a client that understands it when it becomes blocked or unblocked.
+    fn notify_blocked(&mut self, blocked: bool, reason: crate::alarm::AlarmState) {
+        if !self.blocked_notify || blocked == self.blocked_sent {
+            return;
+        }
+        let method = if blocked {
+            let reason = reason.unwrap_or(crate::alarm::LOW_ON_DISK);
+            tracing::info!(peer = %self.peer, reason, "connection blocked");
+            connection::AMQPMethod::Blocked(connection::Blocked { reason: reason.into() })
+        } else {
+            tracing::info!(peer = %self.peer, "connection unblocked");
+            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+        };
+        self.sink.send_method(0, AMQPClass::Connection(method));
+        self.blocked_sent = blocked;
+    }
+
+    /// Handle every complete frame in the buffer (until the connection gets blocked), then
+    /// send coalesced confirms.
     fn process(&mut self, buf: &mut BytesMut) {
-        while self.state != State::Done {
+        while self.state != State::Done && !self.blocked() {
             match codec::next_frame(buf, self.frame_max) {
                 Ok(Some(frame)) => {
                     if let Err(e) = self.handle_frame(frame) {
@@ -294,6 +342,9 @@ impl Connection {
                 _ => {}
             }
             return Ok(());
+        }
+        if matches!(frame, Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_)))) {
+            self.publisher = true;
         }
         match frame {
             Frame::Heartbeat(0) => Ok(()),

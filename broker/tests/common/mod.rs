@@ -33,9 +33,12 @@ impl TestBroker {
     }
 
     pub async fn with_config(config: BrokerConfig) -> Self {
+        Self::with_broker(Broker::new(config)).await
+    }
+
+    pub async fn with_broker(broker: Arc<Broker>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let broker = Broker::new(config);
         let (shutdown, rx) = watch::channel(false);
         let server = tokio::spawn(warren_broker::serve(listener, broker.clone(), rx));
         Self { addr, broker, shutdown, server: Some(server) }
