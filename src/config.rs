@@ -51,6 +51,11 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_DISK_FREE_LIMIT", default_value = "50MB", value_parser = warren_broker::alarm::parse_size)]
     pub disk_free_limit: u64,
 
+    /// Block publishers while warren's resident memory is above this (RabbitMQ's
+    /// vm_memory_high_watermark): a fraction of the machine's memory (0.4) or a size (2GB).
+    #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", default_value = "0.4", value_parser = warren_broker::alarm::parse_watermark)]
+    pub memory_high_watermark: u64,
+
     /// Largest message body accepted, in bytes (RabbitMQ's max_message_size).
     #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 128 * 1024 * 1024)]
     pub max_message_size: u64,
@@ -157,6 +162,7 @@ impl ServerOptions {
             users,
             max_message_size: self.max_message_size,
             disk_free_limit: self.disk_free_limit,
+            memory_high_watermark: Some(self.memory_high_watermark),
             frame_max: self.frame_max,
             channel_max: self.channel_max,
             heartbeat: self.heartbeat,

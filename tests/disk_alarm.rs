@@ -1,6 +1,7 @@
-//! The free-disk alarm on the real binary: with a limit above the free space of the data
-//! directory's filesystem, a publisher is blocked (connection.blocked "low on disk") and its
-//! message is not taken, while a connection that only declares and reads keeps working.
+//! Resource alarms on the real binary: with a free-disk limit above the free space of the data
+//! directory's filesystem (or a memory watermark below warren's resident memory), a publisher
+//! is blocked (connection.blocked "low on disk" / "low on memory") and its message is not
+//! taken, while a connection that only declares and reads keeps working.
 
 mod common;
 
@@ -14,7 +15,16 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, Event};
 
 #[tokio::test]
 async fn a_disk_free_limit_above_the_free_space_blocks_publishers() {
-    let w = Warren::start(&["--no-chat", "--disk-free-limit", "1000000TB"]);
+    publisher_is_blocked(&["--no-chat", "--disk-free-limit", "1000000TB"], "low on disk").await;
+}
+
+#[tokio::test]
+async fn a_memory_watermark_below_the_resident_memory_blocks_publishers() {
+    publisher_is_blocked(&["--no-chat", "--memory-high-watermark", "1MB"], "low on memory").await;
+}
+
+async fn publisher_is_blocked(args: &[&str], reason: &str) {
+    let w = Warren::start(args);
     let observer = Connection::connect(&w.url(), ConnectionProperties::default()).await.unwrap();
     let obs = observer.create_channel().await.unwrap();
     obs.queue_declare("full".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
@@ -37,7 +47,7 @@ async fn a_disk_free_limit_above_the_free_space_blocks_publishers() {
     })
     .await
     .expect("connection.blocked in time");
-    assert_eq!(blocked, "low on disk");
+    assert_eq!(blocked, reason);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     let q = obs.queue_declare("full".into(), passive, FieldTable::default()).await.unwrap();

@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     /// Block publishers while the data directory's filesystem has less free space than this
     /// (RabbitMQ's disk_free_limit); only brokers on a data directory check.
     pub disk_free_limit: u64,
+    /// Block publishers while the process's resident memory is above this many bytes
+    /// (RabbitMQ's vm_memory_high_watermark); None: no limit.
+    pub memory_high_watermark: Option<u64>,
 }
 
 impl Default for BrokerConfig {
@@ -70,6 +73,7 @@ impl Default for BrokerConfig {
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
             disk_free_limit: 50_000_000,
+            memory_high_watermark: None,
         }
     }
 }
@@ -110,9 +114,12 @@ impl Broker {
     pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> Result<Arc<Self>, warren_persistence::StoreError> {
         let (store, defs, mut recovery) = warren_persistence::Store::open(data_dir)?;
         // The disk monitor runs on the runtime; without one (some unit tests) nothing watches.
-        let alarm = tokio::runtime::Handle::try_current()
-            .is_ok()
-            .then(|| alarm::watch_disk(data_dir.to_owned(), config.disk_free_limit));
+        let alarm = tokio::runtime::Handle::try_current().is_ok().then(|| {
+            alarm::watch_resources(alarm::Limits {
+                disk: Some((data_dir.to_owned(), config.disk_free_limit)),
+                memory: config.memory_high_watermark,
+            })
+        });
         let broker = Self::build(config, Some(Arc::new(store)), alarm);
         for vhost in broker.vhosts.values() {
             vhost.recover(&defs, &mut recovery);
