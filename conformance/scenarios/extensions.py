@@ -231,3 +231,27 @@ def direct_reply_to_passive_declare(t: T):
     c.channel(1)
     c.declare_queue(1, "amq.rabbitmq.reply-to", passive=False)
     c.close()
+
+
+@scenario
+def ttl_zero_reaches_a_waiting_consumer(t: T):
+    """x-message-ttl 0 and expiration "0": delivered to a consumer that can take it at once,
+    dead-lettered (expired) when nobody can."""
+    c = t.connect()
+    q, dlq = t.n("ttl0"), t.n("ttl0-dl")
+    c.declare_queue(1, dlq)
+    c.declare_queue(1, q, arguments={"x-message-ttl": 0, "x-dead-letter-exchange": "",
+                                     "x-dead-letter-routing-key": dlq})
+    c.publish(1, "", q, "nobody")
+    time.sleep(0.1)
+    c.get(1, q, no_ack=True)
+    _dead_letter_note(t, c, dlq)
+    c.consume(1, q, tag="now", no_ack=True)
+    c.publish(1, "", q, "taken")
+    c.deliveries(1, 1)
+    plain = t.n("exp0")
+    c.declare_queue(1, plain)
+    c.consume(1, plain, tag="p", no_ack=True)
+    c.publish(1, "", plain, "per-message", props={"expiration": "0"})
+    c.deliveries(1, 1)
+    c.close()

@@ -168,6 +168,10 @@ impl Queue {
             }
             return Enqueued::Rejected;
         }
+        if self.expiry(&qm.msg).is_some_and(|at| at <= Instant::now()) {
+            self.deliver_now_or_expire(st, qm);
+            return Enqueued::Accepted;
+        }
         self.watch_expiry(st, &qm.msg);
         self.insert_ordered(&mut st.ready, qm);
         self.dispatch_locked(st);
@@ -179,6 +183,45 @@ impl Queue {
             }
         }
         Enqueued::Accepted
+    }
+
+    /// A message whose TTL is over on arrival (`x-message-ttl` 0): as RabbitMQ, it goes to a
+    /// consumer that can take it right now (nothing ahead of it, credit to spare), else it
+    /// expires at once.
+    fn deliver_now_or_expire(self: &Arc<Self>, st: &mut QueueState, qm: QueuedMessage) {
+        let delivered = if st.ready.is_empty() && !st.consumers.is_empty() {
+            st.ready.push_back(qm);
+            self.deliver_one_locked(st)
+        } else {
+            st.ready.push_back(qm);
+            false
+        };
+        if !delivered && let Some(qm) = st.ready.pop_back() {
+            self.settle(qm.seq, &qm.msg);
+            self.dead_letter_locked(qm.msg, Reason::Expired);
+        }
+    }
+
+    /// Hand the head to one consumer, in extension order (single active consumer, consumer
+    /// priorities, round-robin among equals); false if none has credit.
+    fn deliver_one_locked(self: &Arc<Self>, st: &mut QueueState) -> bool {
+        let n = st.consumers.len();
+        let mut order: Vec<usize> = if self.args.single_active_consumer {
+            vec![0]
+        } else {
+            (0..n).map(|i| (st.next_consumer + i) % n).collect()
+        };
+        // Stable: round-robin order kept among consumers of equal priority.
+        order.sort_by_key(|&i| std::cmp::Reverse(st.consumers[i].priority));
+        for idx in order {
+            let QueueState { ready, consumers, .. } = &mut *st;
+            let consumer = &consumers[idx];
+            if consumer.sink.try_deliver(consumer, self, ready, 1) > 0 {
+                st.next_consumer = (idx + 1) % n;
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether dispatch needs the extension path (priorities, single active consumer, TTL).
@@ -195,25 +238,7 @@ impl Queue {
             if st.ready.is_empty() || st.consumers.is_empty() {
                 return;
             }
-            let n = st.consumers.len();
-            let mut order: Vec<usize> = if self.args.single_active_consumer {
-                vec![0]
-            } else {
-                (0..n).map(|i| (st.next_consumer + i) % n).collect()
-            };
-            // Stable: round-robin order kept among consumers of equal priority.
-            order.sort_by_key(|&i| std::cmp::Reverse(st.consumers[i].priority));
-            let mut delivered = false;
-            for idx in order {
-                let QueueState { ready, consumers, .. } = &mut *st;
-                let consumer = &consumers[idx];
-                if consumer.sink.try_deliver(consumer, self, ready, 1) > 0 {
-                    st.next_consumer = (idx + 1) % n;
-                    delivered = true;
-                    break;
-                }
-            }
-            if !delivered {
+            if !self.deliver_one_locked(st) {
                 return;
             }
         }
