@@ -44,6 +44,14 @@ async fn definitions_and_persistent_messages_survive_a_restart() {
         ch.queue_declare("dq".into(), durable_q, FieldTable::default()).await.unwrap();
         ch.queue_declare("tq".into(), Default::default(), FieldTable::default()).await.unwrap();
         ch.queue_bind("dq".into(), "dx".into(), "a.#".into(), Default::default(), FieldTable::default()).await.unwrap();
+        // exchange.bind between durable exchanges is durable; to a transient one it is not.
+        ch.exchange_declare("front".into(), ExchangeKind::Fanout, durable_x, FieldTable::default()).await.unwrap();
+        ch.exchange_bind("dx".into(), "front".into(), "".into(), Default::default(), FieldTable::default())
+            .await
+            .unwrap();
+        ch.exchange_bind("tx".into(), "front".into(), "".into(), Default::default(), FieldTable::default())
+            .await
+            .unwrap();
         ch.confirm_select(Default::default()).await.unwrap();
         for i in 0..5u8 {
             let props = if i == 2 { BasicProperties::default() } else { persistent() };
@@ -90,6 +98,18 @@ async fn definitions_and_persistent_messages_survive_a_restart() {
         .unwrap()
         .expect("routed through the recovered binding");
     assert_eq!(m.delivery.data, b"again");
+    // The exchange-to-exchange binding came back too: front -> dx -> dq.
+    ch.basic_publish("front".into(), "a.front".into(), Default::default(), b"via front", persistent())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let m = ch
+        .basic_get("dq".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("routed through the recovered exchange binding");
+    assert_eq!(m.delivery.data, b"via front");
 }
 
 #[derive(Default)]
@@ -261,5 +281,118 @@ async fn a_stream_survives_kill_9_and_keeps_its_offsets() {
         let offset = d.properties.headers().as_ref().and_then(|h| h.inner().get("x-stream-offset").cloned());
         assert_eq!((d.data[0], offset), (i, Some(AMQPValue::LongLongInt(i64::from(i)))));
         d.acker.ack(Default::default()).await.unwrap();
+    }
+}
+
+/// Publish `n` numbered messages (a 4-byte big-endian counter, padded to 1 KiB) with
+/// confirms; every `transient_every`-th one is transient (0: none).
+async fn publish_numbered(ch: &lapin::Channel, queue: &str, n: u32, transient_every: u32) {
+    ch.confirm_select(Default::default()).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let mut body = vec![0u8; 1024];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        let props =
+            if transient_every > 0 && i % transient_every == 0 { BasicProperties::default() } else { persistent() };
+        pending.push(ch.basic_publish("".into(), queue.into(), Default::default(), &body, props).await.unwrap());
+        if pending.len() == 500 {
+            for c in pending.drain(..) {
+                assert!(c.await.unwrap().is_ack());
+            }
+        }
+    }
+    for c in pending {
+        assert!(c.await.unwrap().is_ack());
+    }
+}
+
+/// Consume everything from `queue` with manual acks; returns (counter, redelivered) in order.
+async fn drain_numbered(conn: &Connection, queue: &str, expect: usize) -> Vec<(u32, bool)> {
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(300, Default::default()).await.unwrap();
+    let mut consumer =
+        ch.basic_consume(queue.into(), "".into(), Default::default(), FieldTable::default()).await.unwrap();
+    let mut got = Vec::with_capacity(expect);
+    while got.len() < expect {
+        let d = tokio::time::timeout(T, consumer.next()).await.expect("a delivery in time").expect("open").expect("ok");
+        got.push((u32::from_be_bytes([d.data[0], d.data[1], d.data[2], d.data[3]]), d.redelivered));
+        d.acker.ack(Default::default()).await.unwrap();
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_queue_longer_than_its_memory_window_pages_and_keeps_order() {
+    // 12,000 messages: three times the in-memory window, so most are read back from the
+    // journal; every 7th is transient and waits in memory among the paged ones.
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warren::start_on(dir.path(), &[]);
+    let (c, ch) = connect(&w).await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("long".into(), durable, FieldTable::default()).await.unwrap();
+    publish_numbered(&ch, "long", 12_000, 7).await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    assert_eq!(ch.queue_declare("long".into(), passive, FieldTable::default()).await.unwrap().message_count(), 12_000);
+    let got = drain_numbered(&c, "long", 12_000).await;
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..12_000).collect::<Vec<_>>());
+    assert!(got.iter().all(|(_, redelivered)| !redelivered));
+}
+
+#[tokio::test]
+async fn a_long_queue_comes_back_after_kill_9_in_order_without_loading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Warren::start_on(dir.path(), &[]);
+    {
+        let (_c, ch) = connect(&w).await;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare("long".into(), durable, FieldTable::default()).await.unwrap();
+        publish_numbered(&ch, "long", 10_000, 0).await;
+    }
+    kill_9(&mut w);
+    let w = Warren::start_on(dir.path(), &[]);
+    let (c, ch) = connect(&w).await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    assert_eq!(ch.queue_declare("long".into(), passive, FieldTable::default()).await.unwrap().message_count(), 10_000);
+    // A basic.get and a purge count paged messages too.
+    let first = ch.basic_get("long".into(), BasicGetOptions { no_ack: false }).await.unwrap().expect("a message");
+    assert_eq!((&first.delivery.data[..4], first.message_count), (&[0, 0, 0, 0][..], 9_999));
+    first.delivery.acker.ack(Default::default()).await.unwrap();
+    let got = drain_numbered(&c, "long", 9_999).await;
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (1..10_000).collect::<Vec<_>>());
+    assert!(got.iter().all(|(_, redelivered)| *redelivered), "recovered messages come back redelivered");
+}
+
+#[tokio::test]
+async fn ttls_count_from_the_first_publish_across_a_restart() {
+    use lapin::types::AMQPValue;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Warren::start_on(dir.path(), &[]);
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let mut ttl_args = FieldTable::default();
+    ttl_args.insert("x-message-ttl".into(), AMQPValue::LongUInt(3000));
+    let published = std::time::Instant::now();
+    {
+        let (_c, ch) = connect(&w).await;
+        ch.queue_declare("queue_ttl".into(), durable, ttl_args.clone()).await.unwrap();
+        ch.queue_declare("message_ttl".into(), durable, FieldTable::default()).await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        let c = ch.basic_publish("".into(), "queue_ttl".into(), Default::default(), b"q", persistent());
+        assert!(c.await.unwrap().await.unwrap().is_ack());
+        let props = persistent().with_expiration("3000".into());
+        let c = ch.basic_publish("".into(), "message_ttl".into(), Default::default(), b"m", props);
+        assert!(c.await.unwrap().await.unwrap().is_ack());
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    kill_9(&mut w);
+    let w = Warren::start_on(dir.path(), &[]);
+    let (_c, ch) = connect(&w).await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    // Still there before the 3 s are up ...
+    assert_eq!(ch.queue_declare("queue_ttl".into(), passive, ttl_args.clone()).await.unwrap().message_count(), 1);
+    tokio::time::sleep(Duration::from_millis(3500).saturating_sub(published.elapsed())).await;
+    // ... and gone 3.5 s after the publish, not 3 s after the restart.
+    for q in ["queue_ttl", "message_ttl"] {
+        let got = ch.basic_get(q.into(), BasicGetOptions { no_ack: true }).await.unwrap();
+        assert!(got.is_none(), "{q}: the message outlived its TTL across the restart");
     }
 }

@@ -62,11 +62,17 @@ impl Message {
     }
 
     /// Rebuild a message read back from disk; None if its header no longer decodes.
-    pub fn from_stored(stored: StoredMessage, store_id: u64) -> Option<Self> {
+    /// `published_ms` (wall clock, 0 if unknown) keeps its TTL counting from when it arrived.
+    pub fn from_stored(stored: StoredMessage, store_id: u64, published_ms: i64) -> Option<Self> {
         let (_, header) = parse_content_header(&stored.header[..]).ok()?;
-        let m =
+        let mut m =
             Self::new(short(stored.exchange), short(stored.routing_key), header.properties, stored.header, stored.body);
         m.store_id.store(store_id, Ordering::Relaxed);
+        if published_ms > 0 {
+            let age = crate::stream::now_ms().saturating_sub(published_ms).max(0) as u64;
+            let now = m.published_at;
+            m.published_at = now.checked_sub(std::time::Duration::from_millis(age)).unwrap_or(now);
+        }
         Some(m)
     }
 

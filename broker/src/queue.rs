@@ -16,10 +16,12 @@ use crate::names::queue_res;
 use crate::queue_args::QueueArgs;
 use crate::sink::ConnectionSink;
 use crate::stream::{Retention, StartAt, StreamLog, now_ms};
-use warren_persistence::Store;
+use warren_persistence::{Published, Store};
 
 mod ext;
+mod paging;
 pub use ext::Enqueued;
+use paging::Paging;
 
 /// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
 #[derive(Debug)]
@@ -62,6 +64,8 @@ pub struct Queue {
     pub args: QueueArgs,
     /// Its vhost, for dead-lettering and x-expires.
     owner_vhost: std::sync::OnceLock<std::sync::Weak<crate::vhost::VirtualHost>>,
+    /// Itself, for the tasks it starts (TTL timer, paging waiter); set by `attach`.
+    me: std::sync::OnceLock<std::sync::Weak<Queue>>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +78,8 @@ struct QueueState {
     /// The log of a stream queue (None for classic queues).
     stream: Option<StreamLog>,
     x: ext::ExtState,
+    /// Messages beyond the in-memory window (journaled queues).
+    paging: Paging,
 }
 
 /// What a deleted queue leaves behind.
@@ -110,6 +116,7 @@ impl Queue {
             store,
             state: Mutex::new(state),
             owner_vhost: std::sync::OnceLock::new(),
+            me: std::sync::OnceLock::new(),
         }
     }
 
@@ -170,14 +177,22 @@ impl Queue {
         seq
     }
 
-    /// Enqueue at a reserved sequence number (in order among the ready messages).
-    pub fn publish_at(self: &Arc<Self>, seq: u64, msg: Arc<Message>, redelivered: bool) -> Enqueued {
+    /// Enqueue a journaled message at its reserved sequence number; `stored` says where the
+    /// journal holds it, so it can be paged out.
+    pub fn publish_at(self: &Arc<Self>, seq: u64, msg: Arc<Message>, stored: Published) -> Enqueued {
         let mut st = self.state.lock();
         if st.deleted {
             return Enqueued::Accepted;
         }
         st.next_seq = st.next_seq.max(seq + 1);
-        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered })
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, Some(stored))
+    }
+
+    /// Enqueue a message read back after a restart (redelivered: it may have been delivered).
+    fn publish_at_recovered(self: &Arc<Self>, seq: u64, msg: Arc<Message>) {
+        let mut st = self.state.lock();
+        st.next_seq = st.next_seq.max(seq + 1);
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: true }, None);
     }
 
     /// A message left this queue for good (acked, rejected, delivered without ack).
@@ -212,7 +227,7 @@ impl Queue {
             return (0, 0); // RabbitMQ 3.10 reports neither for a stream
         }
         self.expire_head_locked(&mut st);
-        (st.ready.len() as u32, st.consumers.len() as u32)
+        ((st.ready.len() + Self::spilled_len(&st)) as u32, st.consumers.len() as u32)
     }
 
     pub fn publish(self: &Arc<Self>, msg: Arc<Message>) -> Enqueued {
@@ -226,7 +241,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false })
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, None)
     }
 
     /// Put messages back in their original place, marked redelivered.
@@ -273,7 +288,11 @@ impl Queue {
         }
         // With one consumer, hand over as much as its credit allows in one go.
         let batch = if n == 1 { usize::MAX } else { 1 };
-        'messages: while !st.ready.is_empty() {
+        'messages: loop {
+            self.page_in_locked(st);
+            if st.ready.is_empty() {
+                break;
+            }
             for i in 0..n {
                 let idx = (st.next_consumer + i) % n;
                 let QueueState { ready, consumers, .. } = &mut *st;
@@ -314,8 +333,9 @@ impl Queue {
         if self.args.expires.is_some() {
             st.x.last_used = tokio::time::Instant::now();
         }
+        self.page_in_locked(&mut st);
         let m = st.ready.pop_front()?;
-        Some((m, st.ready.len() as u32))
+        Some((m, (st.ready.len() + Self::spilled_len(&st)) as u32))
     }
 
     /// Register a consumer. `on_accepted` runs once the consumer is accepted, before any
@@ -362,14 +382,16 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let dropped = std::mem::take(&mut st.ready);
+        let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
         // Unacked messages are not purged (RabbitMQ): journal exactly the ones dropped.
         if let Some(store) = &self.store {
-            let acks = Self::stored_ids(&dropped);
+            let mut acks = Self::stored_ids(&dropped);
+            acks.extend(spilled_ids);
             if !acks.is_empty() {
                 store.journal.ack_many(self.name.as_str(), &acks);
             }
         }
-        dropped.len() as u32
+        (dropped.len() + spilled) as u32
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -381,6 +403,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let dropped = std::mem::take(&mut st.ready);
+        let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
         if let Some(log) = st.stream.take() {
             if let Some(store) = &self.store {
                 store.journal.stream_delete(self.name.as_str());
@@ -388,10 +411,10 @@ impl Queue {
             return Deleted { message_count: log.len() as u32, consumers: std::mem::take(&mut st.consumers) };
         }
         if let Some(store) = &self.store {
-            let ids = Self::stored_ids(&dropped).into_iter().map(|(_, id)| id).collect();
+            let ids = Self::stored_ids(&dropped).into_iter().chain(spilled_ids).map(|(_, id)| id).collect();
             store.journal.purge(self.name.as_str(), st.next_seq, ids);
         }
-        let message_count = dropped.len() as u32;
+        let message_count = (dropped.len() + spilled) as u32;
         Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
     }
 }

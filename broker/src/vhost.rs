@@ -367,6 +367,7 @@ impl VirtualHost {
             queue: q.name.as_str().to_owned(),
             routing_key: routing_key.to_owned(),
             arguments: json(arguments),
+            to_exchange: false,
         })
     }
 
@@ -513,7 +514,7 @@ impl VirtualHost {
                 self.store.clone(),
             ));
             for e in recovery.streams.remove(&d.name).unwrap_or_default() {
-                match Message::from_stored(e.message, 0) {
+                match Message::from_stored(e.message, 0, 0) {
                     Some(msg) => q.restore_stream_entry(e.offset, e.timestamp_ms, Arc::new(msg)),
                     None => {
                         tracing::warn!(queue = %d.name, offset = e.offset, "skipping a stream entry whose header does not decode")
@@ -521,26 +522,20 @@ impl VirtualHost {
                 }
             }
             q.enforce_stream_retention();
-            for m in recovery.queues.remove(&d.name).unwrap_or_default() {
-                match Message::from_stored(m.message, m.id) {
-                    Some(msg) => {
-                        q.publish_at(m.seq, Arc::new(msg), true);
-                        restored += 1;
-                    }
-                    None => {
-                        tracing::warn!(queue = %d.name, seq = m.seq, "skipping a stored message whose header does not decode")
-                    }
-                }
-            }
             self.adopt(&q);
+            restored += q.restore_messages(recovery.queues.remove(&d.name).unwrap_or_default());
             self.queues.write().insert(d.name.as_str().into(), q);
         }
         for d in defs.bindings.iter().filter(|d| d.vhost == self.name) {
             let ex = self.exchanges.read().get(d.exchange.as_str()).cloned();
-            let q = self.queues.read().get(d.queue.as_str()).cloned();
-            if let (Some(ex), Some(q)) = (ex, q) {
+            let dest = if d.to_exchange {
+                self.exchanges.read().get(d.queue.as_str()).cloned().map(Destination::Exchange)
+            } else {
+                self.queues.read().get(d.queue.as_str()).cloned().map(Destination::Queue)
+            };
+            if let (Some(ex), Some(dest)) = (ex, dest) {
                 ex.bind(Binding {
-                    dest: Destination::Queue(q),
+                    dest,
                     routing_key: d.routing_key.as_str().into(),
                     arguments: from_json(&d.arguments),
                 });

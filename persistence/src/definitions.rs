@@ -31,10 +31,14 @@ pub struct QueueDef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BindingDef {
     pub vhost: String,
+    /// The source exchange.
     pub exchange: String,
+    /// The destination: a queue, or an exchange when `to_exchange` (exchange.bind).
     pub queue: String,
     pub routing_key: String,
     pub arguments: serde_json::Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub to_exchange: bool,
 }
 
 /// Everything durable that was declared.
@@ -125,7 +129,7 @@ impl Definitions {
 
     pub fn delete_exchange(&self, vhost: &str, name: &str) -> Result<(), StoreError> {
         self.durable_write(|| self.exchanges.remove(key(&[vhost, name])).map(|_| ()))?;
-        self.delete_bindings_where(|b| b.vhost == vhost && b.exchange == name)
+        self.delete_bindings_where(|b| b.vhost == vhost && (b.exchange == name || (b.to_exchange && b.queue == name)))
     }
 
     pub fn put_queue(&self, d: &QueueDef) -> Result<(), StoreError> {
@@ -134,11 +138,17 @@ impl Definitions {
 
     pub fn delete_queue(&self, vhost: &str, name: &str) -> Result<(), StoreError> {
         self.durable_write(|| self.queues.remove(key(&[vhost, name])).map(|_| ()))?;
-        self.delete_bindings_where(|b| b.vhost == vhost && b.queue == name)
+        self.delete_bindings_where(|b| b.vhost == vhost && !b.to_exchange && b.queue == name)
     }
 
     fn binding_key(d: &BindingDef) -> Vec<u8> {
-        key(&[&d.vhost, &d.exchange, &d.queue, &d.routing_key, &d.arguments.to_string()])
+        let args = d.arguments.to_string();
+        if d.to_exchange {
+            // A marker part keeps an exchange destination apart from a queue of the same name.
+            key(&[&d.vhost, &d.exchange, "\u{1}exchange", &d.queue, &d.routing_key, &args])
+        } else {
+            key(&[&d.vhost, &d.exchange, &d.queue, &d.routing_key, &args])
+        }
     }
 
     pub fn put_binding(&self, d: &BindingDef) -> Result<(), StoreError> {

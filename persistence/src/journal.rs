@@ -11,9 +11,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -26,10 +27,29 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Stream segments roll over at this size (retention works segment by segment).
 pub const STREAM_SEGMENT_BYTES: u64 = 8 << 20;
 
+/// Where a message record sits in the journal: read it back with [`Journal::read_many`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub segment: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// What storing a message gave back.
+#[derive(Clone, Copy, Debug)]
+pub struct Published {
+    pub id: u64,
+    /// On disk once the synced ticket reaches this.
+    pub ticket: u64,
+    pub location: Location,
+}
+
 enum Command {
-    /// Encoded records for the journal; `enqueues` new references to message `id`.
+    /// Encoded records for journal segment `segment`; `message`: a new message id and how
+    /// many enqueues reference it.
     Journal {
         ticket: u64,
+        segment: u64,
         bytes: Vec<u8>,
         message: Option<(u64, u32)>,
         acked: Vec<u64>,
@@ -54,19 +74,52 @@ struct Sender {
     tx: mpsc::Sender<Command>,
     next_ticket: u64,
     next_message_id: u64,
+    /// The segment journal records go to and its size so far: placement is decided here, in
+    /// submission order, so a message's location is known before the persister writes it.
+    segment: u64,
+    segment_size: u64,
+}
+
+impl Sender {
+    /// The segment and offset for `len` more bytes, rolling over to a new segment when full.
+    fn place(&mut self, len: usize) -> (u64, u64) {
+        if self.segment_size > 0 && self.segment_size + len as u64 > SEGMENT_BYTES {
+            self.segment += 1;
+            self.segment_size = 0;
+        }
+        let at = self.segment_size;
+        self.segment_size += len as u64;
+        (self.segment, at)
+    }
 }
 
 /// The handle the broker uses; cheap to share behind an `Arc`.
 pub struct Journal {
     sender: Mutex<Sender>,
     synced: watch::Receiver<u64>,
+    dir: PathBuf,
+    /// Segment files opened for reading paged-out messages back.
+    readers: Mutex<HashMap<u32, Arc<File>>>,
 }
 
-/// A message recovered from the journal for a queue.
+/// Readers kept open at most; more and the cache starts over.
+const MAX_READERS: usize = 16;
+/// Locations read with one pread when they lie this close together.
+const READ_SPAN: u64 = 1 << 20;
+
+/// A message recovered from the journal for a queue: where it is, not what it holds
+/// (bodies are read when a consumer needs them).
 #[derive(Debug)]
 pub struct RecoveredMessage {
     pub seq: u64,
     pub id: u64,
+    pub location: Location,
+}
+
+/// A message read back from the journal.
+#[derive(Debug)]
+pub struct ReadMessage {
+    pub published_ms: i64,
     pub message: StoredMessage,
 }
 
@@ -94,11 +147,13 @@ impl Journal {
             fs::create_dir_all(d).map_err(|e| StoreError::io(d, e))?;
         }
         let (segments, queues, next_id) = replay_journal(&journal_dir)?;
+        // New records always go to a new segment: placement starts from a known size.
+        let next_segment = segments.back().map_or(1, |s| segment_number(&s.path) + 1);
         let (streams, stream_logs) = replay_streams(&streams_dir)?;
         let (synced_tx, synced) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
         let persister = Persister {
-            dir: journal_dir,
+            dir: journal_dir.clone(),
             streams_dir,
             segments,
             current: None,
@@ -110,16 +165,18 @@ impl Journal {
             .name("warren-persister".into())
             .spawn(move || persister.run(rx))
             .map_err(|e| StoreError::io(dir, e))?;
-        let journal = Self { sender: Mutex::new(Sender { tx, next_ticket: 1, next_message_id: next_id }), synced };
+        let sender = Sender { tx, next_ticket: 1, next_message_id: next_id, segment: next_segment, segment_size: 0 };
+        let journal =
+            Self { sender: Mutex::new(sender), synced, dir: journal_dir, readers: Mutex::new(HashMap::new()) };
         Ok((journal, Recovery { queues, streams }))
     }
 
     /// Send a command built under the sender lock, so tickets and message ids are in order.
-    fn submit(&self, build: impl FnOnce(u64, u64) -> (Command, bool)) -> u64 {
+    fn submit(&self, build: impl FnOnce(&mut Sender, u64, u64) -> (Command, bool)) -> u64 {
         let Ok(mut s) = self.sender.lock() else { return 0 };
         let ticket = s.next_ticket;
         let id = s.next_message_id;
-        let (command, used_id) = build(ticket, id);
+        let (command, used_id) = build(&mut s, ticket, id);
         s.next_ticket += 1;
         if used_id {
             s.next_message_id += 1;
@@ -130,53 +187,137 @@ impl Journal {
         ticket
     }
 
-    /// Store a message for `enqueues` (queue, seq). Returns (message id, ticket).
-    pub fn publish(&self, message: &StoredMessage, enqueues: &[(&str, u64)]) -> (u64, u64) {
-        let mut message_id = 0;
-        let ticket = self.submit(|ticket, id| {
-            message_id = id;
+    /// Store a message that arrived at `published_ms` (wall clock) for `enqueues` (queue, seq).
+    pub fn publish(&self, message: &StoredMessage, published_ms: i64, enqueues: &[(&str, u64)]) -> Published {
+        let mut out = Published { id: 0, ticket: 0, location: Location { segment: 0, offset: 0, len: 0 } };
+        out.ticket = self.submit(|sender, ticket, id| {
+            out.id = id;
             let mut bytes = Vec::with_capacity(message.body.len() + message.header.len() + 128);
-            record::encode(&Record::Message { id, message: message.clone() }, &mut bytes);
+            record::encode(&Record::Message { id, published_ms, message: message.clone() }, &mut bytes);
+            let record_len = bytes.len();
             for (queue, seq) in enqueues {
                 record::encode(&Record::Enqueue { queue: (*queue).to_owned(), seq: *seq, id }, &mut bytes);
             }
-            (Command::Journal { ticket, bytes, message: Some((id, enqueues.len() as u32)), acked: Vec::new() }, true)
+            let (segment, offset) = sender.place(bytes.len());
+            out.location = Location { segment: segment as u32, offset: offset as u32, len: record_len as u32 };
+            let message = Some((id, enqueues.len() as u32));
+            (Command::Journal { ticket, segment, bytes, message, acked: Vec::new() }, true)
         });
-        (message_id, ticket)
+        out
+    }
+
+    /// Read messages back from the journal, in the order given. Locations close together in
+    /// one segment are read with one pread. An unreadable one is an error in its place.
+    pub fn read_many(&self, locations: &[Location]) -> Vec<Result<ReadMessage, StoreError>> {
+        let mut out = Vec::with_capacity(locations.len());
+        let mut i = 0;
+        while i < locations.len() {
+            let first = locations[i];
+            let start = u64::from(first.offset);
+            let mut end = start + u64::from(first.len);
+            let mut j = i + 1;
+            while let Some(next) = locations.get(j) {
+                let next_end = u64::from(next.offset) + u64::from(next.len);
+                if next.segment != first.segment || u64::from(next.offset) < start || next_end - start > READ_SPAN {
+                    break;
+                }
+                end = end.max(next_end);
+                j += 1;
+            }
+            match self.read_span(first.segment, start, end) {
+                Ok(span) => {
+                    for loc in &locations[i..j] {
+                        let from = (u64::from(loc.offset) - start) as usize;
+                        out.push(self.decode_message(&span.slice(from..from + loc.len as usize), loc.segment));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read paged messages back");
+                    for loc in &locations[i..j] {
+                        out.push(Err(StoreError::io(
+                            &self.segment_path(loc.segment),
+                            std::io::ErrorKind::UnexpectedEof.into(),
+                        )));
+                    }
+                }
+            }
+            i = j;
+        }
+        out
+    }
+
+    fn segment_path(&self, segment: u32) -> PathBuf {
+        self.dir.join(segment_name(u64::from(segment)))
+    }
+
+    fn read_span(&self, segment: u32, start: u64, end: u64) -> Result<Bytes, StoreError> {
+        let path = self.segment_path(segment);
+        let file = {
+            let Ok(mut readers) = self.readers.lock() else {
+                return Err(StoreError::io(&path, std::io::ErrorKind::Other.into()));
+            };
+            match readers.get(&segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(File::open(&path).map_err(|e| StoreError::io(&path, e))?);
+                    if readers.len() >= MAX_READERS {
+                        readers.clear();
+                    }
+                    readers.insert(segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact_at(&mut buf, start).map_err(|e| StoreError::io(&path, e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn decode_message(&self, bytes: &Bytes, segment: u32) -> Result<ReadMessage, StoreError> {
+        match record::decode(bytes) {
+            Read::Record(Record::Message { published_ms, message, .. }, _) => Ok(ReadMessage { published_ms, message }),
+            Read::Record(..) => Err(StoreError::corrupt(&self.segment_path(segment), 0, "not a message record")),
+            Read::Truncated => Err(StoreError::corrupt(&self.segment_path(segment), 0, "message record cut short")),
+            Read::Corrupt(why) => Err(StoreError::corrupt(&self.segment_path(segment), 0, why)),
+        }
     }
 
     /// The message `id` held at `seq` in `queue` is gone (acked, rejected, expired).
     pub fn ack(&self, queue: &str, seq: u64, id: u64) -> u64 {
-        self.submit(|ticket, _| {
+        self.submit(|sender, ticket, _| {
             let mut bytes = Vec::with_capacity(64);
             record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
-            (Command::Journal { ticket, bytes, message: None, acked: vec![id] }, false)
+            let (segment, _) = sender.place(bytes.len());
+            (Command::Journal { ticket, segment, bytes, message: None, acked: vec![id] }, false)
         })
     }
 
     /// Several messages of `queue` are gone at once (a purge): one command, one batch.
     pub fn ack_many(&self, queue: &str, acks: &[(u64, u64)]) -> u64 {
-        self.submit(|ticket, _| {
+        self.submit(|sender, ticket, _| {
             let mut bytes = Vec::with_capacity(acks.len() * (queue.len() + 32));
             for (seq, id) in acks {
                 record::encode(&Record::Ack { queue: queue.to_owned(), seq: *seq, id: *id }, &mut bytes);
             }
-            (Command::Journal { ticket, bytes, message: None, acked: acks.iter().map(|(_, id)| *id).collect() }, false)
+            let (segment, _) = sender.place(bytes.len());
+            let acked = acks.iter().map(|(_, id)| *id).collect();
+            (Command::Journal { ticket, segment, bytes, message: None, acked }, false)
         })
     }
 
     /// Every message of `queue` below `below_seq` is gone (purge or delete); `ids` are their
     /// message ids.
     pub fn purge(&self, queue: &str, below_seq: u64, ids: Vec<u64>) -> u64 {
-        self.submit(|ticket, _| {
+        self.submit(|sender, ticket, _| {
             let mut bytes = Vec::with_capacity(64);
             record::encode(&Record::Purge { queue: queue.to_owned(), below_seq }, &mut bytes);
-            (Command::Journal { ticket, bytes, message: None, acked: ids }, false)
+            let (segment, _) = sender.place(bytes.len());
+            (Command::Journal { ticket, segment, bytes, message: None, acked: ids }, false)
         })
     }
 
     pub fn stream_append(&self, stream: &str, offset: u64, timestamp_ms: i64, message: &StoredMessage) -> u64 {
-        self.submit(|ticket, _| {
+        self.submit(|_, ticket, _| {
             let mut bytes = Vec::with_capacity(message.body.len() + message.header.len() + 64);
             record::encode(&Record::StreamEntry { offset, timestamp_ms, message: message.clone() }, &mut bytes);
             (Command::Stream { ticket, stream: stream.to_owned(), first_offset: offset, bytes }, false)
@@ -184,11 +325,16 @@ impl Journal {
     }
 
     pub fn stream_retain(&self, stream: &str, offset: u64) {
-        self.submit(|_, _| (Command::StreamRetain { stream: stream.to_owned(), offset }, false));
+        self.submit(|_, _, _| (Command::StreamRetain { stream: stream.to_owned(), offset }, false));
     }
 
     pub fn stream_delete(&self, stream: &str) {
-        self.submit(|_, _| (Command::StreamDelete { stream: stream.to_owned() }, false));
+        self.submit(|_, _, _| (Command::StreamDelete { stream: stream.to_owned() }, false));
+    }
+
+    /// The highest ticket known to be on disk now.
+    pub fn synced_now(&self) -> u64 {
+        *self.synced.borrow()
     }
 
     /// Watch the highest ticket known to be on disk.
@@ -216,7 +362,8 @@ struct Persister {
     dir: PathBuf,
     streams_dir: PathBuf,
     segments: VecDeque<Segment>,
-    current: Option<(File, u64)>,
+    /// The journal segment being written: its number and file.
+    current: Option<(u64, File)>,
     streams: HashMap<String, StreamLog>,
     synced: watch::Sender<u64>,
     batch: Vec<Command>,
@@ -258,6 +405,7 @@ impl Persister {
     fn commit(&mut self) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
         let mut highest = 0;
+        let mut journal_segment = 0;
         let mut journal_bytes: Vec<u8> = Vec::new();
         let mut acked: Vec<u64> = Vec::new();
         let mut new_refs: Vec<(u64, u32)> = Vec::new();
@@ -266,12 +414,12 @@ impl Persister {
         let mut deletes = Vec::new();
         for command in batch {
             match command {
-                Command::Journal { ticket, bytes, message, acked: a } => {
+                Command::Journal { ticket, segment, bytes, message, acked: a } => {
                     highest = highest.max(ticket);
-                    // A message and its enqueues never straddle two segments.
-                    if message.is_some() && !journal_bytes.is_empty() && self.would_roll(journal_bytes.len()) {
-                        self.write_journal(&mut journal_bytes, &mut new_refs)?;
+                    if segment != journal_segment && !journal_bytes.is_empty() {
+                        self.write_journal(journal_segment, &mut journal_bytes, &mut new_refs)?;
                     }
+                    journal_segment = segment;
                     journal_bytes.extend_from_slice(&bytes);
                     new_refs.extend(message);
                     acked.extend(a);
@@ -288,13 +436,13 @@ impl Persister {
             }
         }
         if !journal_bytes.is_empty() {
-            self.write_journal(&mut journal_bytes, &mut new_refs)?;
+            self.write_journal(journal_segment, &mut journal_bytes, &mut new_refs)?;
         }
         for (stream, first_offset, bytes) in stream_writes {
             self.write_stream(&stream, first_offset, &bytes)?;
         }
         // The group commit: one fdatasync per file written in this batch.
-        if let Some((file, _)) = &self.current {
+        if let Some((_, file)) = &self.current {
             file.sync_data().map_err(|e| StoreError::io(&self.dir, e))?;
         }
         for log in self.streams.values() {
@@ -322,26 +470,27 @@ impl Persister {
         Ok(())
     }
 
-    fn would_roll(&self, extra: usize) -> bool {
-        self.current.as_ref().is_some_and(|(_, size)| size + extra as u64 > SEGMENT_BYTES)
-    }
-
-    fn write_journal(&mut self, bytes: &mut Vec<u8>, new_refs: &mut Vec<(u64, u32)>) -> Result<(), StoreError> {
-        if self.current.is_none() || self.would_roll(bytes.len()) {
-            if let Some((file, _)) = &self.current {
+    /// Append to journal segment `segment` (the sender placed the bytes there), opening it
+    /// when it is a new one.
+    fn write_journal(
+        &mut self,
+        segment: u64,
+        bytes: &mut Vec<u8>,
+        new_refs: &mut Vec<(u64, u32)>,
+    ) -> Result<(), StoreError> {
+        if self.current.as_ref().is_none_or(|(n, _)| *n != segment) {
+            if let Some((_, file)) = &self.current {
                 file.sync_data().map_err(|e| StoreError::io(&self.dir, e))?;
             }
-            let next = self.segments.back().map_or(1, |s| segment_number(&s.path) + 1);
-            let path = self.dir.join(segment_name(next));
+            let path = self.dir.join(segment_name(segment));
             let file =
                 OpenOptions::new().create(true).append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
             sync_dir(&self.dir)?;
             self.segments.push_back(Segment { path, first_message: None, live: 0 });
-            self.current = Some((file, 0));
+            self.current = Some((segment, file));
         }
-        let Some((file, size)) = self.current.as_mut() else { return Ok(()) };
+        let Some((_, file)) = self.current.as_mut() else { return Ok(()) };
         file.write_all(bytes).map_err(|e| StoreError::io(&self.dir, e))?;
-        *size += bytes.len() as u64;
         if let Some(seg) = self.segments.back_mut() {
             for (id, refs) in new_refs.drain(..) {
                 seg.first_message.get_or_insert(id);
@@ -430,13 +579,13 @@ fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 
 /// Read a segment's records. A torn record at the end of the last segment is cut off (the
 /// write never completed, so it was never confirmed); anything else unreadable is corruption.
-fn read_segment(path: &Path, is_last: bool, mut each: impl FnMut(Record)) -> Result<(), StoreError> {
+fn read_segment(path: &Path, is_last: bool, mut each: impl FnMut(Record, usize, usize)) -> Result<(), StoreError> {
     let data = Bytes::from(fs::read(path).map_err(|e| StoreError::io(path, e))?);
     let mut at = 0;
     while at < data.len() {
         match record::decode(&data.slice(at..)) {
             Read::Record(r, used) => {
-                each(r);
+                each(r, at, used);
                 at += used;
             }
             Read::Truncated | Read::Corrupt(_) if is_last => {
@@ -457,17 +606,18 @@ type Replayed = (VecDeque<Segment>, HashMap<String, Vec<RecoveredMessage>>, u64)
 
 fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
     let paths = list_segments(dir)?;
-    let mut messages: HashMap<u64, (usize, StoredMessage)> = HashMap::new();
+    let mut messages: HashMap<u64, (usize, Location)> = HashMap::new();
     let mut queues: HashMap<String, std::collections::BTreeMap<u64, u64>> = HashMap::new();
     let mut segments = VecDeque::new();
     let mut next_id = 1;
     for (i, path) in paths.iter().enumerate() {
         let mut first_message = None;
-        read_segment(path, i + 1 == paths.len(), |r| match r {
-            Record::Message { id, message } => {
+        let segment = segment_number(path) as u32;
+        read_segment(path, i + 1 == paths.len(), |r, at, len| match r {
+            Record::Message { id, .. } => {
                 first_message.get_or_insert(id);
                 next_id = next_id.max(id + 1);
-                messages.insert(id, (i, message));
+                messages.insert(id, (i, Location { segment, offset: at as u32, len: len as u32 }));
             }
             Record::Enqueue { queue, seq, id } => {
                 queues.entry(queue).or_default().insert(seq, id);
@@ -490,11 +640,11 @@ fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
     for (queue, seqs) in queues {
         let mut list = Vec::with_capacity(seqs.len());
         for (seq, id) in seqs {
-            if let Some((segment, message)) = messages.get(&id) {
+            if let Some((segment, location)) = messages.get(&id) {
                 if let Some(s) = segments.get_mut(*segment) {
                     s.live += 1;
                 }
-                list.push(RecoveredMessage { seq, id, message: message.clone() });
+                list.push(RecoveredMessage { seq, id, location: *location });
             }
         }
         if !list.is_empty() {
@@ -516,7 +666,7 @@ fn replay_streams(dir: &Path) -> Result<ReplayedStreams, StoreError> {
         let mut list = Vec::new();
         let mut segments = VecDeque::new();
         for (i, seg) in paths.iter().enumerate() {
-            read_segment(seg, i + 1 == paths.len(), |r| {
+            read_segment(seg, i + 1 == paths.len(), |r, _, _| {
                 if let Record::StreamEntry { offset, timestamp_ms, message } = r {
                     list.push(RecoveredEntry { offset, timestamp_ms, message });
                 }

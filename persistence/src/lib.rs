@@ -14,7 +14,7 @@ pub mod record;
 use std::path::{Path, PathBuf};
 
 pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, QueueDef};
-pub use journal::{Journal, RecoveredEntry, RecoveredMessage, Recovery};
+pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,14 +90,16 @@ mod tests {
         {
             let (store, _, rec) = Store::open(dir.path()).unwrap();
             assert!(rec.queues.is_empty());
-            let (id1, _) = store.journal.publish(&msg(b"one"), &[("q", 1), ("r", 1)]);
-            let (_id2, _) = store.journal.publish(&msg(b"two"), &[("q", 2)]);
-            let t = store.journal.ack("q", 1, id1);
+            let one = store.journal.publish(&msg(b"one"), 1000, &[("q", 1), ("r", 1)]);
+            store.journal.publish(&msg(b"two"), 2000, &[("q", 2)]);
+            let t = store.journal.ack("q", 1, one.id);
             wait_synced(&store.journal, t).await;
         }
-        let (_store, _, rec) = Store::open(dir.path()).unwrap();
-        let q: Vec<_> = rec.queues["q"].iter().map(|m| (m.seq, m.message.body.clone())).collect();
-        assert_eq!(q, [(2, Bytes::from_static(b"two"))]);
+        let (store, _, rec) = Store::open(dir.path()).unwrap();
+        let locations: Vec<_> = rec.queues["q"].iter().map(|m| m.location).collect();
+        assert_eq!(rec.queues["q"].iter().map(|m| m.seq).collect::<Vec<_>>(), [2]);
+        let read: Vec<_> = store.journal.read_many(&locations).into_iter().map(Result::unwrap).collect();
+        assert_eq!((read[0].published_ms, read[0].message.body.clone()), (2000, Bytes::from_static(b"two")));
         let r: Vec<_> = rec.queues["r"].iter().map(|m| m.seq).collect();
         assert_eq!(r, [1]);
     }
@@ -107,8 +109,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (store, _, _) = Store::open(dir.path()).unwrap();
-            store.journal.publish(&msg(b"a"), &[("q", 1)]);
-            store.journal.publish(&msg(b"b"), &[("q", 2)]);
+            store.journal.publish(&msg(b"a"), 0, &[("q", 1)]);
+            store.journal.publish(&msg(b"b"), 0, &[("q", 2)]);
             let t = store.journal.purge("q", 2, vec![1]);
             wait_synced(&store.journal, t).await;
         }
@@ -126,7 +128,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (store, _, _) = Store::open(dir.path()).unwrap();
-            let (_, t) = store.journal.publish(&msg(b"a"), &[("q", 1)]);
+            let t = store.journal.publish(&msg(b"a"), 0, &[("q", 1)]).ticket;
             wait_synced(&store.journal, t).await;
         }
         let journal = dir.path().join("journal");
@@ -155,15 +157,43 @@ mod tests {
                 queue: "q".into(),
                 routing_key: "k".into(),
                 arguments: serde_json::json!({}),
+                to_exchange: false,
             };
             store.definitions.put_binding(&b).unwrap();
+            // An exchange named like the queue, bound to x: a different binding.
+            store.definitions.put_binding(&BindingDef { to_exchange: true, ..b }).unwrap();
         }
         let (store, defs, _) = Store::open(dir.path()).unwrap();
         assert_eq!(defs.queues.len(), 1);
-        assert_eq!(defs.bindings.len(), 1);
+        assert_eq!(defs.bindings.len(), 2);
         store.definitions.delete_queue("/", "q").unwrap();
         let defs = store.definitions.load().unwrap();
-        assert!(defs.queues.is_empty() && defs.bindings.is_empty());
+        assert!(defs.queues.is_empty());
+        assert_eq!(defs.bindings.iter().map(|b| b.to_exchange).collect::<Vec<_>>(), [true]);
+        store.definitions.delete_exchange("/", "q").unwrap();
+        assert!(store.definitions.load().unwrap().bindings.is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_are_read_back_where_publish_placed_them_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, _) = Store::open(dir.path()).unwrap();
+        // Bodies big enough to roll over a segment (64 MiB) within the test.
+        let body = Bytes::from(vec![7u8; 3 << 20]);
+        let mut placed = Vec::new();
+        for i in 0..30u64 {
+            let m = StoredMessage { body: body.slice(i as usize..), ..msg(b"") };
+            placed.push(store.journal.publish(&m, i as i64, &[("q", i)]));
+        }
+        wait_synced(&store.journal, placed.last().unwrap().ticket).await;
+        let segments: std::collections::HashSet<u32> = placed.iter().map(|p| p.location.segment).collect();
+        assert!(segments.len() >= 2, "rolled over: {segments:?}");
+        let locations: Vec<Location> = placed.iter().map(|p| p.location).collect();
+        for (i, read) in store.journal.read_many(&locations).into_iter().enumerate() {
+            let read = read.unwrap();
+            assert_eq!(read.published_ms, i as i64);
+            assert_eq!(read.message.body.len(), (3 << 20) - i);
+        }
     }
 
     #[tokio::test]

@@ -16,9 +16,11 @@ pub struct StoredMessage {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {
-    /// A persistent message, stored once however many queues hold it.
+    /// A persistent message, stored once however many queues hold it. `published_ms` is the
+    /// wall-clock time it arrived (TTLs count from it across restarts); 0 if unknown.
     Message {
         id: u64,
+        published_ms: i64,
         message: StoredMessage,
     },
     Enqueue {
@@ -49,6 +51,8 @@ const ENQUEUE: u8 = 2;
 const ACK: u8 = 3;
 const PURGE: u8 = 4;
 const STREAM_ENTRY: u8 = 5;
+/// A message with its arrival time (kind 1 records, written before, have none).
+const MESSAGE_AT: u8 = 6;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.put_u32_le(s.len() as u32);
@@ -72,9 +76,10 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME]);
     match record {
-        Record::Message { id, message } => {
-            out.put_u8(MESSAGE);
+        Record::Message { id, published_ms, message } => {
+            out.put_u8(MESSAGE_AT);
             out.put_u64_le(*id);
+            out.put_i64_le(*published_ms);
             put_message(out, message);
         }
         Record::Enqueue { queue, seq, id } => {
@@ -178,7 +183,8 @@ pub fn decode(buf: &Bytes) -> Read {
     let mut c = Cursor { buf: payload };
     let record = (|| -> Result<Record, &'static str> {
         Ok(match c.u8()? {
-            MESSAGE => Record::Message { id: c.u64()?, message: c.message()? },
+            MESSAGE => Record::Message { id: c.u64()?, published_ms: 0, message: c.message()? },
+            MESSAGE_AT => Record::Message { id: c.u64()?, published_ms: c.i64()?, message: c.message()? },
             ENQUEUE => Record::Enqueue { queue: c.string()?, seq: c.u64()?, id: c.u64()? },
             ACK => Record::Ack { queue: c.string()?, seq: c.u64()?, id: c.u64()? },
             PURGE => Record::Purge { queue: c.string()?, below_seq: c.u64()? },
@@ -208,7 +214,7 @@ mod tests {
     #[test]
     fn round_trip_every_kind() {
         let records = vec![
-            Record::Message { id: 7, message: msg() },
+            Record::Message { id: 7, published_ms: 1_700_000_000_000, message: msg() },
             Record::Enqueue { queue: "q".into(), seq: 1, id: 7 },
             Record::Ack { queue: "q".into(), seq: 1, id: 7 },
             Record::Purge { queue: "q".into(), below_seq: 9 },
@@ -229,6 +235,19 @@ mod tests {
             }
         }
         assert_eq!(decode(&buf), Read::Truncated);
+    }
+
+    #[test]
+    fn a_message_written_without_its_time_still_reads() {
+        let mut payload = vec![MESSAGE];
+        payload.put_u64_le(9);
+        put_message(&mut payload, &msg());
+        let mut out = Vec::new();
+        out.put_u32_le(payload.len() as u32);
+        out.put_u32_le(crc32fast::hash(&payload));
+        out.extend_from_slice(&payload);
+        let want = Record::Message { id: 9, published_ms: 0, message: msg() };
+        assert_eq!(decode(&Bytes::from(out)), Read::Record(want, FRAME + payload.len()));
     }
 
     #[test]

@@ -126,11 +126,12 @@ impl Channel {
         let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
         let enqueues: Vec<(&str, u64)> =
             routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.name.as_str(), s))).collect();
-        let (id, ticket) = store.journal.publish(&msg.to_stored(), &enqueues);
-        msg.set_store_id(id);
+        let stored = store.journal.publish(&msg.to_stored(), crate::stream::now_ms(), &enqueues);
+        let ticket = stored.ticket;
+        msg.set_store_id(stored.id);
         for (q, seq) in routed.iter().zip(seqs) {
             let enqueued = match seq {
-                Some(seq) => q.publish_at(seq, msg.clone(), false),
+                Some(seq) => q.publish_at(seq, msg.clone(), stored),
                 None if q.is_stream() => Enqueued::Accepted,
                 None => q.publish(msg.clone()),
             };

@@ -47,6 +47,7 @@ impl Queue {
     /// Connect the queue to its vhost (dead letters, x-expires) and start its x-expires timer.
     pub fn attach(self: &Arc<Self>, vhost: Weak<VirtualHost>) {
         let _ = self.owner_vhost.set(vhost.clone());
+        let _ = self.me.set(Arc::downgrade(self));
         if let Some(ms) = self.args.expires
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
@@ -93,7 +94,11 @@ impl Queue {
             return;
         }
         let now = Instant::now();
-        while let Some(head) = st.ready.front() {
+        loop {
+            if st.ready.is_empty() {
+                self.page_in_locked(st);
+            }
+            let Some(head) = st.ready.front() else { break };
             if self.expiry(&head.msg).is_none_or(|at| at > now) {
                 break;
             }
@@ -101,6 +106,13 @@ impl Queue {
                 self.settle(qm.seq, &qm.msg);
                 self.dead_letter_locked(qm.msg, Reason::Expired);
             }
+        }
+    }
+
+    /// `watch_expiry` from where only `&self` is at hand (paging in).
+    pub(super) fn watch_expiry_locked(&self, st: &mut QueueState, msg: &Message) {
+        if let Some(me) = self.me.get().and_then(Weak::upgrade) {
+            me.watch_expiry(st, msg);
         }
     }
 
@@ -159,7 +171,12 @@ impl Queue {
 
     /// Enqueue a published message with the extension rules: TTL watch, overflow, priority
     /// order; then dispatch, then drop-head if still over a limit.
-    pub(super) fn enqueue_locked(self: &Arc<Self>, st: &mut QueueState, qm: QueuedMessage) -> Enqueued {
+    pub(super) fn enqueue_locked(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        qm: QueuedMessage,
+        stored: Option<warren_persistence::Published>,
+    ) -> Enqueued {
         self.expire_head_locked(st);
         if self.args.limited() && self.args.overflow != Overflow::DropHead && self.would_overflow(st, &qm.msg) {
             self.settle(qm.seq, &qm.msg);
@@ -173,7 +190,11 @@ impl Queue {
             return Enqueued::Accepted;
         }
         self.watch_expiry(st, &qm.msg);
-        self.insert_ordered(&mut st.ready, qm);
+        if self.should_spill(st, &qm.msg) {
+            self.spill(st, qm, stored);
+        } else {
+            self.insert_ordered(&mut st.ready, qm);
+        }
         self.dispatch_locked(st);
         if self.args.limited() {
             while self.over_limit(st) {
@@ -235,6 +256,7 @@ impl Queue {
     pub(super) fn dispatch_ext_locked(self: &Arc<Self>, st: &mut QueueState) {
         loop {
             self.expire_head_locked(st);
+            self.page_in_locked(st);
             if st.ready.is_empty() || st.consumers.is_empty() {
                 return;
             }

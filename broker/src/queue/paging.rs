@@ -1,0 +1,222 @@
+//! Queues longer than memory. A journaled queue keeps a window of ready messages in memory;
+//! persistent messages beyond it keep only their place in the journal (`Spilled::OnDisk`,
+//! about 40 bytes) and are read back, a batch at a time, as consumers drain the window.
+//! Messages that cannot be paged (transient ones on a durable queue) wait behind the paged
+//! ones in memory, so delivery order is kept.
+//!
+//! Invariant: every spilled message comes after every ready one (in `seq` order), so paging
+//! in appends to the ready list and a requeue (always of a message that was ready) goes into
+//! the ready list.
+//!
+//! Queues with length limits or priorities are never paged: their rules look at every message.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use warren_persistence::{Location, Published, RecoveredMessage};
+
+use super::{Queue, QueueState, QueuedMessage};
+use crate::message::Message;
+
+/// Ready messages kept in memory before new ones are paged.
+const WINDOW_MESSAGES: usize = 4096;
+/// ... or fewer when they are big: about this many body bytes.
+const WINDOW_BYTES: u64 = 16 << 20;
+/// Page in when the ready list is shorter than this...
+const REFILL_BELOW: usize = 1024;
+/// ... up to this many.
+const REFILL_TO: usize = 2048;
+
+/// A message behind the in-memory window.
+#[derive(Debug)]
+pub(super) enum Spilled {
+    OnDisk(PagedRef),
+    InMemory(QueuedMessage),
+}
+
+/// A paged-out persistent message: where the journal holds it.
+#[derive(Debug)]
+pub(super) struct PagedRef {
+    seq: u64,
+    id: u64,
+    /// The journal ticket that puts it on disk; it is read back only after that.
+    ticket: u64,
+    location: Location,
+    redelivered: bool,
+}
+
+impl Spilled {
+    pub(super) fn seq_and_store_id(&self) -> Option<(u64, u64)> {
+        match self {
+            Spilled::OnDisk(r) => Some((r.seq, r.id)),
+            Spilled::InMemory(qm) => (qm.msg.persistent && qm.msg.store_id() != 0).then(|| (qm.seq, qm.msg.store_id())),
+        }
+    }
+}
+
+/// Paging state under the queue's lock.
+#[derive(Debug, Default)]
+pub(super) struct Paging {
+    pub(super) spilled: VecDeque<Spilled>,
+    /// A task waits for the journal to sync the first paged message.
+    waiting_for_disk: bool,
+}
+
+impl Queue {
+    /// Whether this queue may page messages out at all.
+    fn pageable(&self) -> bool {
+        self.journaled() && !self.args.limited() && self.args.max_priority.is_none()
+    }
+
+    /// Whether `msg`, about to join the ready list, goes behind the window instead.
+    pub(super) fn should_spill(&self, st: &QueueState, msg: &Message) -> bool {
+        if !self.pageable() {
+            return false;
+        }
+        if !st.paging.spilled.is_empty() {
+            return true;
+        }
+        let ready = st.ready.len();
+        ready >= WINDOW_MESSAGES || (ready >= 64 && ready as u64 * msg.body_size().max(1) >= WINDOW_BYTES)
+    }
+
+    /// Put a message behind the window: on disk only when the journal holds it for this queue.
+    pub(super) fn spill(&self, st: &mut QueueState, qm: QueuedMessage, stored: Option<Published>) {
+        let entry = match stored {
+            Some(p) if qm.msg.persistent && p.id == qm.msg.store_id() => Spilled::OnDisk(PagedRef {
+                seq: qm.seq,
+                id: p.id,
+                ticket: p.ticket,
+                location: p.location,
+                redelivered: qm.redelivered,
+            }),
+            _ => Spilled::InMemory(qm),
+        };
+        st.paging.spilled.push_back(entry);
+    }
+
+    /// Messages waiting behind the window.
+    pub(super) fn spilled_len(st: &QueueState) -> usize {
+        st.paging.spilled.len()
+    }
+
+    /// Put back messages recovered from the journal. A pageable queue keeps them on disk and
+    /// reads them as consumers need them; other queues read them all now. Returns how many.
+    pub fn restore_messages(self: &Arc<Self>, recovered: Vec<RecoveredMessage>) -> usize {
+        let Some(store) = self.store.clone() else { return 0 };
+        let mut st = self.state.lock();
+        if let Some(last) = recovered.last() {
+            st.next_seq = st.next_seq.max(last.seq + 1);
+        }
+        // A queue TTL is checked at the head only: read those in so expiry sees them.
+        if self.pageable() && self.args.message_ttl.is_none() {
+            let n = recovered.len();
+            st.paging.spilled.extend(recovered.into_iter().map(|m| {
+                Spilled::OnDisk(PagedRef { seq: m.seq, id: m.id, ticket: 0, location: m.location, redelivered: true })
+            }));
+            self.page_in_locked(&mut st);
+            return n;
+        }
+        drop(st);
+        let locations: Vec<Location> = recovered.iter().map(|m| m.location).collect();
+        let mut restored = 0;
+        for (m, read) in recovered.iter().zip(store.journal.read_many(&locations)) {
+            match read.ok().and_then(|r| Message::from_stored(r.message, m.id, r.published_ms)) {
+                Some(msg) => {
+                    self.publish_at_recovered(m.seq, Arc::new(msg));
+                    restored += 1;
+                }
+                None => {
+                    tracing::warn!(queue = %self.name, seq = m.seq, "skipping a stored message that does not read back")
+                }
+            }
+        }
+        restored
+    }
+
+    /// Refill the ready list from the spilled messages when it runs low.
+    pub(super) fn page_in_locked(&self, st: &mut QueueState) {
+        if st.paging.spilled.is_empty() || st.ready.len() >= REFILL_BELOW {
+            return;
+        }
+        let Some(store) = &self.store else { return };
+        let synced = store.journal.synced_now();
+        let want = REFILL_TO - st.ready.len();
+        let mut take = 0;
+        let mut not_yet_on_disk = None;
+        for entry in st.paging.spilled.iter().take(want) {
+            if let Spilled::OnDisk(r) = entry
+                && r.ticket > synced
+            {
+                not_yet_on_disk = Some(r.ticket);
+                break;
+            }
+            take += 1;
+        }
+        let batch: Vec<Spilled> = st.paging.spilled.drain(..take).collect();
+        let locations: Vec<Location> = batch
+            .iter()
+            .filter_map(|e| match e {
+                Spilled::OnDisk(r) => Some(r.location),
+                Spilled::InMemory(_) => None,
+            })
+            .collect();
+        let mut reads = store.journal.read_many(&locations).into_iter();
+        for entry in batch {
+            let qm = match entry {
+                Spilled::InMemory(qm) => qm,
+                Spilled::OnDisk(r) => {
+                    let read = reads.next().and_then(|read| {
+                        read.map_err(|e| tracing::error!(queue = %self.name, seq = r.seq, error = %e, "a paged message does not read back"))
+                            .ok()
+                    });
+                    match read.and_then(|read| Message::from_stored(read.message, r.id, read.published_ms)) {
+                        Some(msg) => QueuedMessage { seq: r.seq, msg: Arc::new(msg), redelivered: r.redelivered },
+                        None => {
+                            // Unreadable: it cannot be delivered, so it must not pin the journal.
+                            store.journal.ack(self.name.as_str(), r.seq, r.id);
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.watch_expiry_locked(st, &qm.msg);
+            st.ready.push_back(qm);
+        }
+        if let Some(ticket) = not_yet_on_disk {
+            self.wake_when_on_disk(st, ticket);
+        }
+    }
+
+    /// The next paged message is not on disk yet: dispatch again once it is.
+    fn wake_when_on_disk(&self, st: &mut QueueState, ticket: u64) {
+        if st.paging.waiting_for_disk {
+            return;
+        }
+        let (Some(store), Some(me), Ok(rt)) =
+            (self.store.clone(), self.me.get().cloned(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        st.paging.waiting_for_disk = true;
+        rt.spawn(async move {
+            let mut synced = store.journal.synced();
+            while *synced.borrow_and_update() < ticket {
+                if synced.changed().await.is_err() {
+                    return;
+                }
+            }
+            if let Some(q) = me.upgrade() {
+                q.state.lock().paging.waiting_for_disk = false;
+                q.dispatch();
+            }
+        });
+    }
+
+    /// Drop every spilled message (purge, delete); returns their journal (seq, id) pairs.
+    pub(super) fn drop_spilled(st: &mut QueueState) -> (usize, Vec<(u64, u64)>) {
+        let spilled = std::mem::take(&mut st.paging.spilled);
+        let ids = spilled.iter().filter_map(Spilled::seq_and_store_id).collect();
+        (spilled.len(), ids)
+    }
+}
