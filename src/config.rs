@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure an AMQP 0-9-1 broker (warren, RabbitMQ, ...) over the wire.
     Perf(crate::perf_cli::PerfCommand),
+    /// Change a running warren's settings (as rabbitmqctl): set_vm_memory_high_watermark,
+    /// set_disk_free_limit, status.
+    Ctl(crate::ctl::CtlCommand),
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
 
 mod config;
+mod ctl;
 mod perf_cli;
 
 use clap::Parser;
@@ -20,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().disable_lifo_slot().build()?;
     match cli.command {
         Some(config::Command::Perf(cmd)) => runtime.block_on(perf_cli::run(cmd)),
+        Some(config::Command::Ctl(cmd)) => runtime.block_on(ctl::run(cmd)),
         None => runtime.block_on(serve(cli.server)),
     }
 }
@@ -33,6 +35,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     } else {
         let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", options.data_dir.display()))?;
+        ctl::serve(&options.data_dir, broker.clone())?;
         let listener = TcpListener::bind(&options.amqp_bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;

@@ -81,7 +81,8 @@ pub struct ThroughputArgs {
     #[arg(long)]
     pub queue: Option<String>,
     /// Fill mode: stop once this many messages are confirmed (published, without --confirm)
-    /// and leave them queued (use with --consumers 0 and --queue; the queue is not deleted).
+    /// and leave them queued, added to what the queue already holds (use with --consumers 0
+    /// and --queue; the queue is neither purged nor deleted).
     #[arg(long)]
     pub fill: Option<u64>,
 }

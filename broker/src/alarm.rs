@@ -90,17 +90,24 @@ fn log_change(state: AlarmState, limits: &Limits) {
 }
 
 /// Check now (so the first reading is in place before clients connect), then every
-/// `CHECK_INTERVAL` in the background. A failed reading counts as no alarm and is logged.
-pub fn watch_resources(limits: Limits) -> watch::Receiver<AlarmState> {
+/// `CHECK_INTERVAL` in the background, and at once when the limits change (through the
+/// returned sender: `warren ctl set_vm_memory_high_watermark ...`). A failed reading counts as
+/// no alarm and is logged.
+pub fn watch_resources(limits: Limits) -> (watch::Receiver<AlarmState>, watch::Sender<Limits>) {
     let initial = check(&limits);
     if initial.is_some() {
         log_change(initial, &limits);
     }
     let (tx, rx) = watch::channel(initial);
+    let (limits_tx, mut limits_rx) = watch::channel(limits);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECK_INTERVAL);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = limits_rx.changed() => if changed.is_err() { return },
+            }
+            let limits = limits_rx.borrow_and_update().clone();
             let state = check(&limits);
             if state != *tx.borrow() {
                 log_change(state, &limits);
@@ -110,7 +117,7 @@ pub fn watch_resources(limits: Limits) -> watch::Receiver<AlarmState> {
             }
         }
     });
-    rx
+    (rx, limits_tx)
 }
 
 /// `--memory-high-watermark`: a fraction of the machine's memory (`0.4`, RabbitMQ's default)

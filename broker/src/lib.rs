@@ -89,6 +89,8 @@ pub struct Broker {
     alarm: tokio::sync::watch::Receiver<alarm::AlarmState>,
     /// Keeps `alarm` open when nothing watches the disk (in-memory brokers).
     _alarm_sender: Option<tokio::sync::watch::Sender<alarm::AlarmState>>,
+    /// What the resource monitor checks, changeable at run time (brokers on a data directory).
+    limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -100,13 +102,13 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// A broker that keeps everything in memory.
     pub fn new(config: BrokerConfig) -> Arc<Self> {
-        Self::build(config, None, None)
+        Self::build(config, None, None, None)
     }
 
     /// A broker that keeps everything in memory and blocks publishers while `alarm` is set:
     /// for embedders that watch resources of their own, and for tests.
     pub fn with_alarm(config: BrokerConfig, alarm: tokio::sync::watch::Receiver<alarm::AlarmState>) -> Arc<Self> {
-        Self::build(config, None, Some(alarm))
+        Self::build(config, None, Some(alarm), None)
     }
 
     /// A broker on a data directory: durable definitions and persistent messages survive
@@ -114,13 +116,14 @@ impl Broker {
     pub fn open(config: BrokerConfig, data_dir: &std::path::Path) -> Result<Arc<Self>, warren_persistence::StoreError> {
         let (store, defs, mut recovery) = warren_persistence::Store::open(data_dir)?;
         // The disk monitor runs on the runtime; without one (some unit tests) nothing watches.
-        let alarm = tokio::runtime::Handle::try_current().is_ok().then(|| {
+        let monitor = tokio::runtime::Handle::try_current().is_ok().then(|| {
             alarm::watch_resources(alarm::Limits {
                 disk: Some((data_dir.to_owned(), config.disk_free_limit)),
                 memory: config.memory_high_watermark,
             })
         });
-        let broker = Self::build(config, Some(Arc::new(store)), alarm);
+        let (alarm, limits) = monitor.unzip();
+        let broker = Self::build(config, Some(Arc::new(store)), alarm, limits);
         for vhost in broker.vhosts.values() {
             vhost.recover(&defs, &mut recovery);
         }
@@ -131,6 +134,7 @@ impl Broker {
         config: BrokerConfig,
         store: Option<Arc<warren_persistence::Store>>,
         alarm: Option<tokio::sync::watch::Receiver<alarm::AlarmState>>,
+        limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
     ) -> Arc<Self> {
         let (alarm, _alarm_sender) = match alarm {
             Some(rx) => (rx, None),
@@ -144,7 +148,33 @@ impl Broker {
             .iter()
             .map(|v| (v.clone(), Arc::new_cyclic(|me| vhost::VirtualHost::new(v, store.clone()).with_self(me.clone()))))
             .collect();
-        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender })
+        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender, limits })
+    }
+
+    /// The resource limits in force; None when nothing watches resources.
+    pub fn limits(&self) -> Option<alarm::Limits> {
+        self.limits.as_ref().map(|l| l.borrow().clone())
+    }
+
+    /// Change the memory high watermark (bytes; None: no limit) at run time, as
+    /// `rabbitmqctl set_vm_memory_high_watermark`. False when nothing watches resources.
+    pub fn set_memory_high_watermark(&self, bytes: Option<u64>) -> bool {
+        self.limits.as_ref().is_some_and(|l| {
+            l.send_modify(|limits| limits.memory = bytes);
+            true
+        })
+    }
+
+    /// Change the disk free limit (bytes) at run time, as `rabbitmqctl set_disk_free_limit`.
+    pub fn set_disk_free_limit(&self, bytes: u64) -> bool {
+        self.limits.as_ref().is_some_and(|l| {
+            l.send_modify(|limits| {
+                if let Some((_, limit)) = limits.disk.as_mut() {
+                    *limit = bytes;
+                }
+            });
+            true
+        })
     }
 
     /// The resource alarm: `Some(reason)` while publishers are blocked.

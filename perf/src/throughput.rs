@@ -103,8 +103,11 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     let mut setup = Wire::connect(&opts.uri).await?;
     let declare = queue::Declare { queue: opts.queue.as_str().into(), durable: opts.persistent, ..Default::default() };
     setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))).await?;
-    let purge = queue::Purge { queue: opts.queue.as_str().into(), nowait: false };
-    setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge))).await?;
+    // A measurement starts from an empty queue; a fill adds to what is there.
+    if opts.fill.is_none() {
+        let purge = queue::Purge { queue: opts.queue.as_str().into(), nowait: false };
+        setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge))).await?;
+    }
 
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
