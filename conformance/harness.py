@@ -49,6 +49,9 @@ class Broker:
     port: int
     user: str = "guest"
     password: str = "guest"
+    # runs the broker's control tool (rabbitmqctl / warren ctl) with these arguments; returns
+    # whether it succeeded. None when the broker was given by address only.
+    ctl: Optional[Callable[[list[str]], bool]] = None
 
     @property
     def url(self) -> str:
@@ -93,6 +96,8 @@ class T:
         self.conns: list[Client] = []
         self.names: list[str] = []
         self._labels = 0
+        # control commands that undo what the scenario changed, run by finish()
+        self._undo: list[list[str]] = []
 
     def add(self, line: str) -> None:
         self.lines.append(line)
@@ -108,6 +113,18 @@ class T:
         name = f"{base}.{self.token}"
         self.names.append(name)
         return name
+
+    def ctl(self, args: list[str], undo: Optional[list[str]] = None) -> bool:
+        """Run a broker control command (the same arguments for rabbitmqctl and warren ctl);
+        `undo` runs when the scenario ends, whatever happens. Recorded as one line."""
+        if self.broker.ctl is None:
+            self.add(f"ctl {' '.join(args)}: no control tool for this broker")
+            return False
+        if undo:
+            self._undo.append(undo)
+        ok = self.broker.ctl(args)
+        self.add(f"ctl {' '.join(args)}: {'ok' if ok else 'failed'}")
+        return ok
 
     def _label(self, label: Optional[str]) -> str:
         self._labels += 1
@@ -136,6 +153,8 @@ class T:
         for c in self.conns:
             c.end_defer()
             c.close_socket()
+        while self._undo and self.broker.ctl is not None:
+            self.broker.ctl(self._undo.pop())
         if not self.names:
             return
         # remove what the scenario left behind (not recorded)

@@ -6,6 +6,7 @@
 #   conformance/rabbitmq.sh stop     stop our node (and only our node)
 #   conformance/rabbitmq.sh status   exit 0 and print the URL if our node answers AMQP
 #   conformance/rabbitmq.sh version  print the version of the running node
+#   conformance/rabbitmq.sh ctl ARGS rabbitmqctl ARGS against our node (e.g. set_vm_memory_high_watermark 0.4)
 #
 # Environment:
 #   WARREN_RABBIT_DIR        state dir (mnesia, logs, config)   default /tmp/warren-rabbitmq
@@ -388,8 +389,12 @@ case "${1:-}" in
         cmd_status > /dev/null && report_version
         cat "$STATE_DIR/version"
         ;;
+    ctl)
+        shift
+        timeout 60 "${CTL[@]}" -q "$@"
+        ;;
     *)
-        echo "usage: $0 start|stop|status|version" >&2
+        echo "usage: $0 start|stop|status|version|ctl ARGS" >&2
         exit 2
         ;;
 esac

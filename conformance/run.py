@@ -109,6 +109,15 @@ class Warren:
         self.port = port_box[0]
         return self.port
 
+    def ctl(self, args: list[str]) -> bool:
+        """`warren ctl` on this warren's data directory."""
+        try:
+            r = subprocess.run([self.binary, "ctl", "--data-dir", self.data_dir, *args], capture_output=True,
+                               text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return r.returncode == 0
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -118,6 +127,15 @@ class Warren:
                 self.proc.kill()
                 self.proc.wait(5)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def rabbitmqctl(args: list[str]) -> bool:
+    """rabbitmqctl against the node rabbitmq.sh runs (WARREN_RABBIT_NODE and friends)."""
+    try:
+        r = subprocess.run([str(HERE / "rabbitmq.sh"), "ctl", *args], capture_output=True, text=True, timeout=90)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
 
 
 def server_info(b: Broker) -> dict[str, str]:
@@ -187,7 +205,7 @@ def main() -> int:
         return 2
 
     rh, rp = hostport(args.rabbit)
-    rabbit = Broker("rabbit", rh, rp)
+    rabbit = Broker("rabbit", rh, rp, ctl=rabbitmqctl)
     warren_proc = None
     warren = None
     need_warren = args.broker in (None, "warren")
@@ -198,7 +216,7 @@ def main() -> int:
         else:
             binary = args.warren_bin or str(HERE.parent / "target" / "debug" / "warren")
             warren_proc = Warren(binary)
-            warren = Broker("warren", "127.0.0.1", warren_proc.start())
+            warren = Broker("warren", "127.0.0.1", warren_proc.start(), ctl=warren_proc.ctl)
     try:
         if args.broker:
             b = rabbit if args.broker == "rabbit" else warren

@@ -255,3 +255,53 @@ def ttl_zero_reaches_a_waiting_consumer(t: T):
     c.publish(1, "", plain, "per-message", props={"expiration": "0"})
     c.deliveries(1, 1)
     c.close()
+
+
+@scenario
+def memory_alarm_blocks_publishers_until_it_clears(t: T):
+    """A memory alarm (set_vm_memory_high_watermark below what the broker uses): a connection
+    that publishes gets connection.blocked "low on memory" and its message waits; a connection
+    that only reads is neither blocked nor stopped; when the watermark is raised again the
+    publisher gets connection.unblocked and the held message arrives."""
+    q = t.n("held")
+    reader = t.connect("reader")
+    reader.declare_queue(1, q)
+    pub = t.connect("pub")
+    if not t.ctl(["set_vm_memory_high_watermark", "0.0000001"], undo=["set_vm_memory_high_watermark", "0.4"]):
+        return
+    time.sleep(0.3)
+    pub.publish(1, "", q, "held")
+    pub.expect("connection.blocked", "connection.blocked")
+    reader.declare_queue(1, q, passive=True)
+    reader.settle(0.3)
+    t.ctl(["set_vm_memory_high_watermark", "0.4"])
+    pub.expect("connection.unblocked", "connection.unblocked")
+    time.sleep(0.3)
+    reader.declare_queue(1, q, passive=True)
+    reader.get(1, q, no_ack=True)
+    reader.call(1, "queue.delete", queue=q)
+    reader.close()
+    pub.close()
+
+
+@scenario
+def disk_alarm_blocks_publishers_until_it_clears(t: T):
+    """A disk alarm (set_disk_free_limit above the free space): publishers get connection.blocked
+    "low on disk" and their message waits; a lower limit clears it, connection.unblocked."""
+    q = t.n("held")
+    reader = t.connect("reader")
+    reader.declare_queue(1, q)
+    pub = t.connect("pub")
+    if not t.ctl(["set_disk_free_limit", "100000GB"], undo=["set_disk_free_limit", "50MB"]):
+        return
+    time.sleep(0.3)
+    pub.publish(1, "", q, "held")
+    pub.expect("connection.blocked", "connection.blocked")
+    reader.declare_queue(1, q, passive=True)
+    t.ctl(["set_disk_free_limit", "50MB"])
+    pub.expect("connection.unblocked", "connection.unblocked")
+    time.sleep(0.3)
+    reader.declare_queue(1, q, passive=True)
+    reader.call(1, "queue.delete", queue=q)
+    reader.close()
+    pub.close()
