@@ -5,14 +5,23 @@
 //! state (delivery tags, unacked messages, consumers and their prefetch credit), so a queue can
 //! deliver without a round trip through the connection task. The writer task swaps the buffer
 //! out and writes it in one syscall: writes are batched by construction.
+//!
+//! Write-through: while a connection task handles what it read (see [`DeferWrites`]), sinks it
+//! filled are not woken one by one; at the end of the batch each is written straight to its
+//! socket from that task when its writer is idle, saving the writer's wake-up (a futex wake and
+//! a context switch, most of the latency at low rates). Anything the socket does not take at
+//! once goes to the writer task as before.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::ShortString;
 use parking_lot::{Mutex, MutexGuard};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 
 use crate::connection::codec;
@@ -21,6 +30,8 @@ use crate::queue::{Consumer, Queue, QueuedMessage};
 
 /// Above this many unflushed bytes, queues stop handing deliveries to the connection.
 pub const HIGH_WATER: usize = 1 << 20;
+/// Write-through takes at most this many bytes; more wake the writer task.
+const WRITE_THROUGH_MAX: usize = 4096;
 
 /// A delivery the client has not acknowledged yet.
 #[derive(Debug)]
@@ -104,6 +115,10 @@ pub struct SinkState {
     /// A queue stopped delivering because `out` was over HIGH_WATER.
     pub starved: bool,
     pub channels: HashMap<u16, ChannelDeliveries>,
+    /// The socket, shared with the writer task for write-through (None once it is done).
+    pub socket: Option<Arc<OwnedWriteHalf>>,
+    /// The writer task holds bytes it has not written yet: nobody else may write now.
+    pub writer_busy: bool,
 }
 
 #[derive(Debug)]
@@ -115,17 +130,101 @@ pub struct ConnectionSink {
     wake_writer: Notify,
     /// Tells the connection task that the writer drained, so starved queues dispatch again.
     drained: mpsc::UnboundedSender<()>,
+    /// Itself, to be put on this thread's list of sinks to flush (write-through).
+    me: Weak<ConnectionSink>,
+    /// On that list already.
+    deferred: AtomicBool,
+}
+
+thread_local! {
+    /// Write-through is on for the batch this thread is handling.
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
+    /// Sinks filled during the batch, flushed when it ends.
+    static TO_FLUSH: RefCell<Vec<Arc<ConnectionSink>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// While alive, sinks filled on this thread are flushed when it drops instead of waking their
+/// writers one by one. Create it around synchronous work only (no `.await` in between: the
+/// task must not move to another thread while it is alive).
+pub struct DeferWrites {
+    outermost: bool,
+}
+
+impl DeferWrites {
+    pub fn begin() -> Self {
+        Self { outermost: !DEFERRING.with(|d| d.replace(true)) }
+    }
+}
+
+impl Drop for DeferWrites {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        DEFERRING.with(|d| d.set(false));
+        let sinks = TO_FLUSH.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        for sink in &sinks {
+            sink.deferred.store(false, Ordering::Relaxed);
+            sink.write_through();
+        }
+        // Keep the list's allocation for the next batch.
+        TO_FLUSH.with(|t| {
+            let mut list = t.borrow_mut();
+            if list.is_empty() {
+                *list = sinks;
+                list.clear();
+            }
+        });
+    }
 }
 
 impl ConnectionSink {
-    pub fn new(id: u64, frame_max: u32, cancel_notify: bool, drained: mpsc::UnboundedSender<()>) -> Self {
-        Self {
+    pub fn new(
+        id: u64,
+        frame_max: u32,
+        cancel_notify: bool,
+        drained: mpsc::UnboundedSender<()>,
+        socket: Option<Arc<OwnedWriteHalf>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             id,
             cancel_notify,
-            state: Mutex::new(SinkState { frame_max, ..Default::default() }),
+            state: Mutex::new(SinkState { frame_max, socket, ..Default::default() }),
             wake_writer: Notify::new(),
             drained,
+            me: me.clone(),
+            deferred: AtomicBool::new(false),
+        })
+    }
+
+    /// Write what is buffered straight to the socket if the writer is idle; whatever the
+    /// socket does not take now is left to the writer.
+    fn write_through(&self) {
+        let mut st = self.lock();
+        if st.out.is_empty() {
+            return;
         }
+        // Big batches (high rates) go to the writer task, which writes them on another core
+        // while this task reads on; write-through is for the few bytes of a quiet moment.
+        let written = match (&st.socket, st.writer_busy) {
+            (Some(socket), false) if st.out.len() <= WRITE_THROUGH_MAX => match socket.try_write(&st.out) {
+                Ok(n) => n,
+                Err(_) => 0, // would block, or an error the writer will meet and report
+            },
+            _ => 0,
+        };
+        if written == st.out.len() {
+            st.out.clear();
+            if st.starved {
+                st.starved = false;
+                drop(st);
+                self.signal_drained();
+            }
+            return;
+        }
+        st.out.drain(..written);
+        drop(st);
+        self.wake_writer.notify_one();
     }
 
     /// Lock the state; never hold the guard across an `.await` or while taking a queue lock.
@@ -133,7 +232,17 @@ impl ConnectionSink {
         self.state.lock()
     }
 
+    /// There is something to send: wake the writer, or, inside [`DeferWrites`], note the sink
+    /// for write-through at the end of the batch.
     pub fn wake_writer(&self) {
+        if DEFERRING.with(Cell::get) {
+            if !self.deferred.swap(true, Ordering::Relaxed)
+                && let Some(me) = self.me.upgrade()
+            {
+                TO_FLUSH.with(|t| t.borrow_mut().push(me));
+            }
+            return;
+        }
         self.wake_writer.notify_one();
     }
 

@@ -26,7 +26,7 @@ use crate::Broker;
 use crate::channel::assembler::Assembled;
 use crate::channel::{Channel, ChannelCtx};
 use crate::error::{AmqpError, ReplyCode};
-use crate::sink::{ChannelDeliveries, ConnectionSink};
+use crate::sink::{ChannelDeliveries, ConnectionSink, DeferWrites};
 use crate::vhost::VirtualHost;
 use codec::{Frame, FrameError};
 
@@ -54,8 +54,10 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
     };
     let id = broker.next_id();
     let (drained_tx, drained_rx) = mpsc::unbounded_channel();
-    let sink = Arc::new(ConnectionSink::new(id, negotiated.frame_max, negotiated.cancel_notify, drained_tx));
     let (reader, write_half) = stream.into_split();
+    let write_half = Arc::new(write_half);
+    let sink =
+        ConnectionSink::new(id, negotiated.frame_max, negotiated.cancel_notify, drained_tx, Some(write_half.clone()));
     let heartbeat = (negotiated.heartbeat > 0).then(|| Duration::from_secs(u64::from(negotiated.heartbeat)));
     let writer = tokio::spawn(writer::run(sink.clone(), write_half, heartbeat));
     let mut conn = Connection {
@@ -188,7 +190,10 @@ impl Connection {
                 // A blocked connection is not read from: its publishes wait in the client and
                 // in the socket, and TCP pushes back (RabbitMQ's flow control).
                 outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked => match outcome {
-                    ReadOutcome::Data => self.process(&mut buf),
+                    ReadOutcome::Data => {
+                        let _batch = DeferWrites::begin();
+                        self.process(&mut buf);
+                    }
                     ReadOutcome::Eof => break,
                     ReadOutcome::Failed(e) => {
                         tracing::debug!(peer = %self.peer, error = %e, "read failed");
@@ -199,7 +204,10 @@ impl Connection {
                         break;
                     }
                 },
-                Some(()) = drained.recv() => self.dispatch_all(),
+                Some(()) = drained.recv() => {
+                    let _batch = DeferWrites::begin();
+                    self.dispatch_all();
+                }
                 changed = alarm.changed(), if alarm_open => {
                     alarm_open = changed.is_ok();
                     self.alarm_set = alarm_open && alarm.borrow_and_update().is_some();
@@ -211,7 +219,10 @@ impl Connection {
                         Some(rx) => Some(rx.changed().await),
                         None => None,
                     }
-                }, if awaiting_disk => self.flush_confirms(),
+                }, if awaiting_disk => {
+                    let _batch = DeferWrites::begin();
+                    self.flush_confirms();
+                }
                 changed = shutdown.changed(), if !shutting_down => {
                     shutting_down = true;
                     if changed.is_err() || *shutdown.borrow() {

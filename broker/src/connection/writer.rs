@@ -1,5 +1,7 @@
-//! The writer task: owns the socket's write half, swaps the sink's buffer out and writes it in
-//! one go whenever there is something to send, and sends heartbeats when it has been quiet.
+//! The writer task: swaps the sink's buffer out and writes it in one go whenever there is
+//! something to send, and sends heartbeats when it has been quiet. It shares the socket's write
+//! half with the sink, which writes through directly while this task is idle (`writer_busy`
+//! tells them apart: bytes are written by one of them at a time, in order).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +15,13 @@ use crate::sink::ConnectionSink;
 /// Largest buffer kept between writes; a bigger one is released after a burst.
 const KEEP_CAPACITY: usize = 4 << 20;
 
-pub async fn run(sink: Arc<ConnectionSink>, mut socket: OwnedWriteHalf, heartbeat: Option<Duration>) {
+pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<OwnedWriteHalf>, heartbeat: Option<Duration>) {
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let finished = {
             let mut st = sink.lock();
             std::mem::swap(&mut st.out, &mut pending);
+            st.writer_busy = !pending.is_empty();
             // The writer took everything: queues that stopped at the high-water mark may fill
             // the (now empty) buffer again while this batch is written.
             if st.starved {
@@ -35,6 +38,7 @@ pub async fn run(sink: Arc<ConnectionSink>, mut socket: OwnedWriteHalf, heartbea
                 Some(interval) => {
                     if tokio::time::timeout(interval, sink.writer_wakeup()).await.is_err() {
                         codec::write_heartbeat(&mut pending);
+                        sink.lock().writer_busy = true;
                     }
                 }
                 None => sink.writer_wakeup().await,
@@ -43,9 +47,11 @@ pub async fn run(sink: Arc<ConnectionSink>, mut socket: OwnedWriteHalf, heartbea
                 continue;
             }
         }
-        if let Err(e) = socket.write_all(&pending).await {
+        if let Err(e) = write_all(&socket, &pending).await {
             tracing::debug!(error = %e, "write failed; closing connection");
-            sink.lock().closed = true;
+            let mut st = sink.lock();
+            st.closed = true;
+            st.socket = None;
             return;
         }
         pending.clear();
@@ -53,5 +59,23 @@ pub async fn run(sink: Arc<ConnectionSink>, mut socket: OwnedWriteHalf, heartbea
             pending = Vec::new();
         }
     }
-    let _ = socket.shutdown().await;
+    // Take the socket back from the sink and close our side cleanly.
+    sink.lock().socket = None;
+    if let Ok(mut socket) = Arc::try_unwrap(socket) {
+        let _ = socket.shutdown().await;
+    }
+}
+
+/// `write_all` through a shared write half.
+async fn write_all(socket: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
