@@ -207,10 +207,10 @@ impl ConnectionSink {
         // Big batches (high rates) go to the writer task, which writes them on another core
         // while this task reads on; write-through is for the few bytes of a quiet moment.
         let written = match (&st.socket, st.writer_busy) {
-            (Some(socket), false) if st.out.len() <= WRITE_THROUGH_MAX => match socket.try_write(&st.out) {
-                Ok(n) => n,
-                Err(_) => 0, // would block, or an error the writer will meet and report
-            },
+            (Some(socket), false) if st.out.len() <= WRITE_THROUGH_MAX => {
+                // Would block, or an error the writer will meet and report: 0 written.
+                socket.try_write(&st.out).unwrap_or(0)
+            }
             _ => 0,
         };
         if written == st.out.len() {
