@@ -47,10 +47,16 @@ WARREN_URL="amqp://guest:guest@127.0.0.1:$WARREN_PORT/%2f"
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2> /dev/null || echo 0; }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
+# warren as a broker only (RabbitMQ runs no web chat either), on a data dir of its own: not
+# the repo's ./warren-data, whose chat history would be loaded and counted.
+WARREN_DATA="$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")"
+export WARREN_NO_CHAT=true WARREN_DATA_DIR="$WARREN_DATA"
+
 WARREN_PID=""
 cleanup() {
     stop_warren
     conformance/rabbitmq.sh stop > /dev/null 2>&1 || true
+    rm -rf "$WARREN_DATA"
 }
 trap cleanup EXIT
 

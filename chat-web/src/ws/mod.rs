@@ -1,8 +1,8 @@
 //! The live side: one WebSocket per browser tab.
 //!
 //! - `protocol`: the JSON frames a client may send;
-//! - `session`: one socket: a writer task fed by a bounded channel, a reader loop, one
-//!   forwarding task per subscribed room.
+//! - `session`: one socket: a reader loop, and a writer task fed by a bounded channel and by
+//!   the live event feeds of the rooms it subscribed to.
 
 pub mod protocol;
 pub mod session;

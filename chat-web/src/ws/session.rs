@@ -1,12 +1,20 @@
 //! One WebSocket session: authenticate (done by the route), say hello, then serve frames.
+//!
+//! Two tasks per socket: the reader loop (this function) and one writer task that owns every
+//! outgoing path: frames queued by the reader and by actions, plus the live event feeds (the
+//! global feed and one per subscribed room), read straight from their broadcast channels. An
+//! event reaches the socket with one task wake-up, not two.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitSink;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use warp::ws::{Message, WebSocket};
 
 use super::protocol::ClientFrame;
@@ -16,17 +24,39 @@ use crate::presence::Status;
 use crate::room_log::Outgoing;
 use crate::state::App;
 
+/// What the writer task is told.
+enum Out {
+    Frame(Message),
+    /// Forward `room`'s live events from `rx`, skipping stream offsets up to `high` (the
+    /// catch-up sent them already).
+    Subscribe {
+        room: String,
+        rx: broadcast::Receiver<Arc<Outgoing>>,
+        high: Option<u64>,
+    },
+    Unsubscribe {
+        room: String,
+    },
+}
+
+/// An event feed the writer reads.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Feed {
+    Global,
+    Room(String),
+}
+
 /// The sending half shared by the session's tasks: a bounded queue to the writer task, and a
 /// kill switch pulled when that queue overflows (a browser too slow to keep up).
 #[derive(Clone)]
 struct Outbox {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Out>,
     kill: Arc<Notify>,
 }
 
 impl Outbox {
-    fn send_text(&self, text: impl Into<String>) -> bool {
-        match self.tx.try_send(Message::text(text)) {
+    fn push(&self, out: Out) -> bool {
+        match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("closing a WebSocket that does not keep up");
@@ -37,53 +67,140 @@ impl Outbox {
         }
     }
 
+    fn send_text(&self, text: impl Into<String>) -> bool {
+        self.push(Out::Frame(Message::text(text)))
+    }
+
     fn send(&self, value: &Value) -> bool {
         self.send_text(value.to_string())
     }
 
     fn error(&self, e: &ApiError, room: Option<&str>, client_id: Option<&str>) {
-        let mut v = json!({"type": "error"});
-        if let (Some(obj), Ok(Value::Object(body))) = (v.as_object_mut(), serde_json::to_value(e.body())) {
-            obj.extend(body);
-            if let Some(r) = room {
-                obj.insert("room".into(), r.into());
+        self.send(&error_event(e, room, client_id));
+    }
+}
+
+fn error_event(e: &ApiError, room: Option<&str>, client_id: Option<&str>) -> Value {
+    let mut v = json!({"type": "error"});
+    if let (Some(obj), Ok(Value::Object(body))) = (v.as_object_mut(), serde_json::to_value(e.body())) {
+        obj.extend(body);
+        if let Some(r) = room {
+            obj.insert("room".into(), r.into());
+        }
+        if let Some(c) = client_id {
+            obj.insert("client_id".into(), c.into());
+        }
+    }
+    v
+}
+
+/// The writer task: everything that goes out on one socket.
+struct Writer {
+    app: App,
+    user: String,
+    sink: SplitSink<WebSocket, Message>,
+    feeds: StreamMap<Feed, BroadcastStream<Arc<Outgoing>>>,
+    /// Per room: the highest stream offset its catch-up sent.
+    highs: HashMap<String, Option<u64>>,
+    kill: Arc<Notify>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
+        loop {
+            let more = tokio::select! {
+                out = rx.recv() => match out {
+                    Some(out) => self.take(out).await,
+                    None => false,
+                },
+                Some((feed, event)) = self.feeds.next(), if !self.feeds.is_empty() => self.forward(feed, event).await,
+            };
+            if !more {
+                break;
             }
-            if let Some(c) = client_id {
-                obj.insert("client_id".into(), c.into());
+            // Encode everything else that is ready, then flush once: one write per burst.
+            let mut more = true;
+            while more {
+                if let Ok(out) = rx.try_recv() {
+                    more = self.take(out).await;
+                } else if let Some(Some((feed, event))) = self.feeds.next().now_or_never() {
+                    more = self.forward(feed, event).await;
+                } else {
+                    break;
+                }
+            }
+            if !more || self.sink.flush().await.is_err() {
+                break;
             }
         }
-        self.send(&v);
+        let _ = self.sink.close().await;
+    }
+
+    /// Handle one instruction; false when the socket is gone.
+    async fn take(&mut self, out: Out) -> bool {
+        match out {
+            Out::Frame(m) => self.sink.feed(m).await.is_ok(),
+            Out::Subscribe { room, rx, high } => {
+                self.highs.insert(room.clone(), high);
+                self.feeds.insert(Feed::Room(room), BroadcastStream::new(rx));
+                true
+            }
+            Out::Unsubscribe { room } => {
+                self.highs.remove(&room);
+                self.feeds.remove(&Feed::Room(room));
+                true
+            }
+        }
+    }
+
+    /// Forward one live event if it is for this session; false when the socket is gone.
+    async fn forward(&mut self, feed: Feed, event: Result<Arc<Outgoing>, BroadcastStreamRecvError>) -> bool {
+        let text = match (&feed, event) {
+            (Feed::Global, Ok(ev)) => {
+                if !ev.is_for(&self.user) {
+                    return true;
+                }
+                ev.json.to_string()
+            }
+            (Feed::Global, Err(BroadcastStreamRecvError::Lagged(_))) => return true,
+            (Feed::Room(room), Ok(ev)) => {
+                if ev.offset.is_some() && ev.offset <= self.highs.get(room).copied().flatten() {
+                    return true;
+                }
+                if !self.app.directory.is_member(room, &self.user) {
+                    let e = ApiError::Forbidden(format!("you left {room}"));
+                    let text = error_event(&e, Some(room), None).to_string();
+                    self.feeds.remove(&feed);
+                    return self.sink.feed(Message::text(text)).await.is_ok();
+                }
+                ev.json.to_string()
+            }
+            (Feed::Room(room), Err(BroadcastStreamRecvError::Lagged(n))) => {
+                let e = ApiError::Conflict(format!("{n} events skipped: subscribe again with your last offset"));
+                error_event(&e, Some(room), None).to_string()
+            }
+        };
+        if self.sink.feed(Message::text(text)).await.is_err() {
+            self.kill.notify_one();
+            return false;
+        }
+        true
     }
 }
 
 pub async fn run(app: App, user: String, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
     let kill = Arc::new(Notify::new());
     let out = Outbox { tx, kill: kill.clone() };
-    // Writer: encode everything already queued, then flush once (one write per burst, not per
-    // frame: a room event reaches every session at the same moment).
-    let writer = tokio::spawn(async move {
-        'outer: while let Some(m) = rx.recv().await {
-            if sink.feed(m).await.is_err() {
-                break;
-            }
-            while let Ok(m) = rx.try_recv() {
-                if sink.feed(m).await.is_err() {
-                    break 'outer;
-                }
-            }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let mut feeds = StreamMap::new();
+    feeds.insert(Feed::Global, BroadcastStream::new(app.global.subscribe()));
+    let writer =
+        Writer { app: app.clone(), user: user.clone(), sink, feeds, highs: HashMap::new(), kill: kill.clone() };
+    let writer = tokio::spawn(writer.run(rx));
 
     app.presence_change(&user, 1, 0).await;
     let mut away = false;
-    let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
-    subs.insert(String::new(), forward_global(app.global.subscribe(), out.clone(), user.clone()));
     hello(&app, &user, &out).await;
 
     loop {
@@ -134,17 +251,13 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
                 }
             }
             ClientFrame::Subscribe { room, since } => match subscribe(&app, &user, &room, since, &out).await {
-                Ok(task) => {
-                    if let Some(old) = subs.insert(room, task) {
-                        old.abort();
-                    }
+                Ok((rx, high)) => {
+                    out.push(Out::Subscribe { room, rx, high });
                 }
                 Err(e) => out.error(&e, Some(&room), None),
             },
             ClientFrame::Unsubscribe { room } => {
-                if let Some(t) = subs.remove(&room) {
-                    t.abort();
-                }
+                out.push(Out::Unsubscribe { room });
             }
             ClientFrame::Ping => {
                 out.send(&json!({"type": "pong"}));
@@ -156,9 +269,6 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
         }
     }
 
-    for (_, task) in subs.drain() {
-        task.abort();
-    }
     drop(out);
     let _ = writer.await;
     app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
@@ -179,33 +289,18 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     out.send(&json!({"type": "hello", "user": user, "rooms": rooms, "presence": presence}));
 }
 
-fn forward_global(mut rx: broadcast::Receiver<Arc<Outgoing>>, out: Outbox, user: String) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if ev.is_for(&user) && !out.send_text(ev.json.as_ref()) {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    })
-}
-
-/// Catch up on `room` after `since`, then forward its live events.
+/// Catch up on `room` after `since`; returns its live feed and the highest offset sent, for
+/// the writer to forward from there.
 async fn subscribe(
     app: &App,
     user: &str,
     room: &str,
     since: Option<u64>,
     out: &Outbox,
-) -> Result<JoinHandle<()>, ApiError> {
+) -> Result<(broadcast::Receiver<Arc<Outgoing>>, Option<u64>), ApiError> {
     let r = app.member_room(room, user)?;
     let log = app.room_log(&r).await?;
-    let mut rx = log.subscribe();
+    let rx = log.subscribe();
     let missed = log.since(since, 500);
     let mut high = since;
     for m in &missed {
@@ -215,30 +310,7 @@ async fn subscribe(
     let high = high.max(log.last_offset()).max(since);
     out.send(&json!({"type": "subscribed", "room": room, "unread": log.unread(user), "last_offset": high,
         "read_offset": log.read_offset(user)}));
-    let (app, user, room, out) = (app.clone(), user.to_owned(), room.to_owned(), out.clone());
-    Ok(tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    if ev.offset.is_some() && ev.offset <= high {
-                        continue;
-                    }
-                    if !app.directory.is_member(&room, &user) {
-                        out.error(&ApiError::Forbidden(format!("you left {room}")), Some(&room), None);
-                        break;
-                    }
-                    if !out.send_text(ev.json.as_ref()) {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let e = ApiError::Conflict(format!("{n} events skipped: subscribe again with your last offset"));
-                    out.error(&e, Some(&room), None);
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    }))
+    Ok((rx, high))
 }
 
 /// Frames that go to the broker: run off the reader loop so a slow confirm doesn't stall it.
