@@ -606,10 +606,13 @@ def describe(ev: Event) -> str:
         sp = f["server_properties"]
         caps = sp.get("capabilities")
         others = ", ".join(f"{k}:{v.tag}" for k, v in sorted(sp.items()) if k != "capabilities")
+        # RabbitMQ 3.10.8 lists its mechanisms in an order that changes between boots (both
+        # 'PLAIN AMQPLAIN' and 'AMQPLAIN PLAIN' seen); clients choose by name, so sort them.
+        mechanisms = b" ".join(sorted(bytes(f["mechanisms"]).split()))
         return (
             f"ch{ev.channel} connection.start version={f['version_major']}-{f['version_minor']} "
             f"capabilities={fmt_value(caps) if caps else None} other_server_properties=[{others}] "
-            f"mechanisms={fmt_bytes(f['mechanisms'])} locales={fmt_bytes(f['locales'])}"
+            f"mechanisms={fmt_bytes(mechanisms)} locales={fmt_bytes(f['locales'])}"
         )
     s = f"ch{ev.channel} {ev.name}"
     fs = fmt_fields(ev.fields)
