@@ -2,7 +2,9 @@
 //! clients publish persistent messages with confirms to a durable queue, first one at a time,
 //! then pipelined over several connections. From the trace, every confirmed publish must have an
 //! fdatasync/fsync of a journal file that began after the publish was read from its socket and
-//! finished before the basic.ack naming it was written. The test prints confirms per flush.
+//! finished before the basic.ack naming it was written. The same holds for transactions: a
+//! tx.commit-ok is written only after a flush that began after the commit's publishes were read.
+//! The test prints confirms per flush.
 
 mod common;
 
@@ -17,6 +19,8 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 const ONE_AT_A_TIME: usize = 100;
 const CONNECTIONS: usize = 4;
 const PIPELINED_EACH: usize = 500;
+const TRANSACTIONS: usize = 30;
+const PER_TRANSACTION: usize = 3;
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -42,6 +46,24 @@ async fn publisher(url: String, count: usize, one_at_a_time: bool) {
     }
     for confirm in pending {
         assert!(confirm.await.expect("confirm").is_ack());
+    }
+    let _ = c.close(200, "bye".into()).await;
+}
+
+/// Publish in transactions of PER_TRANSACTION persistent messages, each committed.
+async fn transactional_publisher(url: String) {
+    let c = Connection::connect(&url, ConnectionProperties::default()).await.expect("connect");
+    let ch = c.create_channel().await.expect("channel");
+    ch.tx_select().await.expect("tx.select");
+    let props = BasicProperties::default().with_delivery_mode(2);
+    for t in 0..TRANSACTIONS {
+        for i in 0..PER_TRANSACTION {
+            let body = format!("tx {t:04} message {i}");
+            ch.basic_publish("".into(), "gc".into(), Default::default(), body.as_bytes(), props.clone())
+                .await
+                .expect("publish");
+        }
+        ch.tx_commit().await.expect("tx.commit");
     }
     let _ = c.close(200, "bye".into()).await;
 }
@@ -86,6 +108,7 @@ async fn every_confirm_follows_a_journal_flush_that_began_after_its_publish() {
         t.await.unwrap();
     }
     let end = now();
+    transactional_publisher(w.url()).await;
     assert!(w.terminate().success());
     let text = std::fs::read_to_string(&trace).expect("strace output");
     let t = Trace::parse(&text);
@@ -107,7 +130,9 @@ async fn every_confirm_follows_a_journal_flush_that_began_after_its_publish() {
         "confirms without a covering flush: {:?}",
         &report.violations[..report.violations.len().min(10)]
     );
-    assert_eq!(report.checked, ONE_AT_A_TIME + n2, "every confirm was seen in the trace");
+    let n3 = TRANSACTIONS * PER_TRANSACTION;
+    println!("in {TRANSACTIONS} transactions, committed: {n3}");
+    assert_eq!(report.checked, ONE_AT_A_TIME + n2 + n3, "every confirm and commit was seen in the trace");
     assert!(f2 < n2, "pipelined publishes share flushes (group commit)");
 }
 
@@ -126,6 +151,8 @@ struct Inbound {
     awaiting_header: HashSet<u16>,
     /// Channel -> read completion time of each complete publish, in publish order.
     published: HashMap<u16, Vec<f64>>,
+    /// Channel -> how many publishes had been read when each tx.commit was, in order.
+    commits: HashMap<u16, Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -133,6 +160,16 @@ struct Outbound {
     buf: Vec<u8>,
     /// Channel -> highest publish sequence number confirmed so far.
     confirmed: HashMap<u16, u64>,
+    /// Channel -> tx.commit-oks written so far.
+    commit_oks: HashMap<u16, usize>,
+}
+
+/// What a write told the client.
+enum Told {
+    /// basic.ack: publish `seq` on the channel is confirmed.
+    Confirmed(u16, u64),
+    /// tx.commit-ok: the channel's next pending commit is done.
+    Committed(u16),
 }
 
 #[derive(Default)]
@@ -271,10 +308,32 @@ impl Trace {
                 bytes.truncate(c.ret as usize);
                 let Some(o) = self.outbound.get_mut(&fd) else { return };
                 o.buf.extend_from_slice(&bytes);
-                let published = self.inbound.get(&fd).map(|i| &i.published);
-                for (channel, seq) in o.consume() {
-                    let read_at = published.and_then(|p| p.get(&channel)).and_then(|v| v.get(seq as usize - 1));
-                    self.confirms.push((fd, channel, seq, read_at.copied().unwrap_or(f64::NAN), c.start));
+                let inbound = self.inbound.get(&fd);
+                let read_at = |channel: u16, seq: u64| {
+                    inbound
+                        .and_then(|i| i.published.get(&channel))
+                        .and_then(|v| v.get(seq as usize - 1))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                };
+                for told in o.consume() {
+                    match told {
+                        Told::Confirmed(channel, seq) => {
+                            self.confirms.push((fd, channel, seq, read_at(channel, seq), c.start));
+                        }
+                        Told::Committed(channel) => {
+                            // The k-th commit-ok covers the publishes between commits k-1 and k.
+                            let k = o.commit_oks.entry(channel).or_default();
+                            *k += 1;
+                            let commits = inbound.and_then(|i| i.commits.get(&channel));
+                            let upto = commits.and_then(|v| v.get(*k - 1)).copied().unwrap_or(0);
+                            let from = commits.and_then(|v| (*k >= 2).then(|| v.get(*k - 2)).flatten()).copied();
+                            for seq in from.unwrap_or(0) + 1..=upto {
+                                let seq = seq as u64;
+                                self.confirms.push((fd, channel, seq, read_at(channel, seq), c.start));
+                            }
+                        }
+                    }
                 }
             }
             _ => {}
@@ -325,6 +384,10 @@ impl Inbound {
                 1 if payload.len() >= 4 && payload[..4] == [0, 60, 0, 40] => {
                     self.awaiting_header.insert(channel);
                 }
+                1 if payload.len() >= 4 && payload[..4] == [0, 90, 0, 20] => {
+                    let read = self.published.get(&channel).map_or(0, Vec::len);
+                    self.commits.entry(channel).or_default().push(read);
+                }
                 2 if self.awaiting_header.remove(&channel) && payload.len() >= 12 => {
                     let size = u64::from_be_bytes(payload[4..12].try_into().unwrap_or_default());
                     if size == 0 {
@@ -349,10 +412,14 @@ impl Inbound {
 }
 
 impl Outbound {
-    /// The publishes newly confirmed by basic.ack frames: (channel, publish sequence number).
-    fn consume(&mut self) -> Vec<(u16, u64)> {
+    /// What the complete frames written so far told the client: confirms and commit-oks.
+    fn consume(&mut self) -> Vec<Told> {
         let mut out = Vec::new();
         for (kind, channel, payload) in frames(&mut self.buf) {
+            if kind == 1 && payload.len() >= 4 && payload[..4] == [0, 90, 0, 21] {
+                out.push(Told::Committed(channel));
+                continue;
+            }
             if kind != 1 || payload.len() < 13 || payload[..4] != [0, 60, 0, 80] {
                 continue;
             }
@@ -361,7 +428,7 @@ impl Outbound {
             let done = self.confirmed.entry(channel).or_default();
             let from = if multiple { *done + 1 } else { tag };
             for seq in from..=tag {
-                out.push((channel, seq));
+                out.push(Told::Confirmed(channel, seq));
             }
             *done = (*done).max(tag);
         }

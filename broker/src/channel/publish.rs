@@ -34,6 +34,9 @@ pub struct Transaction {
     publishes: Vec<(Arc<Message>, Vec<Arc<Queue>>, bool)>,
     /// Deliveries acknowledged (requeue None) or rejected inside the transaction.
     settlements: Vec<(Vec<Unacked>, Option<bool>)>,
+    /// Commits whose persistent publishes are not on disk yet: the journal ticket each
+    /// commit-ok waits for, in commit order.
+    commits_on_disk_wait: VecDeque<u64>,
 }
 
 impl Transaction {
@@ -143,11 +146,19 @@ impl Channel {
     /// Whether a confirm waits for the journal.
     pub fn awaiting_disk(&self) -> bool {
         self.confirms.as_ref().is_some_and(|c| !c.on_disk_wait.is_empty())
+            || self.tx.as_ref().is_some_and(|t| !t.commits_on_disk_wait.is_empty())
     }
 
     /// Send the coalesced basic.ack for everything confirmed since the last call: every
     /// publish up to the first one whose journal ticket is not on disk yet (`synced`).
     pub fn flush_confirms(&mut self, ctx: &ChannelCtx<'_>, synced: u64) {
+        if let Some(tx) = self.tx.as_mut() {
+            // A commit-ok for persistent messages goes out once they are on disk, in order.
+            while tx.commits_on_disk_wait.front().is_some_and(|ticket| *ticket <= synced) {
+                tx.commits_on_disk_wait.pop_front();
+                ctx.sink.send_method(self.id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+            }
+        }
         let Some(c) = self.confirms.as_mut() else { return };
         while c.on_disk_wait.front().is_some_and(|(_, ticket)| *ticket <= synced) {
             c.on_disk_wait.pop_front();
@@ -196,9 +207,11 @@ impl Channel {
         let Some(tx) = self.tx.as_mut() else {
             return Err(AmqpError::precondition_failed("channel is not transactional"));
         };
-        let Transaction { publishes, settlements } = std::mem::take(tx);
+        let publishes = std::mem::take(&mut tx.publishes);
+        let settlements = std::mem::take(&mut tx.settlements);
+        let mut ticket = None;
         for (msg, routed, mandatory) in publishes {
-            self.deliver_routed(ctx, &msg, &routed, mandatory);
+            ticket = ticket.max(self.deliver_routed(ctx, &msg, &routed, mandatory).0);
         }
         for (taken, requeue) in settlements {
             if requeue == Some(true) {
@@ -209,7 +222,16 @@ impl Channel {
                 super::ack::settle(&taken);
             }
         }
-        self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+        // Durable: commit-ok waits for the journal when the commit stored persistent messages
+        // (or when an earlier commit-ok is still waiting: they go out in order).
+        match (ticket, self.tx.as_mut()) {
+            (Some(ticket), Some(tx)) => tx.commits_on_disk_wait.push_back(ticket),
+            (None, Some(tx)) if !tx.commits_on_disk_wait.is_empty() => {
+                let last = tx.commits_on_disk_wait.back().copied().unwrap_or(0);
+                tx.commits_on_disk_wait.push_back(last);
+            }
+            _ => self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}))),
+        }
         self.dispatch_consumer_queues(ctx);
         Ok(())
     }
@@ -218,7 +240,8 @@ impl Channel {
         let Some(tx) = self.tx.as_mut() else {
             return Err(AmqpError::precondition_failed("channel is not transactional"));
         };
-        let Transaction { settlements, .. } = std::mem::take(tx);
+        let settlements = std::mem::take(&mut tx.settlements);
+        tx.publishes.clear();
         // Settled deliveries become unacked again, as RabbitMQ does on rollback.
         self.restore_unacked(ctx, settlements.into_iter().flat_map(|(taken, _)| taken));
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
