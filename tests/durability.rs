@@ -396,3 +396,40 @@ async fn ttls_count_from_the_first_publish_across_a_restart() {
         assert!(got.is_none(), "{q}: the message outlived its TTL across the restart");
     }
 }
+
+#[tokio::test]
+async fn a_message_that_expired_while_the_broker_was_down_is_dead_lettered_at_restart() {
+    use lapin::types::{AMQPValue, LongString};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Warren::start_on(dir.path(), &[]);
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let mut args = FieldTable::default();
+    args.insert("x-message-ttl".into(), AMQPValue::LongUInt(500));
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    // Named to come after the expiring queue: recovery must not depend on the order.
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from("zz_dead")));
+    {
+        let (_c, ch) = connect(&w).await;
+        ch.queue_declare("expiring".into(), durable, args).await.unwrap();
+        ch.queue_declare("zz_dead".into(), durable, FieldTable::default()).await.unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        let c = ch.basic_publish("".into(), "expiring".into(), Default::default(), b"late", persistent());
+        assert!(c.await.unwrap().await.unwrap().is_ack());
+    }
+    kill_9(&mut w);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let w = Warren::start_on(dir.path(), &[]);
+    let (_c, ch) = connect(&w).await;
+    let mut got = None;
+    for _ in 0..50 {
+        got = ch.basic_get("zz_dead".into(), BasicGetOptions { no_ack: true }).await.unwrap();
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = got.expect("dead-lettered at restart through the recovered topology");
+    assert_eq!(m.delivery.data, b"late");
+    let death = m.delivery.properties.headers().as_ref().and_then(|h| h.inner().get("x-first-death-reason").cloned());
+    assert_eq!(death, Some(AMQPValue::LongString(LongString::from("expired"))));
+}

@@ -502,7 +502,6 @@ impl VirtualHost {
                 Exchange::new(d.name.as_str().into(), kind, true, d.auto_delete, d.internal, from_json(&d.arguments));
             self.exchanges.write().insert(d.name.as_str().into(), Arc::new(ex));
         }
-        let mut restored = 0usize;
         for d in defs.queues.iter().filter(|d| d.vhost == self.name) {
             let q = Arc::new(Queue::new(
                 d.name.as_str().into(),
@@ -523,7 +522,6 @@ impl VirtualHost {
             }
             q.enforce_stream_retention();
             self.adopt(&q);
-            restored += q.restore_messages(recovery.queues.remove(&d.name).unwrap_or_default());
             self.queues.write().insert(d.name.as_str().into(), q);
         }
         for d in defs.bindings.iter().filter(|d| d.vhost == self.name) {
@@ -539,6 +537,17 @@ impl VirtualHost {
                     routing_key: d.routing_key.as_str().into(),
                     arguments: from_json(&d.arguments),
                 });
+            }
+        }
+        // Messages last, once every queue and binding is back, so nothing done while restoring
+        // them (expiring, dead-lettering one whose TTL ran out while the broker was down) can
+        // see a half-recovered topology. (Dead letters are routed by a task of their own that
+        // runs after recovery anyway.)
+        let mut restored = 0usize;
+        for d in defs.queues.iter().filter(|d| d.vhost == self.name) {
+            let q = self.queues.read().get(d.name.as_str()).cloned();
+            if let (Some(q), Some(messages)) = (q, recovery.queues.remove(&d.name)) {
+                restored += q.restore_messages(messages);
             }
         }
         tracing::info!(vhost = %self.name, exchanges = defs.exchanges.len(), queues = defs.queues.len(), messages = restored, "recovered");

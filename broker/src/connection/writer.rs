@@ -37,15 +37,14 @@ pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<OwnedWriteHalf>, heartbe
             match heartbeat {
                 Some(interval) => {
                     if tokio::time::timeout(interval, sink.writer_wakeup()).await.is_err() {
-                        codec::write_heartbeat(&mut pending);
-                        sink.lock().writer_busy = true;
+                        // Through the shared buffer, behind whatever write-through left
+                        // there: bytes only ever leave from its front, so frames stay whole.
+                        codec::write_heartbeat(&mut sink.lock().out);
                     }
                 }
                 None => sink.writer_wakeup().await,
             }
-            if pending.is_empty() {
-                continue;
-            }
+            continue;
         }
         if let Err(e) = write_all(&socket, &pending).await {
             tracing::debug!(error = %e, "write failed; closing connection");
