@@ -358,14 +358,22 @@ impl App {
 
 /// Tell the members' live sessions about a room they are now in (a new 1:1 chat, a join), so
 /// their clients subscribe to it. Only the members get the event.
+/// Tell a room's members (and one who just left it, on every device) its new member list.
 fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
-    let room = match event {
-        DirectoryEvent::RoomCreated { room, .. } => &room.id,
-        DirectoryEvent::MemberJoined { room, .. } => room,
+    let (room, left) = match event {
+        DirectoryEvent::RoomCreated { room, .. } => (&room.id, None),
+        DirectoryEvent::MemberJoined { room, .. } => (room, None),
+        DirectoryEvent::MemberLeft { room, user, .. } => (room, Some(user)),
         _ => return,
     };
     let members = directory.members(room);
-    if !members.is_empty() {
-        let _ = global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), members));
+    let mut audience = members.clone();
+    if let Some(user) = left
+        && !audience.contains(user)
+    {
+        audience.push(user.clone());
+    }
+    if !audience.is_empty() {
+        let _ = global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), audience));
     }
 }

@@ -374,8 +374,10 @@
           if (!known || !known.subscribed || !isMember(known)) {
             api("GET", "/api/rooms/" + encodeURIComponent(ev.room)).then((v) => { room(v); subscribe(v.id); renderRooms(); }).catch(() => {});
           } else {
+            // A member list without us: we left (maybe on another device).
             known.view.members = ev.members;
             if (S.current === ev.room) renderRoomInfo(known);
+            renderRooms();
           }
           break;
         }

@@ -84,6 +84,17 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
         }
     }
     assert_eq!(got, ["missed 0", "missed 1", "missed 2"]);
+
+    // bob leaves: alice gets the new member list, and so do bob's own sessions
+    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/leave"), Some(&b), None).await.status, 204);
+    let left = |v: &serde_json::Value| {
+        v["type"] == "room"
+            && v["room"] == id.as_str()
+            && v["members"].as_array().is_some_and(|m| !m.iter().any(|u| u == bob.as_str()))
+    };
+    let ev = wa.until(left).await;
+    assert!(ev["members"].as_array().unwrap().iter().any(|u| u == alice.as_str()), "{ev}");
+    wb.until(left).await;
 }
 
 #[tokio::test]
