@@ -85,6 +85,12 @@ impl Message {
         }
     }
 
+    /// Its journal id when the journal holds it (persistent and stored), else None.
+    pub fn journal_id(&self) -> Option<u64> {
+        let id = self.store_id();
+        (self.persistent && id != 0).then_some(id)
+    }
+
     pub fn store_id(&self) -> u64 {
         self.store_id.load(Ordering::Relaxed)
     }

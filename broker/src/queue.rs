@@ -201,19 +201,14 @@ impl Queue {
             return; // a stream keeps its entries; an ack only returns credit
         }
         if let Some(store) = &self.store
-            && msg.persistent
-            && msg.store_id() != 0
+            && let Some(id) = msg.journal_id()
         {
-            store.journal.ack(self.name.as_str(), seq, msg.store_id());
+            store.journal.ack(self.name.as_str(), seq, id);
         }
     }
 
     fn stored_ids(messages: &VecDeque<QueuedMessage>) -> Vec<(u64, u64)> {
-        messages
-            .iter()
-            .filter(|m| m.msg.persistent && m.msg.store_id() != 0)
-            .map(|m| (m.seq, m.msg.store_id()))
-            .collect()
+        messages.iter().filter_map(|m| Some((m.seq, m.msg.journal_id()?))).collect()
     }
 
     pub fn describe(&self) -> String {
@@ -254,10 +249,9 @@ impl Queue {
             // Its journal entry was purged with the queue; only the segment reference is left.
             for (_, msg) in items {
                 if let Some(store) = &self.store
-                    && msg.persistent
-                    && msg.store_id() != 0
+                    && let Some(id) = msg.journal_id()
                 {
-                    store.journal.ack_many(self.name.as_str(), &[(0, msg.store_id())]);
+                    store.journal.ack_many(self.name.as_str(), &[(0, id)]);
                 }
             }
             return;

@@ -187,6 +187,14 @@ impl Journal {
         ticket
     }
 
+    /// Journal records that let go of messages `acked` (acks, purges): placed and sent in order.
+    fn submit_release(&self, bytes: Vec<u8>, acked: Vec<u64>) -> u64 {
+        self.submit(|sender, ticket, _| {
+            let (segment, _) = sender.place(bytes.len());
+            (Command::Journal { ticket, segment, bytes, message: None, acked }, false)
+        })
+    }
+
     /// Store a message that arrived at `published_ms` (wall clock) for `enqueues` (queue, seq).
     pub fn publish(&self, message: &StoredMessage, published_ms: i64, enqueues: &[(&str, u64)]) -> Published {
         let mut out = Published { id: 0, ticket: 0, location: Location { segment: 0, offset: 0, len: 0 } };
@@ -284,36 +292,26 @@ impl Journal {
 
     /// The message `id` held at `seq` in `queue` is gone (acked, rejected, expired).
     pub fn ack(&self, queue: &str, seq: u64, id: u64) -> u64 {
-        self.submit(|sender, ticket, _| {
-            let mut bytes = Vec::with_capacity(64);
-            record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
-            let (segment, _) = sender.place(bytes.len());
-            (Command::Journal { ticket, segment, bytes, message: None, acked: vec![id] }, false)
-        })
+        let mut bytes = Vec::with_capacity(64);
+        record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
+        self.submit_release(bytes, vec![id])
     }
 
     /// Several messages of `queue` are gone at once (a purge): one command, one batch.
     pub fn ack_many(&self, queue: &str, acks: &[(u64, u64)]) -> u64 {
-        self.submit(|sender, ticket, _| {
-            let mut bytes = Vec::with_capacity(acks.len() * (queue.len() + 32));
-            for (seq, id) in acks {
-                record::encode(&Record::Ack { queue: queue.to_owned(), seq: *seq, id: *id }, &mut bytes);
-            }
-            let (segment, _) = sender.place(bytes.len());
-            let acked = acks.iter().map(|(_, id)| *id).collect();
-            (Command::Journal { ticket, segment, bytes, message: None, acked }, false)
-        })
+        let mut bytes = Vec::with_capacity(acks.len() * (queue.len() + 32));
+        for (seq, id) in acks {
+            record::encode(&Record::Ack { queue: queue.to_owned(), seq: *seq, id: *id }, &mut bytes);
+        }
+        self.submit_release(bytes, acks.iter().map(|(_, id)| *id).collect())
     }
 
     /// Every message of `queue` below `below_seq` is gone (purge or delete); `ids` are their
     /// message ids.
     pub fn purge(&self, queue: &str, below_seq: u64, ids: Vec<u64>) -> u64 {
-        self.submit(|sender, ticket, _| {
-            let mut bytes = Vec::with_capacity(64);
-            record::encode(&Record::Purge { queue: queue.to_owned(), below_seq }, &mut bytes);
-            let (segment, _) = sender.place(bytes.len());
-            (Command::Journal { ticket, segment, bytes, message: None, acked: ids }, false)
-        })
+        let mut bytes = Vec::with_capacity(64);
+        record::encode(&Record::Purge { queue: queue.to_owned(), below_seq }, &mut bytes);
+        self.submit_release(bytes, ids)
     }
 
     pub fn stream_append(&self, stream: &str, offset: u64, timestamp_ms: i64, message: &StoredMessage) -> u64 {

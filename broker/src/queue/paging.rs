@@ -49,7 +49,7 @@ impl Spilled {
     pub(super) fn seq_and_store_id(&self) -> Option<(u64, u64)> {
         match self {
             Spilled::OnDisk(r) => Some((r.seq, r.id)),
-            Spilled::InMemory(qm) => (qm.msg.persistent && qm.msg.store_id() != 0).then(|| (qm.seq, qm.msg.store_id())),
+            Spilled::InMemory(qm) => Some((qm.seq, qm.msg.journal_id()?)),
         }
     }
 }
@@ -83,7 +83,7 @@ impl Queue {
     /// Put a message behind the window: on disk only when the journal holds it for this queue.
     pub(super) fn spill(&self, st: &mut QueueState, qm: QueuedMessage, stored: Option<Published>) {
         let entry = match stored {
-            Some(p) if qm.msg.persistent && p.id == qm.msg.store_id() => Spilled::OnDisk(PagedRef {
+            Some(p) if qm.msg.journal_id() == Some(p.id) => Spilled::OnDisk(PagedRef {
                 seq: qm.seq,
                 id: p.id,
                 ticket: p.ticket,
