@@ -87,29 +87,18 @@ async fn definitions_and_persistent_messages_survive_a_restart() {
     assert!(matches!(err.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 404));
     let ch = _c.create_channel().await.unwrap();
     ch.confirm_select(Default::default()).await.unwrap();
-    ch.basic_publish("dx".into(), "a.z".into(), Default::default(), b"again", persistent())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let m = ch
-        .basic_get("dq".into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("routed through the recovered binding");
-    assert_eq!(m.delivery.data, b"again");
+    let got = publish_then_get(&ch, "dx", "a.z", b"again", "dq").await;
+    assert_eq!(got.as_deref(), Some(&b"again"[..]), "routed through the recovered binding");
     // The exchange-to-exchange binding came back too: front -> dx -> dq.
-    ch.basic_publish("front".into(), "a.front".into(), Default::default(), b"via front", persistent())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let m = ch
-        .basic_get("dq".into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("routed through the recovered exchange binding");
-    assert_eq!(m.delivery.data, b"via front");
+    let got = publish_then_get(&ch, "front", "a.front", b"via front", "dq").await;
+    assert_eq!(got.as_deref(), Some(&b"via front"[..]), "routed through the recovered exchange binding");
+}
+
+/// Publish a persistent message (confirmed: `ch` is in confirm mode), then basic.get `queue`.
+async fn publish_then_get(ch: &lapin::Channel, exchange: &str, key: &str, body: &[u8], queue: &str) -> Option<Vec<u8>> {
+    ch.basic_publish(exchange.into(), key.into(), Default::default(), body, persistent()).await.unwrap().await.unwrap();
+    let got = ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap();
+    got.map(|m| m.delivery.data)
 }
 
 #[derive(Default)]

@@ -327,10 +327,9 @@ impl VirtualHost {
         let ex = self.exchange_or_404(exchange)?;
         let q = self.queue(queue, conn)?;
         ex.validate_binding(&arguments)?;
-        if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
-            self.store.as_ref().map(|s| s.definitions.put_binding(&def)).transpose().map_err(stored)?;
-        }
-        ex.bind(Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
+        let dest = Destination::Queue(q);
+        self.store_binding(&ex, &dest, routing_key, &arguments, true)?;
+        ex.bind(Binding { dest, routing_key: routing_key.into(), arguments });
         Ok(())
     }
 
@@ -351,24 +350,38 @@ impl VirtualHost {
             Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        if let Some(def) = self.binding_def(&ex, &q, routing_key, &arguments) {
-            self.store.as_ref().map(|s| s.definitions.delete_binding(&def)).transpose().map_err(stored)?;
-        }
-        ex.unbind(&Binding { dest: Destination::Queue(q), routing_key: routing_key.into(), arguments });
+        let dest = Destination::Queue(q);
+        self.store_binding(&ex, &dest, routing_key, &arguments, false)?;
+        ex.unbind(&Binding { dest, routing_key: routing_key.into(), arguments });
         self.maybe_auto_delete_exchange(&ex);
         Ok(())
     }
 
-    /// A binding is durable when both ends are (and the queue is not exclusive).
-    fn binding_def(&self, ex: &Exchange, q: &Queue, routing_key: &str, arguments: &FieldTable) -> Option<BindingDef> {
-        (self.store.is_some() && ex.durable && q.journaled()).then(|| BindingDef {
+    /// Record (`keep`) or forget a binding on disk, when it is durable: both ends are (a
+    /// destination queue also not exclusive). Queue and exchange bindings alike.
+    fn store_binding(
+        &self,
+        source: &Exchange,
+        dest: &Destination,
+        routing_key: &str,
+        arguments: &FieldTable,
+        keep: bool,
+    ) -> AmqpResult<()> {
+        let (dest_name, to_exchange, dest_durable) = match dest {
+            Destination::Queue(q) => (q.name.as_str(), false, q.journaled()),
+            Destination::Exchange(x) => (x.name.as_str(), true, x.durable),
+        };
+        let Some(store) = self.store.as_ref().filter(|_| source.durable && dest_durable) else { return Ok(()) };
+        let def = BindingDef {
             vhost: self.name.clone(),
-            exchange: ex.name.as_str().to_owned(),
-            queue: q.name.as_str().to_owned(),
+            exchange: source.name.as_str().to_owned(),
+            queue: dest_name.to_owned(),
             routing_key: routing_key.to_owned(),
             arguments: json(arguments),
-            to_exchange: false,
-        })
+            to_exchange,
+        };
+        let done = if keep { store.definitions.put_binding(&def) } else { store.definitions.delete_binding(&def) };
+        done.map_err(stored)
     }
 
     fn maybe_auto_delete_exchange(&self, ex: &Arc<Exchange>) {

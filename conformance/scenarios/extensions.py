@@ -257,24 +257,22 @@ def ttl_zero_reaches_a_waiting_consumer(t: T):
     c.close()
 
 
-@scenario
-def memory_alarm_blocks_publishers_until_it_clears(t: T):
-    """A memory alarm (set_vm_memory_high_watermark below what the broker uses): a connection
-    that publishes gets connection.blocked "low on memory" and its message waits; a connection
-    that only reads is neither blocked nor stopped; when the watermark is raised again the
-    publisher gets connection.unblocked and the held message arrives."""
+def _alarm_blocks_publishers(t: T, set_alarm: list[str], clear_alarm: list[str]) -> None:
+    """Set a resource alarm with the broker's control tool: a connection that publishes gets
+    connection.blocked and its message waits; a connection that only reads is neither blocked
+    nor stopped; when the alarm clears, connection.unblocked and the held message arrives."""
     q = t.n("held")
     reader = t.connect("reader")
     reader.declare_queue(1, q)
     pub = t.connect("pub")
-    if not t.ctl(["set_vm_memory_high_watermark", "0.0000001"], undo=["set_vm_memory_high_watermark", "0.4"]):
+    if not t.ctl(set_alarm, undo=clear_alarm):
         return
     time.sleep(0.3)
     pub.publish(1, "", q, "held")
     pub.expect("connection.blocked", "connection.blocked")
     reader.declare_queue(1, q, passive=True)
     reader.settle(0.3)
-    t.ctl(["set_vm_memory_high_watermark", "0.4"])
+    t.ctl(clear_alarm)
     pub.expect("connection.unblocked", "connection.unblocked")
     time.sleep(0.3)
     reader.declare_queue(1, q, passive=True)
@@ -285,23 +283,14 @@ def memory_alarm_blocks_publishers_until_it_clears(t: T):
 
 
 @scenario
+def memory_alarm_blocks_publishers_until_it_clears(t: T):
+    """A memory alarm (set_vm_memory_high_watermark below what the broker uses) blocks
+    publishers with "low on memory" until the watermark is raised again."""
+    _alarm_blocks_publishers(t, ["set_vm_memory_high_watermark", "0.0000001"], ["set_vm_memory_high_watermark", "0.4"])
+
+
+@scenario
 def disk_alarm_blocks_publishers_until_it_clears(t: T):
-    """A disk alarm (set_disk_free_limit above the free space): publishers get connection.blocked
-    "low on disk" and their message waits; a lower limit clears it, connection.unblocked."""
-    q = t.n("held")
-    reader = t.connect("reader")
-    reader.declare_queue(1, q)
-    pub = t.connect("pub")
-    if not t.ctl(["set_disk_free_limit", "100000GB"], undo=["set_disk_free_limit", "50MB"]):
-        return
-    time.sleep(0.3)
-    pub.publish(1, "", q, "held")
-    pub.expect("connection.blocked", "connection.blocked")
-    reader.declare_queue(1, q, passive=True)
-    t.ctl(["set_disk_free_limit", "50MB"])
-    pub.expect("connection.unblocked", "connection.unblocked")
-    time.sleep(0.3)
-    reader.declare_queue(1, q, passive=True)
-    reader.call(1, "queue.delete", queue=q)
-    reader.close()
-    pub.close()
+    """A disk alarm (set_disk_free_limit above the free space) blocks publishers with "low on
+    disk" until the limit is lowered again."""
+    _alarm_blocks_publishers(t, ["set_disk_free_limit", "100000GB"], ["set_disk_free_limit", "50MB"])
