@@ -111,12 +111,7 @@ class Warren:
 
     def ctl(self, args: list[str]) -> bool:
         """`warren ctl` on this warren's data directory."""
-        try:
-            r = subprocess.run([self.binary, "ctl", "--data-dir", self.data_dir, *args], capture_output=True,
-                               text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return r.returncode == 0
+        return command_ok([self.binary, "ctl", "--data-dir", self.data_dir, *args], timeout=30)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -129,13 +124,17 @@ class Warren:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def rabbitmqctl(args: list[str]) -> bool:
-    """rabbitmqctl against the node rabbitmq.sh runs (WARREN_RABBIT_NODE and friends)."""
+def command_ok(cmd: list[str], timeout: float) -> bool:
+    """Run a control command quietly; True if it ran and succeeded within `timeout`."""
     try:
-        r = subprocess.run([str(HERE / "rabbitmq.sh"), "ctl", *args], capture_output=True, text=True, timeout=90)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return r.returncode == 0
+
+
+def rabbitmqctl(args: list[str]) -> bool:
+    """rabbitmqctl against the node rabbitmq.sh runs (WARREN_RABBIT_NODE and friends)."""
+    return command_ok([str(HERE / "rabbitmq.sh"), "ctl", *args], timeout=90)
 
 
 def server_info(b: Broker) -> dict[str, str]:
