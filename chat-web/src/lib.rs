@@ -9,7 +9,8 @@
 //! - `directory`: accounts/rooms/memberships fold; `room_log`: one room's message fold;
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords, bearer tokens; `ratelimit`: login attempt limits;
-//! - `state`: the `App` handle tying these together;
+//! - `state`: the `App` handle tying these together; `live`: the current `App`, replaced when
+//!   the broker connection is lost;
 //! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree;
 //! - `ws/*`: WebSocket protocol and sessions; `static_files`: the embedded UI;
 //! - `error`: `ApiError` and the one `recover` mapping it to JSON + status.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod directory;
 pub mod error;
 pub mod handlers;
+pub mod live;
 pub mod model;
 pub mod presence;
 pub mod ratelimit;
@@ -34,6 +36,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use error::ApiError;
+pub use live::Live;
 pub use state::App;
 
 /// Largest chat message text, in bytes.
@@ -64,26 +67,31 @@ impl ChatConfig {
 /// A running chat front end.
 pub struct Server {
     pub addr: SocketAddr,
-    pub app: App,
+    pub live: Live,
     task: tokio::task::JoinHandle<()>,
+    supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Wait for the HTTP server to stop (after the shutdown signal).
     pub async fn wait(self) {
         let _ = self.task.await;
-        self.app.shutdown().await;
+        let _ = self.supervisor.await;
+        self.live.app().shutdown().await;
     }
 }
 
-/// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true.
+/// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true; reconnect
+/// to the broker whenever the connection is lost.
 pub async fn start(
     config: ChatConfig,
     bind: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Server, ApiError> {
-    let app = App::start(config).await?;
-    let routes = routes::routes(app.clone());
+    let app = App::start(config.clone(), state::Local::new(&config)).await?;
+    let live = Live::new(app);
+    let routes = routes::routes(live.clone());
+    let supervisor = tokio::spawn(live::supervise(live.clone(), config, shutdown.clone()));
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
@@ -92,5 +100,5 @@ pub async fn start(
         .map_err(|e| ApiError::BadRequest(format!("cannot listen for HTTP on {bind}: {e}")))?;
     tracing::info!("chat listening on http://{addr}");
     let task = tokio::spawn(serve);
-    Ok(Server { addr, app, task })
+    Ok(Server { addr, live, task, supervisor })
 }

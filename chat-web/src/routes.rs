@@ -9,11 +9,13 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::error::{ApiError, recover};
 use crate::handlers::{accounts, messages, reject, rooms};
+use crate::live::Live;
 use crate::state::App;
 use crate::{MAX_MESSAGE_BYTES, static_files, ws};
 
-fn with_app(app: App) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
-    warp::any().map(move || app.clone())
+/// The chat state of the moment (a new one after a broker reconnect).
+fn with_app(live: Live) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || live.app())
 }
 
 fn bearer(value: Option<String>) -> Result<String, Rejection> {
@@ -30,10 +32,10 @@ fn token() -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
 }
 
 /// The user the request's bearer token belongs to (401 otherwise).
-fn user(app: App) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
-    with_app(app)
+fn user(live: Live) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    with_app(live)
         .and(token())
-        .and_then(|app: App, token: String| async move { app.tokens.check(&token).map_err(reject) })
+        .and_then(|app: App, token: String| async move { app.local.tokens.check(&token).map_err(reject) })
 }
 
 fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
@@ -55,9 +57,9 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
         .and(warp::body::bytes())
 }
 
-pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let a = || with_app(app.clone());
-    let u = || user(app.clone());
+pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let a = || with_app(live.clone());
+    let u = || user(live.clone());
     let api = warp::path("api");
 
     let register =
@@ -138,7 +140,10 @@ pub fn routes(app: App) -> BoxedFilter<(Box<dyn Reply>,)> {
     let socket = warp::path!("ws").and(warp::ws()).and(a()).and(warp::query::<HashMap<String, String>>()).and_then(
         |ws: warp::ws::Ws, app: App, q: HashMap<String, String>| async move {
             let token = q.get("token").cloned().unwrap_or_default();
-            let user = app.tokens.check(&token).map_err(reject)?;
+            let user = app.local.tokens.check(&token).map_err(reject)?;
+            if app.is_retired() {
+                return Err(reject(ApiError::Broker("the chat is reconnecting to the broker; try again".into())));
+            }
             let ws = ws.max_message_size(ws::MAX_FRAME_BYTES).max_frame_size(ws::MAX_FRAME_BYTES);
             Ok::<_, Rejection>(
                 Box::new(ws.on_upgrade(move |socket| ws::session::run(app, user, socket))) as Box<dyn Reply>

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
@@ -28,13 +28,31 @@ pub struct App {
     inner: Arc<Inner>,
 }
 
+/// What a front end keeps when it replaces its broker connection: sign-ins and login limits.
+/// Everything else is folded from the broker again.
+#[derive(Clone)]
+pub struct Local {
+    pub tokens: Arc<Tokens>,
+    pub login_by_user: Arc<RateLimiter>,
+    pub login_by_addr: Arc<RateLimiter>,
+}
+
+impl Local {
+    pub fn new(config: &ChatConfig) -> Local {
+        let window = Duration::from_secs(60);
+        Local {
+            tokens: Arc::new(Tokens::new(config.token_ttl)),
+            login_by_user: Arc::new(RateLimiter::new(config.login_attempts_per_user, window)),
+            login_by_addr: Arc::new(RateLimiter::new(config.login_attempts_per_addr, window)),
+        }
+    }
+}
+
 pub struct Inner {
     pub config: ChatConfig,
     pub amqp: Amqp,
     pub directory: Arc<Directory>,
-    pub tokens: Tokens,
-    pub login_by_user: RateLimiter,
-    pub login_by_addr: RateLimiter,
+    pub local: Local,
     pub presence: Presence,
     /// Presence changes, for every session of this front end.
     pub global: broadcast::Sender<Arc<Outgoing>>,
@@ -42,6 +60,9 @@ pub struct Inner {
     pub node: String,
     rooms: Mutex<HashMap<String, Arc<RoomLog>>>,
     feeds: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Turns true when this state's broker connection is gone and a new `App` takes over:
+    /// its WebSocket sessions close, and their clients reconnect to the new one.
+    retired: watch::Sender<bool>,
 }
 
 impl std::ops::Deref for App {
@@ -70,11 +91,11 @@ impl App {
     /// `basic.consume` on it then crashes the channel with 541 INTERNAL_ERROR
     /// (`stream_not_found`), which closes the whole connection. Front ends starting together
     /// on a fresh broker hit this on `chat.directory`; a second attempt finds the stream up.
-    pub async fn start(config: ChatConfig) -> Result<App, ApiError> {
+    pub async fn start(config: ChatConfig, local: Local) -> Result<App, ApiError> {
         const ATTEMPTS: u32 = 5;
         let mut attempt = 1;
         loop {
-            match App::start_once(config.clone()).await {
+            match App::start_once(config.clone(), local.clone()).await {
                 Ok(app) => return Ok(app),
                 Err(ApiError::Broker(e)) if attempt < ATTEMPTS => {
                     tracing::warn!(attempt, "chat could not start, retrying: {e}");
@@ -86,15 +107,12 @@ impl App {
         }
     }
 
-    async fn start_once(config: ChatConfig) -> Result<App, ApiError> {
+    async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
         let amqp = Amqp::connect(&config.amqp_url).await?;
         let (global, _) = broadcast::channel(1024);
-        let window = Duration::from_secs(60);
         let app = App {
             inner: Arc::new(Inner {
-                tokens: Tokens::new(config.token_ttl),
-                login_by_user: RateLimiter::new(config.login_attempts_per_user, window),
-                login_by_addr: RateLimiter::new(config.login_attempts_per_addr, window),
+                local,
                 config,
                 amqp,
                 directory: Arc::new(Directory::default()),
@@ -103,6 +121,7 @@ impl App {
                 node: new_id(),
                 rooms: Mutex::new(HashMap::new()),
                 feeds: Mutex::new(Vec::new()),
+                retired: watch::channel(false).0,
             }),
         };
         if let Err(e) = app.listen().await {
@@ -353,6 +372,26 @@ impl App {
             task.abort();
         }
         self.amqp.close().await;
+    }
+
+    /// Resolves when the broker connection is lost.
+    pub async fn connection_lost(&self) {
+        self.amqp.lost().await;
+    }
+
+    /// Close this state's sessions (its broker connection is gone) and stop its consumers.
+    pub async fn retire(&self) {
+        self.retired.send_replace(true);
+        self.shutdown().await;
+    }
+
+    /// Watch for `retire`: sessions end when it turns true.
+    pub fn retired(&self) -> watch::Receiver<bool> {
+        self.retired.subscribe()
+    }
+
+    pub fn is_retired(&self) -> bool {
+        *self.retired.borrow()
     }
 }
 

@@ -31,7 +31,8 @@ impl Warren {
     }
 
     /// Start through a wrapper command (`strace -f -o FILE`, say): `wrapper` comes first,
-    /// then the binary and its arguments.
+    /// then the binary and its arguments. `--amqp-bind` and `--http-bind` default to ephemeral
+    /// loopback ports unless `extra_args` name them.
     pub fn start_under(wrapper: &[&str], data_dir: &std::path::Path, extra_args: &[&str]) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
@@ -41,32 +42,9 @@ impl Warren {
             }
             None => Command::new(env!("CARGO_BIN_EXE_warren")),
         };
-        let mut child = command
-            .args(["--amqp-bind", "127.0.0.1:0"])
-            // the chat too on an ephemeral loopback port: tests run in parallel, and never on 0.0.0.0
-            .args(["--http-bind", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("WARREN_LOG", "info")
-            .args(extra_args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn warren");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(addr) = line.split("AMQP listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                    sent = true;
-                }
-                eprintln!("[warren] {line}");
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).expect("warren did not report its AMQP address");
+        command.arg("--data-dir").arg(data_dir);
+        let (child, lines) = spawn_logged(command, extra_args);
+        let addr = wait_for_line(&lines, "AMQP listening on ");
         Self {
             child,
             amqp: addr.parse().expect("address"),
@@ -101,6 +79,68 @@ impl Warren {
             }
             assert!(Instant::now() < deadline, "warren did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A chat front end alone (`--amqp-url`): no embedded broker.
+pub struct ChatFrontEnd {
+    pub child: Child,
+    /// e.g. `http://127.0.0.1:40123`
+    pub base: String,
+}
+
+impl ChatFrontEnd {
+    pub fn start(amqp_url: &str) -> Self {
+        let (child, lines) = spawn_logged(Command::new(env!("CARGO_BIN_EXE_warren")), &["--amqp-url", amqp_url]);
+        let addr = wait_for_line(&lines, "chat on http://");
+        Self { child, base: format!("http://{addr}") }
+    }
+}
+
+impl Drop for ChatFrontEnd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawn `command` with `extra_args`, on ephemeral loopback ports where `extra_args` name
+/// none (tests run in parallel, and never on 0.0.0.0); its stdout goes to stderr line by line
+/// and to the returned channel.
+fn spawn_logged(mut command: Command, extra_args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    for flag in ["--amqp-bind", "--http-bind"] {
+        if !extra_args.contains(&flag) {
+            command.args([flag, "127.0.0.1:0"]);
+        }
+    }
+    let mut child = command
+        .env("WARREN_LOG", "info")
+        .args(extra_args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn warren");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("[warren] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// What follows `marker` in the first log line that has it, within 10 s.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, marker: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("warren did not log {marker:?} within 10 s"));
+        if let Some(rest) = line.split(marker).nth(1) {
+            return rest.trim().to_owned();
         }
     }
 }

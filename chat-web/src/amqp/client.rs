@@ -1,6 +1,9 @@
 //! `Amqp`: a cheap-clone handle over one lapin connection and its confirm-mode publish channel.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use lapin::options::{
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -58,6 +61,29 @@ impl Amqp {
 
     pub fn is_connected(&self) -> bool {
         self.inner.connection.status().connected()
+    }
+
+    /// Resolves when the connection is gone: checked on every error lapin reports (channel
+    /// errors come that way too) and once a second, for a close that reports none.
+    pub async fn lost(&self) {
+        let mut events = self.inner.connection.events_listener();
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(lapin::Event::Error(e)) if !self.is_connected() => {
+                        tracing::warn!("broker connection lost: {e}");
+                        return;
+                    }
+                    None => return,
+                    Some(_) => {}
+                },
+                _ = check.tick() => if !self.is_connected() {
+                    tracing::warn!("broker connection lost");
+                    return;
+                },
+            }
+        }
     }
 
     async fn declare_topology(&self) -> Result<(), ApiError> {

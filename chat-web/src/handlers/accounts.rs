@@ -14,7 +14,7 @@ use crate::model::{Credentials, TokenReply};
 use crate::state::App;
 
 fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> {
-    let (token, expires_at) = app.tokens.issue(user);
+    let (token, expires_at) = app.local.tokens.issue(user);
     warp::reply::with_status(warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }), status)
 }
 
@@ -38,23 +38,23 @@ pub async fn register(app: App, c: Credentials) -> Result<impl Reply, Rejection>
 pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
     let user = c.username.trim().to_owned();
     let addr_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
-    for limiter_check in [app.login_by_user.check(&user), app.login_by_addr.check(&addr_key)] {
+    for limiter_check in [app.local.login_by_user.check(&user), app.local.login_by_addr.check(&addr_key)] {
         if let Err(wait) = limiter_check {
             return Err(reject(ApiError::TooManyRequests(wait)));
         }
     }
     let ok = app.directory.password_hash(&user).is_some_and(|h| verify_password(&c.password, &h));
     if !ok {
-        app.login_by_user.hit(&user);
-        app.login_by_addr.hit(&addr_key);
+        app.local.login_by_user.hit(&user);
+        app.local.login_by_addr.hit(&addr_key);
         return Err(reject(ApiError::BadCredentials));
     }
-    app.login_by_user.clear(&user);
+    app.local.login_by_user.clear(&user);
     Ok(token_reply(&app, &user, StatusCode::OK))
 }
 
 pub async fn logout(app: App, token: String) -> Result<impl Reply, Rejection> {
-    app.tokens.revoke(&token);
+    app.local.tokens.revoke(&token);
     Ok(StatusCode::NO_CONTENT)
 }
 

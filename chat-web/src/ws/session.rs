@@ -202,11 +202,14 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     app.presence_change(&user, 1, 0).await;
     let mut away = false;
     hello(&app, &user, &out).await;
+    let mut retired = app.retired();
 
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
             _ = kill.notified() => break,
+            // the broker connection is gone: the client reconnects to the state that replaces it
+            _ = retired.wait_for(|r| *r) => break,
         };
         let msg = match frame {
             Some(Ok(m)) => m,
@@ -271,7 +274,9 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
 
     drop(out);
     let _ = writer.await;
-    app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
+    if !app.is_retired() {
+        app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
+    }
 }
 
 async fn hello(app: &App, user: &str, out: &Outbox) {
