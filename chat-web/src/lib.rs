@@ -50,6 +50,9 @@ pub struct ChatConfig {
     pub login_attempts_per_user: u32,
     pub login_attempts_per_addr: u32,
     pub default_retention_days: u32,
+    /// How often this front end tells the others it is alive; one silent for three of these
+    /// has its users' presence dropped.
+    pub presence_heartbeat: Duration,
 }
 
 impl ChatConfig {
@@ -60,6 +63,7 @@ impl ChatConfig {
             login_attempts_per_user: 5,
             login_attempts_per_addr: 30,
             default_retention_days: 30,
+            presence_heartbeat: Duration::from_secs(10),
         }
     }
 }

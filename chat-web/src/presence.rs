@@ -2,8 +2,12 @@
 //!
 //! Each front end counts its own WebSocket sessions per user and announces changes on
 //! `chat.events`; every front end (itself included) folds those announcements per node.
+//! Front ends also say they are alive every few seconds: one not heard from for a while (it
+//! crashed, or lost its broker connection) has its users' entries dropped, so they do not stay
+//! online forever.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -25,6 +29,10 @@ struct Local {
 pub struct Presence {
     local: Mutex<HashMap<String, Local>>,
     global: Mutex<HashMap<String, HashMap<String, Status>>>,
+    /// When each front end (node) was last heard from.
+    heard: Mutex<HashMap<String, Instant>>,
+    /// Nodes dropped for silence (their users' entries are gone until they announce again).
+    forgotten: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Presence {
@@ -59,6 +67,7 @@ impl Presence {
 
     /// Fold an announcement; returns the user's new effective status if it changed.
     pub fn apply(&self, node: &str, user: &str, status: Status) -> Option<Status> {
+        self.heard_from(node);
         let mut global = self.global.lock();
         let before = Self::effective_in(&global, user);
         let nodes = global.entry(user.to_owned()).or_default();
@@ -80,6 +89,48 @@ impl Presence {
             Some(nodes) if !nodes.is_empty() => Status::Away,
             _ => Status::Offline,
         }
+    }
+
+    /// `node` said something: it is alive. True when it had been forgotten for silence (its
+    /// users must be announced again).
+    pub fn heard_from(&self, node: &str) -> bool {
+        self.heard.lock().insert(node.to_owned(), Instant::now());
+        self.forgotten.lock().remove(node)
+    }
+
+    /// Drop every node silent for longer than `silence`, with its users' entries; returns the
+    /// users whose effective status changed, with the new status.
+    pub fn forget_silent(&self, silence: Duration) -> Vec<(String, Status)> {
+        let silent: Vec<String> = {
+            let mut heard = self.heard.lock();
+            let silent: Vec<String> =
+                heard.iter().filter(|(_, at)| at.elapsed() > silence).map(|(node, _)| node.clone()).collect();
+            for node in &silent {
+                heard.remove(node);
+            }
+            self.forgotten.lock().extend(silent.iter().cloned());
+            silent
+        };
+        if silent.is_empty() {
+            return Vec::new();
+        }
+        let mut global = self.global.lock();
+        let users: Vec<String> = global.keys().cloned().collect();
+        let mut changed = Vec::new();
+        for user in users {
+            let before = Self::effective_in(&global, &user);
+            if let Some(nodes) = global.get_mut(&user) {
+                nodes.retain(|node, _| !silent.contains(node));
+                if nodes.is_empty() {
+                    global.remove(&user);
+                }
+            }
+            let after = Self::effective_in(&global, &user);
+            if before != after {
+                changed.push((user, after));
+            }
+        }
+        changed
     }
 
     pub fn status(&self, user: &str) -> Status {
@@ -109,5 +160,22 @@ mod tests {
         assert_eq!(p.apply("n1", "a", Status::Offline), Some(Status::Away));
         assert_eq!(p.apply("n2", "a", Status::Offline), Some(Status::Offline));
         assert!(p.snapshot().is_empty());
+    }
+
+    #[test]
+    fn silent_nodes_are_forgotten_with_their_users() {
+        let p = Presence::default();
+        p.apply("crashed", "a", Status::Online);
+        p.apply("crashed", "b", Status::Online);
+        p.apply("alive", "b", Status::Away);
+        std::thread::sleep(Duration::from_millis(30));
+        p.heard_from("alive");
+        let mut changed = p.forget_silent(Duration::from_millis(20));
+        changed.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(changed, [("a".to_owned(), Status::Offline), ("b".to_owned(), Status::Away)]);
+        assert_eq!(p.status("b"), Status::Away);
+        assert!(p.forget_silent(Duration::from_millis(20)).is_empty(), "forgotten once");
+        assert!(p.heard_from("crashed"), "a forgotten node that speaks again is news");
+        assert!(!p.heard_from("crashed"));
     }
 }

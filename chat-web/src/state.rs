@@ -107,7 +107,7 @@ impl App {
         }
     }
 
-    async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
+    pub(crate) async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
         let amqp = Amqp::connect(&config.amqp_url).await?;
         let (global, _) = broadcast::channel(1024);
         let app = App {
@@ -129,7 +129,31 @@ impl App {
             return Err(e);
         }
         app.announce(&json!({"type": "hello", "node": app.node})).await;
+        app.keep_presence_fresh();
         Ok(app)
+    }
+
+    /// Every `presence_heartbeat`: say this front end is alive, and drop the users of front
+    /// ends silent for three heartbeats (their sessions are gone with them).
+    fn keep_presence_fresh(&self) {
+        let every = self.config.presence_heartbeat;
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let app = App { inner };
+                app.announce(&json!({"type": "alive", "node": app.node})).await;
+                for (user, status) in app.presence.forget_silent(every * 3) {
+                    let _ = app
+                        .global
+                        .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": status})));
+                }
+            }
+        });
+        self.feeds.lock().push(task);
     }
 
     async fn listen(&self) -> Result<(), ApiError> {
@@ -352,6 +376,7 @@ impl App {
                         .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": now})));
                 }
             }
+            Some("alive") => self.on_alive(&str_of("node")),
             Some("typing") | Some("receipt") => {
                 let room = str_of("room");
                 let log = self.rooms.lock().get(&room).cloned();
@@ -364,6 +389,15 @@ impl App {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn on_alive(&self, node: &str) {
+        // a front end dropped for silence is back (it was stalled, not gone): ask every front
+        // end to announce its users again, as when one starts
+        if self.presence.heard_from(node) {
+            let app = self.clone();
+            tokio::spawn(async move { app.announce(&json!({"type": "hello", "node": app.node})).await });
         }
     }
 

@@ -154,3 +154,21 @@ async fn abuse_gets_error_events_and_hurts_nobody_else() {
     let m = we.until(|v| v["type"] == "message" && v["room"] == other.as_str()).await;
     assert_eq!(m["message"]["text"], "still there?");
 }
+
+/// A front end that goes silent (here it loses its broker connection without a word, as a
+/// crash would) has its users dropped from the others' presence after three missed heartbeats.
+#[tokio::test]
+async fn presence_from_a_silent_front_end_expires() {
+    let fast = |c: &mut warren_chat::ChatConfig| c.presence_heartbeat = std::time::Duration::from_millis(200);
+    let front_a = common::chat_with(fast).await;
+    let front_b = common::chat_with(fast).await;
+    let (carol, token_c) = front_a.user("carol").await;
+    let (_, token_d) = front_b.user("dave").await;
+    let mut wd = front_b.ws(&token_d).await;
+    wd.until(is("hello")).await;
+    let _wc = front_a.ws(&token_c).await;
+    wd.until(|v| v["type"] == "presence" && v["user"] == carol.as_str() && v["status"] == "online").await;
+
+    front_a.server.live.app().shutdown().await;
+    wd.until(|v| v["type"] == "presence" && v["user"] == carol.as_str() && v["status"] == "offline").await;
+}
