@@ -1,12 +1,15 @@
 //! `RoomLog`: one room's messages folded from its stream (edits and deletes applied, read
-//! offsets per user), plus the broadcast channel that feeds this front end's WebSocket sessions.
+//! offsets per user), plus the listeners that feed this front end's WebSocket sessions.
+//!
+//! Each listening session gets every event pushed into its own queue: no channel shared by a
+//! thousand receivers, whose every read would take the same lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::model::ChatMessage;
 
@@ -54,28 +57,45 @@ struct State {
     last_offset: Option<u64>,
 }
 
+/// Takes a room's live events for one session; false once that session is gone.
+pub type Listener = Box<dyn Fn(&Arc<Outgoing>) -> bool + Send + Sync>;
+
 pub struct RoomLog {
     pub id: String,
     state: Mutex<State>,
-    tx: broadcast::Sender<Arc<Outgoing>>,
+    /// Live sessions, by session id.
+    listeners: Mutex<Vec<(u64, Listener)>>,
     ready: watch::Sender<bool>,
 }
 
-const BROADCAST_CAPACITY: usize = 1024;
-
 impl RoomLog {
     pub fn new(id: &str) -> Arc<RoomLog> {
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (ready, _) = watch::channel(false);
-        Arc::new(RoomLog { id: id.to_owned(), state: Mutex::new(State::default()), tx, ready })
+        Arc::new(RoomLog {
+            id: id.to_owned(),
+            state: Mutex::new(State::default()),
+            listeners: Mutex::new(Vec::new()),
+            ready,
+        })
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outgoing>> {
-        self.tx.subscribe()
+    /// Add (or replace) `session`'s listener. `catch_up` runs first, with no event sent in
+    /// between: whatever it queues for the session comes before every live event.
+    pub fn listen<R>(&self, session: u64, listener: Listener, catch_up: impl FnOnce() -> R) -> R {
+        let mut listeners = self.listeners.lock();
+        let caught_up = catch_up();
+        listeners.retain(|(s, _)| *s != session);
+        listeners.push((session, listener));
+        caught_up
     }
 
-    pub fn send_transient(&self, event: Arc<Outgoing>) {
-        let _ = self.tx.send(event);
+    pub fn forget(&self, session: u64) {
+        self.listeners.lock().retain(|(s, _)| *s != session);
+    }
+
+    /// Hand `event` to every live session, dropping those that are gone.
+    pub fn send(&self, event: Arc<Outgoing>) {
+        self.listeners.lock().retain(|(_, listener)| listener(&event));
     }
 
     pub fn ready(&self) -> watch::Receiver<bool> {
@@ -112,11 +132,7 @@ impl RoomLog {
             out
         };
         if let Some(value) = out {
-            let _ = self.tx.send(Arc::new(Outgoing {
-                offset: Some(inc.offset),
-                json: value.to_string().into(),
-                audience: None,
-            }));
+            self.send(Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into(), audience: None }));
         }
     }
 

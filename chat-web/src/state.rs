@@ -234,6 +234,11 @@ impl App {
         }
     }
 
+    /// The log of room `id` if this front end folds it already.
+    pub fn active_room_log(&self, id: &str) -> Option<Arc<RoomLog>> {
+        self.rooms.lock().get(id).cloned()
+    }
+
     async fn activate(&self, log: &Arc<RoomLog>, room: &Room) -> Result<(), ApiError> {
         self.amqp.declare_room(&room.id, room.retention_days).await?;
         let marker = new_id();
@@ -379,13 +384,12 @@ impl App {
             Some("alive") => self.on_alive(&str_of("node")),
             Some("typing") | Some("receipt") => {
                 let room = str_of("room");
-                let log = self.rooms.lock().get(&room).cloned();
-                if let Some(log) = log {
+                if let Some(log) = self.active_room_log(&room) {
                     let mut e = event.clone();
                     if let Some(obj) = e.as_object_mut() {
                         obj.remove("node");
                     }
-                    log.send_transient(Outgoing::transient(&e));
+                    log.send(Outgoing::transient(&e));
                 }
             }
             _ => {}

@@ -172,3 +172,51 @@ async fn presence_from_a_silent_front_end_expires() {
     front_a.server.live.app().shutdown().await;
     wd.until(|v| v["type"] == "presence" && v["user"] == carol.as_str() && v["status"] == "offline").await;
 }
+
+/// A session that subscribed to a quiet room and then disconnects goes offline at once: the
+/// room's hold on it must not keep the session alive.
+#[tokio::test]
+async fn closing_a_socket_subscribed_to_a_quiet_room_ends_the_session() {
+    let c = chat().await;
+    let (_, a) = c.user("ann").await;
+    let (bert, b) = c.user("bert").await;
+    let room = c.room(&a, true).await;
+    let id = room["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+    let mut wa = c.ws(&a).await;
+    wa.until(is("hello")).await;
+    let mut wb = c.ws(&b).await;
+    wb.until(is("hello")).await;
+    wa.until(|v| v["type"] == "presence" && v["user"] == bert.as_str() && v["status"] == "online").await;
+    wb.send(json!({"type": "subscribe", "room": id})).await;
+    wb.until(is("subscribed")).await;
+    wb.socket.close(None).await.expect("close");
+    drop(wb);
+    wa.until(|v| v["type"] == "presence" && v["user"] == bert.as_str() && v["status"] == "offline").await;
+}
+
+/// Subscribe, unsubscribe and subscribe again in one burst: the session follows the room live.
+#[tokio::test]
+async fn resubscribing_in_a_burst_keeps_the_live_feed() {
+    let c = chat().await;
+    let (_, a) = c.user("cleo").await;
+    let (_, b) = c.user("dan").await;
+    let room = c.room(&a, true).await;
+    let id = room["id"].as_str().unwrap().to_owned();
+    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+    let mut wb = c.ws(&b).await;
+    wb.until(is("hello")).await;
+    wb.send(json!({"type": "subscribe", "room": id})).await;
+    wb.until(is("subscribed")).await;
+    for _ in 0..20 {
+        wb.send(json!({"type": "unsubscribe", "room": id})).await;
+        wb.send(json!({"type": "subscribe", "room": id})).await;
+    }
+    for _ in 0..20 {
+        wb.until(is("subscribed")).await;
+    }
+    let r = c.req("POST", &format!("/api/rooms/{id}/messages"), Some(&a), Some(json!({"text": "still there?"}))).await;
+    assert_eq!(r.status, 201);
+    let m = wb.until(|v| v["type"] == "message" && v["catchup"].is_null()).await;
+    assert_eq!(m["message"]["text"], "still there?");
+}

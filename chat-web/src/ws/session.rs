@@ -1,18 +1,19 @@
 //! One WebSocket session: authenticate (done by the route), say hello, then serve frames.
 //!
 //! Two tasks per socket: the reader loop (this function) and one writer task that owns every
-//! outgoing path: frames queued by the reader and by actions, plus the live event feeds (the
-//! global feed and one per subscribed room), read straight from their broadcast channels. An
-//! event reaches the socket with one task wake-up, not two.
+//! outgoing path. Everything reaches the writer through one bounded queue: frames from the
+//! reader and from actions, and the live events of subscribed rooms, pushed there by the rooms
+//! themselves (`RoomLog::listen`). Only the rare front-end-wide events (presence, membership)
+//! come through a broadcast channel. An event reaches the socket with one task wake-up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::stream::SplitSink;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, mpsc};
-use tokio_stream::StreamMap;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use warp::ws::{Message, WebSocket};
@@ -24,30 +25,31 @@ use crate::presence::Status;
 use crate::room_log::Outgoing;
 use crate::state::App;
 
+/// Ids for the sessions of this front end, so a room can tell its listeners apart.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 /// What the writer task is told.
 enum Out {
     Frame(Message),
-    /// Forward `room`'s live events from `rx`, skipping stream offsets up to `high` (the
-    /// catch-up sent them already).
-    Subscribe {
-        room: String,
-        rx: broadcast::Receiver<Arc<Outgoing>>,
+    /// `room`'s catch-up is queued: forward its live events from here on, skipping stream
+    /// offsets up to `high` (the catch-up sent them already).
+    Subscribed {
+        room: Arc<str>,
         high: Option<u64>,
     },
     Unsubscribe {
         room: String,
     },
+    /// A live event of `room`.
+    Event {
+        room: Arc<str>,
+        event: Arc<Outgoing>,
+    },
 }
 
-/// An event feed the writer reads.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Feed {
-    Global,
-    Room(String),
-}
-
-/// The sending half shared by the session's tasks: a bounded queue to the writer task, and a
-/// kill switch pulled when that queue overflows (a browser too slow to keep up).
+/// The sending half shared by the session's tasks and its rooms: a bounded queue to the writer
+/// task, and a kill switch pulled when that queue overflows (a browser too slow to keep up; it
+/// reconnects and catches up from its last offsets).
 #[derive(Clone)]
 struct Outbox {
     tx: mpsc::Sender<Out>,
@@ -98,89 +100,98 @@ fn error_event(e: &ApiError, room: Option<&str>, client_id: Option<&str>) -> Val
 struct Writer {
     app: App,
     user: String,
+    session: u64,
     sink: SplitSink<WebSocket, Message>,
-    feeds: StreamMap<Feed, BroadcastStream<Arc<Outgoing>>>,
-    /// Per room: the highest stream offset its catch-up sent.
-    highs: HashMap<String, Option<u64>>,
+    /// Front-end-wide events (presence, membership changes).
+    global: BroadcastStream<Arc<Outgoing>>,
+    /// Per subscribed room: the highest stream offset its catch-up sent.
+    highs: HashMap<Arc<str>, Option<u64>>,
     kill: Arc<Notify>,
+    /// Resolves when the reader loop has ended: the rooms' listeners still hold senders of the
+    /// queue, so its closing cannot tell.
+    reader_done: oneshot::Receiver<()>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
         loop {
             let more = tokio::select! {
+                biased;
+                _ = &mut self.reader_done => false,
                 out = rx.recv() => match out {
                     Some(out) => self.take(out).await,
                     None => false,
                 },
-                Some((feed, event)) = self.feeds.next(), if !self.feeds.is_empty() => self.forward(feed, event).await,
+                Some(event) = self.global.next() => self.forward_global(event).await,
             };
             if !more {
                 break;
             }
-            // Encode everything else that is ready, then flush once: one write per burst.
+            // Encode everything else that is queued, then flush once: one write per burst.
             let mut more = true;
-            while more {
-                if let Ok(out) = rx.try_recv() {
-                    more = self.take(out).await;
-                } else if let Some(Some((feed, event))) = self.feeds.next().now_or_never() {
-                    more = self.forward(feed, event).await;
-                } else {
-                    break;
-                }
+            while more && let Ok(out) = rx.try_recv() {
+                more = self.take(out).await;
             }
             if !more || self.sink.flush().await.is_err() {
                 break;
             }
         }
+        for room in self.highs.keys() {
+            self.stop_listening(room);
+        }
         let _ = self.sink.close().await;
+    }
+
+    fn stop_listening(&self, room: &str) {
+        if let Some(log) = self.app.active_room_log(room) {
+            log.forget(self.session);
+        }
     }
 
     /// Handle one instruction; false when the socket is gone.
     async fn take(&mut self, out: Out) -> bool {
         match out {
             Out::Frame(m) => self.sink.feed(m).await.is_ok(),
-            Out::Subscribe { room, rx, high } => {
-                self.highs.insert(room.clone(), high);
-                self.feeds.insert(Feed::Room(room), BroadcastStream::new(rx));
+            Out::Subscribed { room, high } => {
+                self.highs.insert(room, high);
                 true
             }
             Out::Unsubscribe { room } => {
-                self.highs.remove(&room);
-                self.feeds.remove(&Feed::Room(room));
+                // the reader took the room's listener off already, before any later subscribe
+                self.highs.remove(room.as_str());
                 true
             }
+            Out::Event { room, event } => self.forward_room(&room, &event).await,
         }
     }
 
-    /// Forward one live event if it is for this session; false when the socket is gone.
-    async fn forward(&mut self, feed: Feed, event: Result<Arc<Outgoing>, BroadcastStreamRecvError>) -> bool {
-        let text = match (&feed, event) {
-            (Feed::Global, Ok(ev)) => {
-                if !ev.is_for(&self.user) {
-                    return true;
-                }
-                ev.json.to_string()
-            }
-            (Feed::Global, Err(BroadcastStreamRecvError::Lagged(_))) => return true,
-            (Feed::Room(room), Ok(ev)) => {
-                if ev.offset.is_some() && ev.offset <= self.highs.get(room).copied().flatten() {
-                    return true;
-                }
-                if !self.app.directory.is_member(room, &self.user) {
-                    let e = ApiError::Forbidden(format!("you left {room}"));
-                    let text = error_event(&e, Some(room), None).to_string();
-                    self.feeds.remove(&feed);
-                    return self.sink.feed(Message::text(text)).await.is_ok();
-                }
-                ev.json.to_string()
-            }
-            (Feed::Room(room), Err(BroadcastStreamRecvError::Lagged(n))) => {
-                let e = ApiError::Conflict(format!("{n} events skipped: subscribe again with your last offset"));
-                error_event(&e, Some(room), None).to_string()
-            }
+    /// Forward one live event of `room` if the session still follows the room and has not had
+    /// it in its catch-up; false when the socket is gone.
+    async fn forward_room(&mut self, room: &str, event: &Outgoing) -> bool {
+        let Some(high) = self.highs.get(room) else {
+            return true;
         };
-        if self.sink.feed(Message::text(text)).await.is_err() {
+        if event.offset.is_some() && event.offset <= *high {
+            return true;
+        }
+        if !self.app.directory.is_member(room, &self.user) {
+            self.highs.remove(room);
+            self.stop_listening(room);
+            let e = ApiError::Forbidden(format!("you left {room}"));
+            return self.sink.feed(Message::text(error_event(&e, Some(room), None).to_string())).await.is_ok();
+        }
+        self.send_event(event).await
+    }
+
+    async fn forward_global(&mut self, event: Result<Arc<Outgoing>, BroadcastStreamRecvError>) -> bool {
+        match event {
+            Ok(event) if event.is_for(&self.user) => self.send_event(&event).await,
+            _ => true,
+        }
+    }
+
+    async fn send_event(&mut self, event: &Outgoing) -> bool {
+        if self.sink.feed(Message::text(event.json.to_string())).await.is_err() {
             self.kill.notify_one();
             return false;
         }
@@ -193,10 +204,18 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
     let kill = Arc::new(Notify::new());
     let out = Outbox { tx, kill: kill.clone() };
-    let mut feeds = StreamMap::new();
-    feeds.insert(Feed::Global, BroadcastStream::new(app.global.subscribe()));
-    let writer =
-        Writer { app: app.clone(), user: user.clone(), sink, feeds, highs: HashMap::new(), kill: kill.clone() };
+    let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let (reader_done, reader_done_rx) = oneshot::channel();
+    let writer = Writer {
+        app: app.clone(),
+        user: user.clone(),
+        session,
+        sink,
+        global: BroadcastStream::new(app.global.subscribe()),
+        highs: HashMap::new(),
+        kill: kill.clone(),
+        reader_done: reader_done_rx,
+    };
     let writer = tokio::spawn(writer.run(rx));
 
     app.presence_change(&user, 1, 0).await;
@@ -253,13 +272,15 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
                     app.presence_change(&user, 0, if away { 1 } else { -1 }).await;
                 }
             }
-            ClientFrame::Subscribe { room, since } => match subscribe(&app, &user, &room, since, &out).await {
-                Ok((rx, high)) => {
-                    out.push(Out::Subscribe { room, rx, high });
+            ClientFrame::Subscribe { room, since } => {
+                if let Err(e) = subscribe(&app, &user, session, &room, since, &out).await {
+                    out.error(&e, Some(&room), None);
                 }
-                Err(e) => out.error(&e, Some(&room), None),
-            },
+            }
             ClientFrame::Unsubscribe { room } => {
+                if let Some(log) = app.active_room_log(&room) {
+                    log.forget(session);
+                }
                 out.push(Out::Unsubscribe { room });
             }
             ClientFrame::Ping => {
@@ -273,6 +294,7 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     }
 
     drop(out);
+    drop(reader_done);
     let _ = writer.await;
     if !app.is_retired() {
         app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
@@ -294,28 +316,36 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     out.send(&json!({"type": "hello", "user": user, "rooms": rooms, "presence": presence}));
 }
 
-/// Catch up on `room` after `since`; returns its live feed and the highest offset sent, for
-/// the writer to forward from there.
+/// Catch up on `room` after `since`, then follow it live: the room pushes its events into this
+/// session's outbox, after the catch-up.
 async fn subscribe(
     app: &App,
     user: &str,
+    session: u64,
     room: &str,
     since: Option<u64>,
     out: &Outbox,
-) -> Result<(broadcast::Receiver<Arc<Outgoing>>, Option<u64>), ApiError> {
+) -> Result<(), ApiError> {
     let r = app.member_room(room, user)?;
     let log = app.room_log(&r).await?;
-    let rx = log.subscribe();
-    let missed = log.since(since, 500);
-    let mut high = since;
-    for m in &missed {
-        out.send(&json!({"type": "message", "room": room, "message": m, "catchup": true}));
-        high = Some(m.offset);
-    }
-    let high = high.max(log.last_offset()).max(since);
-    out.send(&json!({"type": "subscribed", "room": room, "unread": log.unread(user), "last_offset": high,
-        "read_offset": log.read_offset(user)}));
-    Ok((rx, high))
+    let room: Arc<str> = room.into();
+    let listener = {
+        let (out, room) = (out.clone(), room.clone());
+        Box::new(move |event: &Arc<Outgoing>| out.push(Out::Event { room: room.clone(), event: event.clone() }))
+    };
+    log.listen(session, listener, || {
+        let missed = log.since(since, 500);
+        let mut high = since;
+        for m in &missed {
+            out.send(&json!({"type": "message", "room": &*room, "message": m, "catchup": true}));
+            high = Some(m.offset);
+        }
+        let high = high.max(log.last_offset()).max(since);
+        out.send(&json!({"type": "subscribed", "room": &*room, "unread": log.unread(user), "last_offset": high,
+            "read_offset": log.read_offset(user)}));
+        out.push(Out::Subscribed { room: room.clone(), high });
+    });
+    Ok(())
 }
 
 /// Frames that go to the broker: run off the reader loop so a slow confirm doesn't stall it.
