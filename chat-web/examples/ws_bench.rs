@@ -4,11 +4,10 @@
 //!
 //!     cargo run --release -p warren-chat --example ws_bench -- http://127.0.0.1:8080 1000 100 10 [server-pid]
 //!
-//! Before the measured seconds, the publisher sends for a warm-up of 2 s (`WS_BENCH_WARMUP_SECS`)
-//! whose messages are not counted. Measured on the 2-core machine with 1000 clients: in the
-//! first second after the sessions go quiet-to-busy, a message's fan-out takes longer than the
-//! 10 ms between messages and a backlog builds (messages 15-50 ms late); from the third second
-//! on it keeps up. The figure is about a room that is already busy. The clients share the
+//! Before the measured seconds, the publisher sends for a warm-up of 2 s (`WS_BENCH_WARMUP_SECS`,
+//! 0 for none) whose messages are not counted: the first second after a thousand sessions go
+//! live is the slowest (on the 2-core machine, first messages fell 15-50 ms behind while later
+//! ones kept up), and the figure is about a room that is already busy. The clients share the
 //! server's machine, so each reader keeps one deadline timer rather than arming one per message.
 
 use std::time::{Duration, Instant};
