@@ -36,6 +36,13 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null || { cat "$LOG"; echo "chat did not start" >&2; exit 1; }
-if [ -n "${WARREN_AMQP_URL:-}" ]; then BROKER=rabbitmq; else BROKER=embedded; fi
+if [ -n "${WARREN_AMQP_URL:-}" ]; then
+    BROKER=rabbitmq
+    # the test makes the broker drop its connections: say how to control that broker
+    [ -n "${CHAT_BROKER_CTL:-}" ] || { echo "WARREN_AMQP_URL needs CHAT_BROKER_CTL (e.g. rabbitmqctl)" >&2; exit 1; }
+else
+    BROKER=embedded
+    export CHAT_BROKER_CTL="$BIN ctl --data-dir $DATA"
+fi
 SHOTS="target/chat-screenshots/$BROKER"
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }

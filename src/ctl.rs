@@ -7,6 +7,8 @@
 //! - `set_vm_memory_high_watermark <fraction>` or `set_vm_memory_high_watermark absolute <size>`
 //! - `set_disk_free_limit <size>`
 //! - `status`: the limits in force and the current alarm
+//! - `close_all_connections <explanation>`: close every client connection with 320
+//!   CONNECTION_FORCED and the explanation (a chat front end reconnects by itself)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +31,8 @@ pub struct CtlCommand {
     pub data_dir: PathBuf,
 
     /// The command and its arguments, e.g. `set_vm_memory_high_watermark 0.6`,
-    /// `set_vm_memory_high_watermark absolute 2GB`, `set_disk_free_limit 1GB`, `status`.
+    /// `set_vm_memory_high_watermark absolute 2GB`, `set_disk_free_limit 1GB`, `status`,
+    /// `close_all_connections "maintenance"`.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
     pub command: Vec<String>,
 }
@@ -134,10 +137,16 @@ pub fn execute(broker: &Broker, line: &str) -> Result<String, String> {
                 "memory high watermark {memory}, disk free limit {disk}, resident {resident} bytes, alarm: {alarm}"
             ))
         }
-        [] => Err("empty command".into()),
-        [other, ..] => {
-            Err(format!("unknown command {other:?} (known: set_vm_memory_high_watermark, set_disk_free_limit, status)"))
+        ["close_all_connections", explanation @ ..] if !explanation.is_empty() => {
+            let explanation = explanation.join(" ");
+            let told = broker.close_all_connections(&explanation);
+            Ok(format!("closing {told} connections: {explanation}"))
         }
+        ["close_all_connections"] => Err("close_all_connections needs an explanation".into()),
+        [] => Err("empty command".into()),
+        [other, ..] => Err(format!(
+            "unknown command {other:?} (known: set_vm_memory_high_watermark, set_disk_free_limit, status, close_all_connections)"
+        )),
     }
 }
 
@@ -174,5 +183,10 @@ mod tests {
             assert!(execute(&broker, bad).is_err(), "{bad:?} should be refused");
         }
         assert!(execute(&broker, "status").is_ok_and(|s| s.contains("disk free limit 1000000000 bytes")));
+        assert_eq!(
+            execute(&broker, "close_all_connections  time to  go\n"),
+            Ok("closing 0 connections: time to go".into())
+        );
+        assert!(execute(&broker, "close_all_connections").is_err());
     }
 }

@@ -91,6 +91,8 @@ pub struct Broker {
     _alarm_sender: Option<tokio::sync::watch::Sender<alarm::AlarmState>>,
     /// What the resource monitor checks, changeable at run time (brokers on a data directory).
     limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
+    /// Every open connection listens: an explanation sent here closes them all with 320.
+    forced_close: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -148,7 +150,19 @@ impl Broker {
             .iter()
             .map(|v| (v.clone(), Arc::new_cyclic(|me| vhost::VirtualHost::new(v, store.clone()).with_self(me.clone()))))
             .collect();
-        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender, limits })
+        let (forced_close, _) = tokio::sync::broadcast::channel(16);
+        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender, limits, forced_close })
+    }
+
+    /// Close every open connection with 320 CONNECTION_FORCED and `explanation`, as
+    /// `rabbitmqctl close_all_connections`; returns how many were told.
+    pub fn close_all_connections(&self, explanation: &str) -> usize {
+        self.forced_close.send(explanation.into()).unwrap_or(0)
+    }
+
+    /// For a connection: the explanations of `close_all_connections`.
+    pub fn forced_closes(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.forced_close.subscribe()
     }
 
     /// The resource limits in force; None when nothing watches resources.

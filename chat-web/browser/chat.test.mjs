@@ -1,6 +1,9 @@
 // Browser test of warren's web chat: two users in two browser contexts (Debian chromium driven
 // by playwright-core). Usage: node chat.test.mjs http://127.0.0.1:8080 [screenshot dir]
+// CHAT_BROKER_CTL: the broker's control command (`warren ctl --data-dir D`, or rabbitmqctl),
+// used to make the broker drop every connection.
 import { chromium } from "playwright-core";
+import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -111,6 +114,29 @@ try {
   await a.waitForSelector(`#people button[data-user="${bob}"][data-status="online"]`, T);
   await shot(b, "bob-caught-up");
   log("offline catch-up with unread count");
+
+  // the broker drops every connection (CHAT_BROKER_CTL: warren ctl or rabbitmqctl): the chat
+  // reconnects to the broker, and both pages to the chat, by themselves
+  const conn = (page) => page.evaluate(() => document.getElementById("conn").textContent);
+  execSync(`${process.env.CHAT_BROKER_CTL} close_all_connections "browser test"`, { stdio: "inherit" });
+  for (const p of [a, b]) {
+    await p.waitForFunction(() => document.getElementById("conn").textContent !== "connected", null, { ...T, polling: 20 });
+    assert.match(await conn(p), /reconnecting/);
+  }
+  // bob writes while his page is still reconnecting: it goes out once the page is back
+  await b.fill("#composer-text", "written while reconnecting");
+  await b.press("#composer-text", "Enter");
+  for (const p of [a, b]) {
+    await p.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, { timeout: 30000 });
+  }
+  await a.waitForSelector(`#messages li:has-text("written while reconnecting")`, T);
+  await a.fill("#composer-text", "after the broker dropped us");
+  await a.press("#composer-text", "Enter");
+  // confirmed by the broker ("sent"), or already further along ("delivered", "read": bob is looking)
+  await a.waitForSelector(`#messages li:has-text("after the broker dropped us") .status:not([data-status="sending"])`, T);
+  await b.waitForSelector(`#messages li:has-text("after the broker dropped us")`, T);
+  await shot(b, "bob-after-broker-reconnect");
+  log("broker drops the connections: the pages reconnect by themselves");
 } catch (e) {
   console.error("not ok - " + (e && e.stack ? e.stack : e));
   process.exitCode = 1;

@@ -12,6 +12,7 @@
     backoff: 500,
     typing: new Map(),
     pending: new Map(),
+    unsent: [], // messages written while the socket was down: sent after the next hello
     lastTyping: 0,
   };
 
@@ -276,7 +277,8 @@
     const r = S.rooms.get(S.current);
     r.messages.set(client_id, { id: client_id, room: S.current, author: S.user, text, ts: Date.now(), status: "sending", pending: true });
     S.pending.set(client_id, S.current);
-    send({ type: "send", room: S.current, text, client_id });
+    const frame = { type: "send", room: S.current, text, client_id };
+    if (!send(frame)) S.unsent.push(frame);
     $("composer-text").value = "";
     renderMessages();
   }
@@ -300,7 +302,11 @@
   setInterval(renderTyping, 1000);
 
   // ---- WebSocket --------------------------------------------------------------------
-  function send(obj) { if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(obj)); }
+  function send(obj) {
+    if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return false;
+    S.ws.send(JSON.stringify(obj));
+    return true;
+  }
 
   function subscribe(id) {
     const r = S.rooms.get(id);
@@ -327,6 +333,7 @@
           for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
           renderRooms();
           for (const v of ev.rooms) subscribe(v.id);
+          for (const frame of S.unsent.splice(0)) send(frame);
           refreshPeople();
           break;
         case "subscribed": {

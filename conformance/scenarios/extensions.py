@@ -294,3 +294,17 @@ def disk_alarm_blocks_publishers_until_it_clears(t: T):
     """A disk alarm (set_disk_free_limit above the free space) blocks publishers with "low on
     disk" until the limit is lowered again."""
     _alarm_blocks_publishers(t, ["set_disk_free_limit", "100000GB"], ["set_disk_free_limit", "50MB"])
+
+
+@scenario
+def close_all_connections_forces_320(t: T):
+    """`close_all_connections <explanation>` (rabbitmqctl, warren ctl) closes every client
+    connection with 320 CONNECTION_FORCED and the explanation; new connections open as usual."""
+    a = t.connect("a")
+    b = t.connect("b")
+    a.declare_queue(1, "", exclusive=True)
+    if not t.ctl(["close_all_connections", "maintenance window"]):
+        return
+    a.expect_closed()
+    b.expect_closed()
+    t.check_broker_alive()

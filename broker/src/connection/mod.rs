@@ -173,6 +173,7 @@ impl Connection {
                 "broker forced connection closure with reason 'shutdown'",
             ));
         }
+        let mut forced_closes = self.broker.forced_closes();
         let mut alarm = self.broker.alarm();
         let mut alarm_open = true;
         self.alarm_set = alarm.borrow_and_update().is_some();
@@ -222,6 +223,11 @@ impl Connection {
                 }, if awaiting_disk => {
                     let _batch = DeferWrites::begin();
                     self.flush_confirms();
+                }
+                forced = forced_closes.recv(), if !shutting_down => {
+                    shutting_down = true;
+                    let explanation = forced.map_or_else(|_| "closed by the administrator".into(), |e| e.to_string());
+                    self.start_close(AmqpError::new(ReplyCode::ConnectionForced, explanation));
                 }
                 changed = shutdown.changed(), if !shutting_down => {
                     shutting_down = true;
