@@ -147,9 +147,7 @@ impl App {
                 let app = App { inner };
                 app.announce(&json!({"type": "alive", "node": app.node})).await;
                 for (user, status) in app.presence.forget_silent(every * 3) {
-                    let _ = app
-                        .global
-                        .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": status})));
+                    app.tell_sessions_presence(&user, status);
                 }
             }
         });
@@ -376,9 +374,7 @@ impl App {
                 };
                 let user = str_of("user");
                 if let Some(now) = self.presence.apply(&str_of("node"), &user, status) {
-                    let _ = self
-                        .global
-                        .send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": now})));
+                    self.tell_sessions_presence(&user, now);
                 }
             }
             Some("alive") => self.on_alive(&str_of("node")),
@@ -394,6 +390,11 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// Tell this front end's sessions that `user`'s presence is now `status`.
+    fn tell_sessions_presence(&self, user: &str, status: Status) {
+        let _ = self.global.send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": status})));
     }
 
     fn on_alive(&self, node: &str) {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{chat, is};
+use common::{chat, is, presence};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -11,9 +11,7 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
     let c = chat().await;
     let (alice, a) = c.user("alice").await;
     let (bob, b) = c.user("bob").await;
-    let room = c.room(&a, true).await;
-    let id = room["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+    let id = c.shared_room(&a, &b).await;
 
     let mut wa = c.ws(&a).await;
     let hello = wa.until(is("hello")).await;
@@ -21,7 +19,7 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
     let mut wb = c.ws(&b).await;
     wb.until(is("hello")).await;
     // alice sees bob come online
-    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "online").await;
+    wa.until(presence(&bob, "online")).await;
 
     wa.send(json!({"type": "subscribe", "room": id})).await;
     wa.until(is("subscribed")).await;
@@ -59,9 +57,9 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
 
     // bob goes away, then offline; alice writes; bob comes back with his last offset
     wb.send(json!({"type": "presence", "status": "away"})).await;
-    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "away").await;
+    wa.until(presence(&bob, "away")).await;
     drop(wb);
-    wa.until(|v| v["type"] == "presence" && v["user"] == bob.as_str() && v["status"] == "offline").await;
+    wa.until(presence(&bob, "offline")).await;
     for i in 0..3 {
         wa.send(json!({"type": "send", "room": id, "text": format!("missed {i}")})).await;
         wa.until(is("sent")).await;
@@ -167,10 +165,10 @@ async fn presence_from_a_silent_front_end_expires() {
     let mut wd = front_b.ws(&token_d).await;
     wd.until(is("hello")).await;
     let _wc = front_a.ws(&token_c).await;
-    wd.until(|v| v["type"] == "presence" && v["user"] == carol.as_str() && v["status"] == "online").await;
+    wd.until(presence(&carol, "online")).await;
 
     front_a.server.live.app().shutdown().await;
-    wd.until(|v| v["type"] == "presence" && v["user"] == carol.as_str() && v["status"] == "offline").await;
+    wd.until(presence(&carol, "offline")).await;
 }
 
 /// A session that subscribed to a quiet room and then disconnects goes offline at once: the
@@ -180,19 +178,17 @@ async fn closing_a_socket_subscribed_to_a_quiet_room_ends_the_session() {
     let c = chat().await;
     let (_, a) = c.user("ann").await;
     let (bert, b) = c.user("bert").await;
-    let room = c.room(&a, true).await;
-    let id = room["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+    let id = c.shared_room(&a, &b).await;
     let mut wa = c.ws(&a).await;
     wa.until(is("hello")).await;
     let mut wb = c.ws(&b).await;
     wb.until(is("hello")).await;
-    wa.until(|v| v["type"] == "presence" && v["user"] == bert.as_str() && v["status"] == "online").await;
+    wa.until(presence(&bert, "online")).await;
     wb.send(json!({"type": "subscribe", "room": id})).await;
     wb.until(is("subscribed")).await;
     wb.socket.close(None).await.expect("close");
     drop(wb);
-    wa.until(|v| v["type"] == "presence" && v["user"] == bert.as_str() && v["status"] == "offline").await;
+    wa.until(presence(&bert, "offline")).await;
 }
 
 /// Subscribe, unsubscribe and subscribe again in one burst: the session follows the room live.
@@ -201,9 +197,7 @@ async fn resubscribing_in_a_burst_keeps_the_live_feed() {
     let c = chat().await;
     let (_, a) = c.user("cleo").await;
     let (_, b) = c.user("dan").await;
-    let room = c.room(&a, true).await;
-    let id = room["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), None).await.status, 200);
+    let id = c.shared_room(&a, &b).await;
     let mut wb = c.ws(&b).await;
     wb.until(is("hello")).await;
     wb.send(json!({"type": "subscribe", "room": id})).await;

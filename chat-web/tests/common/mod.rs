@@ -111,6 +111,13 @@ impl Chat {
         r.body
     }
 
+    /// A public room created by `owner` that `member` joined; returns its id.
+    pub async fn shared_room(&self, owner: &str, member: &str) -> String {
+        let id = self.room(owner, true).await["id"].as_str().unwrap().to_owned();
+        assert_eq!(self.req("POST", &format!("/api/rooms/{id}/join"), Some(member), None).await.status, 200);
+        id
+    }
+
     pub async fn ws(&self, token: &str) -> Ws {
         let url = format!("{}/ws?token={token}", self.base.replace("http://", "ws://"));
         let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
@@ -154,6 +161,11 @@ impl Ws {
             }
         }
     }
+}
+
+/// A presence event: `user` is now `status`.
+pub fn presence<'a>(user: &'a str, status: &'a str) -> impl Fn(&Value) -> bool + 'a {
+    move |v| v["type"] == "presence" && v["user"] == user && v["status"] == status
 }
 
 pub fn is(t: &'static str) -> impl Fn(&Value) -> bool {
