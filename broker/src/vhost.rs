@@ -471,6 +471,7 @@ impl VirtualHost {
             )));
         }
         self.route_from(ex, &exchanges, msg, out);
+        crate::exchange::dedup_queues(out);
         Ok(())
     }
 

@@ -326,6 +326,18 @@ def non_connection_method_on_channel_0(t: T):
 
 
 @scenario
+def close_ok_unsolicited(t: T):
+    """connection.close-ok the server never asked for (RabbitMQ: 504 in state running)."""
+    c = t.connect()
+    c.send(0, "connection.close-ok")
+    c.settle()
+    if not c.eof:
+        c.declare_queue(1, "", exclusive=True)
+        c.close()
+    t.check_broker_alive()
+
+
+@scenario
 def client_close_with_error_code(t: T):
     """Client closes with reply code 320 and a class/method: server answers close-ok."""
     c = t.connect()

@@ -338,3 +338,15 @@ def stray_body_on_closing_channel(t: T):
         c.auto_close_ok = True
         c.send(1, "channel.close-ok")
     _malformed(t, act)
+
+
+@scenario
+def queue_name_not_utf8(t: T):
+    """queue.declare whose queue name is the octets FF FE (not UTF-8)."""
+    _malformed(t, lambda c: c.send(1, "queue.declare", queue=b"\xff\xfe"))
+
+
+@scenario
+def exchange_name_not_utf8(t: T):
+    """exchange.declare whose exchange name is the octets C3 28 (not UTF-8)."""
+    _malformed(t, lambda c: c.send(1, "exchange.declare", exchange=b"\xc3\x28", type="direct"))

@@ -387,9 +387,9 @@ impl Connection {
                 self.state = State::Done;
                 Ok(())
             }
-            // Clients may echo these; nothing to do.
-            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))
-            | AMQPClass::Connection(connection::AMQPMethod::Blocked(_))
+            // Clients may echo these; nothing to do. (An unsolicited close-ok is refused
+            // below, as RabbitMQ's reader does: 504 in connection state running.)
+            AMQPClass::Connection(connection::AMQPMethod::Blocked(_))
             | AMQPClass::Connection(connection::AMQPMethod::Unblocked(_)) => Ok(()),
             other => Err(AmqpError::channel_error("unexpected method in connection state running").for_method(&other)),
         }

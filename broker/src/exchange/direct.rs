@@ -26,6 +26,10 @@ impl DirectTable {
         }
     }
 
+    pub fn contains(&self, binding: &Binding) -> bool {
+        self.by_key.get(binding.routing_key.as_str()).is_some_and(|list| list.iter().any(|b| b.same_as(binding)))
+    }
+
     pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
         self.by_key.values().flatten()
     }

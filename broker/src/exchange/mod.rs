@@ -106,6 +106,14 @@ impl RoutingTable {
         }
     }
 
+    fn contains(&self, binding: &Binding) -> bool {
+        match self {
+            Self::Direct(t) => t.contains(binding),
+            Self::Topic(t) => t.contains(binding),
+            _ => self.bindings().any(|b| b.same_as(binding)),
+        }
+    }
+
     fn bindings(&self) -> Box<dyn Iterator<Item = &Binding> + '_> {
         match self {
             Self::Direct(t) => Box::new(t.bindings()),
@@ -150,7 +158,7 @@ impl Exchange {
     /// Add a binding; an identical one is not added twice.
     pub fn bind(&self, binding: Binding) {
         let mut table = self.table.write();
-        if table.bindings().any(|b| b.same_as(&binding)) {
+        if table.contains(&binding) {
             return;
         }
         match &mut *table {
@@ -194,7 +202,8 @@ impl Exchange {
         self.table.read().bindings().next().is_some()
     }
 
-    /// Append to `out` every queue the message is routed to (each at most once) and to
+    /// Append to `out` every queue the message is routed to (a queue bound twice comes twice:
+    /// the caller de-duplicates once, see `dedup_queues`) and to
     /// `exchanges` every exchange bound to this one that matches. Returns whether any binding
     /// matched (if none did, the alternate exchange applies).
     pub fn route(&self, msg: &Message, out: &mut Vec<Arc<Queue>>, exchanges: &mut Vec<Arc<Exchange>>) -> bool {
@@ -203,11 +212,7 @@ impl Exchange {
         let mut push = |d: &Destination| {
             matched = true;
             match d {
-                Destination::Queue(q) => {
-                    if !out.iter().any(|seen| Arc::ptr_eq(seen, q)) {
-                        out.push(q.clone());
-                    }
-                }
+                Destination::Queue(q) => out.push(q.clone()),
                 Destination::Exchange(x) => exchanges.push(x.clone()),
             }
         };
@@ -218,6 +223,28 @@ impl Exchange {
             RoutingTable::Headers(t) => t.route(msg.properties.headers().as_ref(), &mut push),
         }
         matched
+    }
+}
+
+/// Keep the first of each queue in `routed`: a scan for the few queues most messages reach,
+/// a sort for a wide fan-out (a queue reached by several bindings or exchanges gets one copy).
+pub fn dedup_queues(routed: &mut Vec<Arc<Queue>>) {
+    const SCAN_UP_TO: usize = 16;
+    if routed.len() < 2 {
+        return;
+    }
+    if routed.len() <= SCAN_UP_TO {
+        let mut kept = 1;
+        for i in 1..routed.len() {
+            if !routed[..kept].iter().any(|q| Arc::ptr_eq(q, &routed[i])) {
+                routed.swap(kept, i);
+                kept += 1;
+            }
+        }
+        routed.truncate(kept);
+    } else {
+        routed.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+        routed.dedup_by(|a, b| Arc::ptr_eq(a, b));
     }
 }
 
