@@ -79,6 +79,25 @@ impl FrameError {
 /// payload. Like RabbitMQ, a payload of up to `frame_max` octets is accepted (clients often
 /// forget the 8 octets of framing) while the error names `frame_max - 8`.
 pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
+    read_frame(buf, frame_max, Payloads::Share)
+}
+
+/// How a content frame's payload is taken from the read buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payloads {
+    /// A slice of the read buffer: no copy. Right when the buffer is full of frames.
+    Share,
+    /// Payloads up to `COPY_UP_TO` bytes are copied out, so that a queued message never pins
+    /// a read buffer much larger than itself (a slow producer's 200-byte message would
+    /// otherwise keep a whole mostly-empty read allocation alive while it waits in a queue).
+    CopySmall,
+}
+
+/// Larger payloads fill most of the allocation they were read into.
+pub const COPY_UP_TO: usize = 8 * 1024;
+
+/// `next_frame`, choosing how content payloads are held.
+pub fn read_frame(buf: &mut BytesMut, frame_max: u32, payloads: Payloads) -> Result<Option<Frame>, FrameError> {
     if buf.len() < FRAME_HEADER_LEN {
         return Ok(None);
     }
@@ -100,7 +119,10 @@ pub fn next_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, F
     let end = frame[total - 1];
     frame.advance(FRAME_HEADER_LEN);
     frame.truncate(size);
-    let payload = frame.freeze();
+    let copy = payloads == Payloads::CopySmall
+        && size <= COPY_UP_TO
+        && matches!(frame_type, constants::FRAME_HEADER | constants::FRAME_BODY);
+    let payload = if copy { Bytes::copy_from_slice(&frame) } else { frame.freeze() };
     if end != constants::FRAME_END {
         let text = erl::frame_error(frame_type, &payload, FrameReason::InvalidEndMarker(end));
         return Err(FrameError::Fatal(AmqpError::frame_error(text)));

@@ -28,7 +28,7 @@ use crate::channel::{Channel, ChannelCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::sink::{ChannelDeliveries, ConnectionSink, DeferWrites};
 use crate::vhost::VirtualHost;
-use codec::{Frame, FrameError};
+use codec::{Frame, FrameError, Payloads};
 
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -77,6 +77,7 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         alarm_set: false,
         blocked_notify: negotiated.blocked_notify,
         blocked_sent: false,
+        last_read: 0,
     };
     conn.synced = conn.broker.store.as_ref().map(|s| s.journal.synced());
     conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
@@ -104,10 +105,14 @@ struct Connection {
     blocked_notify: bool,
     /// We told the client it is blocked (and owe it connection.unblocked).
     blocked_sent: bool,
+    /// Bytes the last read brought: a small read leaves most of its allocation empty, so the
+    /// frames it completes are copied out of it (see `codec::Payloads`).
+    last_read: usize,
 }
 
 enum ReadOutcome {
-    Data,
+    /// This many bytes were read.
+    Data(usize),
     Eof,
     Failed(std::io::Error),
     HeartbeatTimeout,
@@ -120,7 +125,7 @@ async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Opti
         // idle connection holds no read buffer at all (it would keep up to 16 KiB).
         match reader.try_read_buf(buf) {
             Ok(0) => return ReadOutcome::Eof,
-            Ok(_) => return ReadOutcome::Data,
+            Ok(n) => return ReadOutcome::Data(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => *buf = BytesMut::new(),
             Err(e) => return ReadOutcome::Failed(e),
         }
@@ -142,7 +147,7 @@ async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Opti
         }
         match reader.try_read_buf(buf) {
             Ok(0) => return ReadOutcome::Eof,
-            Ok(_) => return ReadOutcome::Data,
+            Ok(n) => return ReadOutcome::Data(n),
             // a spurious readiness: wait again
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return ReadOutcome::Failed(e),
@@ -191,7 +196,8 @@ impl Connection {
                 // A blocked connection is not read from: its publishes wait in the client and
                 // in the socket, and TCP pushes back (RabbitMQ's flow control).
                 outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked => match outcome {
-                    ReadOutcome::Data => {
+                    ReadOutcome::Data(n) => {
+                        self.last_read = n;
                         let _batch = DeferWrites::begin();
                         self.process(&mut buf);
                     }
@@ -284,7 +290,8 @@ impl Connection {
     /// send coalesced confirms.
     fn process(&mut self, buf: &mut BytesMut) {
         while self.state != State::Done && !self.blocked() {
-            match codec::next_frame(buf, self.frame_max) {
+            let payloads = if self.last_read < READ_CHUNK / 2 { Payloads::CopySmall } else { Payloads::Share };
+            match codec::read_frame(buf, self.frame_max, payloads) {
                 Ok(Some(frame)) => {
                     if let Err(e) = self.handle_frame(frame) {
                         self.start_close(e);
