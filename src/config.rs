@@ -4,6 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use warren_broker::BrokerConfig;
 use warren_broker::auth::User;
 
+/// The largest `--max-message-size` (RabbitMQ's `max_message_size` cap: 512 MiB).
+pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 * 1024 * 1024;
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, about = "An AMQP 0-9-1 broker that RabbitMQ's clients accept as RabbitMQ")]
 pub struct Cli {
@@ -60,7 +62,9 @@ pub struct ServerOptions {
     pub memory_high_watermark: u64,
 
     /// Largest message body accepted, in bytes (RabbitMQ's max_message_size).
-    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 128 * 1024 * 1024)]
+    /// At most 512 MiB, RabbitMQ's own cap.
+    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 128 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_MESSAGE_SIZE_CAP))]
     pub max_message_size: u64,
 
     /// Largest frame proposed to clients, in bytes.
@@ -201,6 +205,13 @@ mod tests {
         assert_eq!(url, "amqp://chat:p%40ss%20word@10.0.0.1:5673/%2f");
         let cli = Cli::parse_from(["warren", "--amqp-url", "amqp://u:p@rabbit:5672/%2f"]);
         assert_eq!(cli.server.chat_amqp_url("0.0.0.0:1".parse().unwrap()), "amqp://u:p@rabbit:5672/%2f");
+    }
+
+    #[test]
+    fn max_message_size_is_capped_at_512_mib() {
+        assert!(Cli::try_parse_from(["warren", "--max-message-size", "536870912"]).is_ok());
+        assert!(Cli::try_parse_from(["warren", "--max-message-size", "536870913"]).is_err());
+        assert!(Cli::try_parse_from(["warren", "--max-message-size", "0"]).is_err());
     }
 
     #[test]

@@ -48,6 +48,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, chat_stop_rx).await };
     signals.wait().await;
     tracing::info!("shutting down");
+    stop_by_deadline(SHUTDOWN_DEADLINE);
     let _ = chat_stop_tx.send(true);
     if let Some(chat) = chat
         && tokio::time::timeout(std::time::Duration::from_secs(5), chat.wait()).await.is_err()
@@ -60,6 +61,23 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A graceful stop gives clients this long to be told and to close, whatever they do.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Exit once `deadline` has passed, from a thread of its own: a stop must finish even if a
+/// runtime thread is stuck or a client never answers. Everything confirmed is on disk already
+/// (as after kill -9), so nothing that was promised is lost.
+fn stop_by_deadline(deadline: std::time::Duration) {
+    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(move || {
+        std::thread::sleep(deadline);
+        tracing::warn!("shutdown took longer than {} s; exiting now", deadline.as_secs());
+        std::process::exit(0);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("no shutdown deadline: {e}");
+    }
 }
 
 /// Start the web chat. A chat that cannot start (port taken, broker without stream queues)

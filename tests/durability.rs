@@ -327,6 +327,46 @@ async fn a_queue_longer_than_its_memory_window_pages_and_keeps_order() {
     assert!(got.iter().all(|(_, redelivered)| !redelivered));
 }
 
+/// Bytes in the files under `dir`, recursively (0 if it does not exist).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_long_transient_queue_spills_to_disk_and_keeps_order() {
+    // 12,000 transient messages of 1 KiB on a non-durable queue: beyond the 4096-message
+    // window they go to the queue's spill file, not memory, and come back in order.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Warren::start_on(dir.path(), &[]);
+    let (c, ch) = connect(&w).await;
+    ch.queue_declare("transient".into(), Default::default(), FieldTable::default()).await.unwrap();
+    publish_numbered(&ch, "transient", 12_000, 1).await;
+    let spill = dir.path().join("spill");
+    let spilled = dir_bytes(&spill);
+    assert!(spilled >= (12_000 - 4096) * 1024, "only {spilled} bytes spilled");
+    let got = drain_numbered(&c, "transient", 12_000).await;
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..12_000).collect::<Vec<_>>());
+    assert_eq!(dir_bytes(&spill), 0, "a drained queue keeps nothing on disk");
+    // A purge drops what is spilled, and a restart finds no spill file of the last run.
+    publish_numbered(&ch, "transient", 6_000, 1).await;
+    assert!(dir_bytes(&spill) > 0);
+    assert_eq!(ch.queue_purge("transient".into(), Default::default()).await.unwrap(), 6_000);
+    assert_eq!(dir_bytes(&spill), 0);
+    publish_numbered(&ch, "transient", 6_000, 1).await;
+    drop((c, ch));
+    kill_9(&mut w);
+    let _w = Warren::start_on(dir.path(), &[]);
+    assert!(!spill.exists(), "spill files are void after a restart");
+}
+
 #[tokio::test]
 async fn a_long_queue_comes_back_after_kill_9_in_order_without_loading_it() {
     let dir = tempfile::tempdir().unwrap();

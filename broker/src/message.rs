@@ -76,6 +76,12 @@ impl Message {
         Some(m)
     }
 
+    /// When it arrived, in wall-clock milliseconds (for records read back later).
+    pub fn published_ms(&self) -> i64 {
+        let age = tokio::time::Instant::now().saturating_duration_since(self.published_at).as_millis();
+        crate::stream::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+    }
+
     pub fn to_stored(&self) -> StoredMessage {
         StoredMessage {
             exchange: self.exchange.as_str().to_owned(),

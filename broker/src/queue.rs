@@ -4,7 +4,6 @@
 //! Lock order: a queue's lock may be held while a connection's sink lock is taken (to hand over
 //! a delivery), never the other way round.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use amq_protocol::types::{FieldTable, ShortString};
@@ -20,8 +19,10 @@ use warren_persistence::{Published, Store};
 
 mod ext;
 mod paging;
+mod ready;
 pub use ext::Enqueued;
 use paging::Paging;
+pub use ready::ReadyList;
 
 /// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
 #[derive(Debug)]
@@ -59,6 +60,9 @@ pub struct Queue {
     stream: bool,
     /// Where persistent messages are journaled (durable, non-exclusive queues with a store).
     store: Option<Arc<Store>>,
+    /// Where messages the journal does not hold go when they are behind the in-memory window
+    /// (a directory of its own under the data directory's `spill/`; None without a store).
+    spill_dir: Option<std::path::PathBuf>,
     state: Mutex<QueueState>,
     /// The arguments warren acts on, parsed once.
     pub args: QueueArgs,
@@ -70,7 +74,7 @@ pub struct Queue {
 
 #[derive(Debug, Default)]
 struct QueueState {
-    ready: VecDeque<QueuedMessage>,
+    ready: ReadyList,
     consumers: Vec<Consumer>,
     next_consumer: usize,
     next_seq: u64,
@@ -98,6 +102,7 @@ impl Queue {
         arguments: FieldTable,
         store: Option<Arc<Store>>,
     ) -> Self {
+        let spill_dir = store.as_ref().map(|s| s.spill_root.join(paging::spill_dir_name()));
         let store = store.filter(|_| durable && exclusive_owner.is_none());
         let stream = crate::stream::is_stream(&arguments);
         let state = QueueState {
@@ -114,6 +119,7 @@ impl Queue {
             arguments,
             stream,
             store,
+            spill_dir,
             state: Mutex::new(state),
             owner_vhost: std::sync::OnceLock::new(),
             me: std::sync::OnceLock::new(),
@@ -207,7 +213,7 @@ impl Queue {
         }
     }
 
-    fn stored_ids(messages: &VecDeque<QueuedMessage>) -> Vec<(u64, u64)> {
+    fn stored_ids(messages: &ReadyList) -> Vec<(u64, u64)> {
         messages.iter().filter_map(|m| Some((m.seq, m.msg.journal_id()?))).collect()
     }
 

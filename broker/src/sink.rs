@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::connection::codec;
 use crate::message::Message;
-use crate::queue::{Consumer, Queue, QueuedMessage};
+use crate::queue::{Consumer, Queue, ReadyList};
 
 /// Above this many unflushed bytes, queues stop handing deliveries to the connection.
 pub const HIGH_WATER: usize = 1 << 20;
@@ -277,13 +277,7 @@ impl ConnectionSink {
 
     /// Called by a queue with its lock held: deliver up to `max` messages from the front of
     /// `ready` to `consumer` as far as its credit goes. Returns how many were delivered.
-    pub fn try_deliver(
-        &self,
-        consumer: &Consumer,
-        queue: &Arc<Queue>,
-        ready: &mut VecDeque<QueuedMessage>,
-        max: usize,
-    ) -> usize {
+    pub fn try_deliver(&self, consumer: &Consumer, queue: &Arc<Queue>, ready: &mut ReadyList, max: usize) -> usize {
         let mut guard = self.lock();
         let SinkState { out, closed, frame_max, starved, channels, .. } = &mut *guard;
         if *closed {

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crate::connection::codec;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
-use crate::queue::QueuedMessage;
+use crate::queue::{QueuedMessage, ReadyList};
 
 pub const QUEUE_TYPE_ARG: &str = "x-queue-type";
 pub const OFFSET_ARG: &str = "x-stream-offset";
@@ -236,8 +236,8 @@ impl StreamLog {
     }
 
     /// The entries `consumer` has not read yet, up to a batch, as deliverable messages.
-    pub fn unread(&self, consumer: u64) -> VecDeque<QueuedMessage> {
-        let Some(&cursor) = self.cursors.get(&consumer) else { return VecDeque::new() };
+    pub fn unread(&self, consumer: u64) -> ReadyList {
+        let Some(&cursor) = self.cursors.get(&consumer) else { return ReadyList::default() };
         let start = cursor.max(self.first_offset()) - self.first_offset();
         self.entries
             .iter()

@@ -6,16 +6,19 @@
 //!   by one persister thread with group commit (one fdatasync per file per batch); the
 //!   highest ticket on disk is published for confirms.
 //! - [`record`]: the checksummed on-disk record format.
+//! - [`spill`]: queues' transient overflow files (no fsync, deleted at start).
 
 pub mod definitions;
 pub mod journal;
 pub mod record;
+pub mod spill;
 
 use std::path::{Path, PathBuf};
 
 pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, QueueDef};
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
+pub use spill::{SpillFile, SpillRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +47,8 @@ impl StoreError {
 pub struct Store {
     pub definitions: Definitions,
     pub journal: Journal,
+    /// Where queues' spill files go (`spill/` in the data directory).
+    pub spill_root: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,7 +64,12 @@ impl Store {
         let definitions = Definitions::open(dir)?;
         let defs = definitions.load()?;
         let (journal, recovery) = Journal::open(dir)?;
-        Ok((Self { definitions, journal }, defs, recovery))
+        // Spill files hold transient messages only: what a previous run left is void.
+        let spill_root = dir.join("spill");
+        if spill_root.exists() {
+            std::fs::remove_dir_all(&spill_root).map_err(|e| StoreError::io(&spill_root, e))?;
+        }
+        Ok((Self { definitions, journal, spill_root }, defs, recovery))
     }
 }
 

@@ -5,14 +5,13 @@
 //! Expired messages are dropped (or dead-lettered) when they reach the head of the queue, as
 //! in RabbitMQ; a timer task per queue does it when nothing else touches the queue.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Queue, QueueState, QueuedMessage};
+use super::{Queue, QueueState, QueuedMessage, ReadyList};
 use crate::dead_letter::{DeadLetter, Reason};
 use crate::message::Message;
 use crate::queue_args::Overflow;
@@ -143,7 +142,7 @@ impl Queue {
 
     /// Insert in delivery order: by priority (highest first) when the queue has priorities,
     /// then by sequence number.
-    pub(super) fn insert_ordered(&self, ready: &mut VecDeque<QueuedMessage>, qm: QueuedMessage) {
+    pub(super) fn insert_ordered(&self, ready: &mut ReadyList, qm: QueuedMessage) {
         let key = |m: &QueuedMessage| (u8::MAX - self.priority_of(&m.msg), m.seq);
         let k = key(&qm);
         if ready.back().is_none_or(|last| key(last) < k) {
@@ -155,7 +154,7 @@ impl Queue {
     }
 
     fn ready_bytes(st: &QueueState) -> u64 {
-        st.ready.iter().map(|m| m.msg.body_size()).sum()
+        st.ready.bytes()
     }
 
     /// x-overflow reject-publish(-dlx): whether one more message would be over a limit.

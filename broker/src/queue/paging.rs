@@ -1,8 +1,10 @@
-//! Queues longer than memory. A journaled queue keeps a window of ready messages in memory;
-//! persistent messages beyond it keep only their place in the journal (`Spilled::OnDisk`,
-//! about 40 bytes) and are read back, a batch at a time, as consumers drain the window.
-//! Messages that cannot be paged (transient ones on a durable queue) wait behind the paged
-//! ones in memory, so delivery order is kept.
+//! Queues longer than memory. A queue keeps a window of ready messages in memory; messages
+//! beyond it keep only their place on disk and are read back, a batch at a time, as consumers
+//! drain the window: persistent messages on a durable queue their place in the journal
+//! (`Spilled::OnDisk`, about 40 bytes), every other message (transient ones, and all of a
+//! non-durable queue's) a place in the queue's spill file (`Spilled::InFile`), written
+//! without fsync and void after a restart, as transient messages are. Only a broker without
+//! a data directory keeps them in memory (`Spilled::InMemory`).
 //!
 //! Invariant: every spilled message comes after every ready one (in `seq` order), so paging
 //! in appends to the ready list and a requeue (always of a message that was ready) goes into
@@ -13,7 +15,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use warren_persistence::{Location, Published, RecoveredMessage};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillFile, SpillRef, StoreError};
 
 use super::{Queue, QueueState, QueuedMessage};
 use crate::message::Message;
@@ -31,7 +35,22 @@ const REFILL_TO: usize = 2048;
 #[derive(Debug)]
 pub(super) enum Spilled {
     OnDisk(PagedRef),
+    InFile(FileRef),
     InMemory(QueuedMessage),
+}
+
+/// A message in the queue's spill file.
+#[derive(Debug)]
+pub(super) struct FileRef {
+    seq: u64,
+    at: SpillRef,
+    redelivered: bool,
+}
+
+/// A spill directory name no other queue of this process uses.
+pub(super) fn spill_dir_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("q{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A paged-out persistent message: where the journal holds it.
@@ -49,6 +68,7 @@ impl Spilled {
     pub(super) fn seq_and_store_id(&self) -> Option<(u64, u64)> {
         match self {
             Spilled::OnDisk(r) => Some((r.seq, r.id)),
+            Spilled::InFile(_) => None,
             Spilled::InMemory(qm) => Some((qm.seq, qm.msg.journal_id()?)),
         }
     }
@@ -60,12 +80,17 @@ pub(super) struct Paging {
     pub(super) spilled: VecDeque<Spilled>,
     /// A task waits for the journal to sync the first paged message.
     waiting_for_disk: bool,
+    /// Opened with the first message spilled to a file.
+    file: Option<SpillFile>,
 }
 
 impl Queue {
     /// Whether this queue may page messages out at all.
     fn pageable(&self) -> bool {
-        self.journaled() && !self.args.limited() && self.args.max_priority.is_none()
+        (self.journaled() || self.spill_dir.is_some())
+            && !self.stream
+            && !self.args.limited()
+            && self.args.max_priority.is_none()
     }
 
     /// Whether `msg`, about to join the ready list, goes behind the window instead.
@@ -90,9 +115,24 @@ impl Queue {
                 location: p.location,
                 redelivered: qm.redelivered,
             }),
+            // A journaled message is read back from the journal, never copied to a file.
+            _ if qm.msg.journal_id().is_none() => self.spill_to_file(st, qm),
             _ => Spilled::InMemory(qm),
         };
         st.paging.spilled.push_back(entry);
+    }
+
+    /// Write a message to the spill file; kept in memory if that fails.
+    fn spill_to_file(&self, st: &mut QueueState, qm: QueuedMessage) -> Spilled {
+        let Some(dir) = &self.spill_dir else { return Spilled::InMemory(qm) };
+        let file = st.paging.file.get_or_insert_with(|| SpillFile::new(dir.clone()));
+        match file.append(&qm.msg.to_stored(), qm.msg.published_ms()) {
+            Ok(at) => Spilled::InFile(FileRef { seq: qm.seq, at, redelivered: qm.redelivered }),
+            Err(e) => {
+                tracing::warn!(queue = %self.name, error = %e, "cannot spill a message to disk; keeping it in memory");
+                Spilled::InMemory(qm)
+            }
+        }
     }
 
     /// Messages waiting behind the window.
@@ -139,8 +179,7 @@ impl Queue {
         if st.paging.spilled.is_empty() || st.ready.len() >= REFILL_BELOW {
             return;
         }
-        let Some(store) = &self.store else { return };
-        let synced = store.journal.synced_now();
+        let synced = self.store.as_ref().map_or(u64::MAX, |s| s.journal.synced_now());
         let want = REFILL_TO - st.ready.len();
         let mut take = 0;
         let mut not_yet_on_disk = None;
@@ -154,37 +193,67 @@ impl Queue {
             take += 1;
         }
         let batch: Vec<Spilled> = st.paging.spilled.drain(..take).collect();
+        let mut from_journal = self.read_from_journal(&batch).into_iter();
+        let file_refs: Vec<SpillRef> = batch
+            .iter()
+            .filter_map(|e| match e {
+                Spilled::InFile(f) => Some(f.at),
+                _ => None,
+            })
+            .collect();
+        let mut from_file = match (file_refs.is_empty(), st.paging.file.as_mut()) {
+            (false, Some(file)) => file.take_many(&file_refs),
+            _ => Vec::new(),
+        }
+        .into_iter();
+        for entry in batch {
+            let (seq, redelivered, store_id, read) = match entry {
+                Spilled::InMemory(qm) => {
+                    self.watch_expiry_locked(st, &qm.msg);
+                    st.ready.push_back(qm);
+                    continue;
+                }
+                Spilled::OnDisk(r) => (r.seq, r.redelivered, r.id, from_journal.next()),
+                Spilled::InFile(f) => (f.seq, f.redelivered, 0, from_file.next()),
+            };
+            let read = read.and_then(|read| {
+                read.map_err(
+                    |e| tracing::error!(queue = %self.name, seq, error = %e, "a paged message does not read back"),
+                )
+                .ok()
+            });
+            match read.and_then(|read| Message::from_stored(read.message, store_id, read.published_ms)) {
+                Some(msg) => {
+                    let qm = QueuedMessage { seq, msg: Arc::new(msg), redelivered };
+                    self.watch_expiry_locked(st, &qm.msg);
+                    st.ready.push_back(qm);
+                }
+                None if store_id != 0 => {
+                    // Unreadable: it cannot be delivered, so it must not pin the journal.
+                    if let Some(store) = &self.store {
+                        store.journal.ack(self.name.as_str(), seq, store_id);
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(ticket) = not_yet_on_disk {
+            self.wake_when_on_disk(st, ticket);
+        }
+    }
+
+    /// Read the journaled messages of a page-in batch, in order.
+    fn read_from_journal(&self, batch: &[Spilled]) -> Vec<Result<ReadMessage, StoreError>> {
         let locations: Vec<Location> = batch
             .iter()
             .filter_map(|e| match e {
                 Spilled::OnDisk(r) => Some(r.location),
-                Spilled::InMemory(_) => None,
+                _ => None,
             })
             .collect();
-        let mut reads = store.journal.read_many(&locations).into_iter();
-        for entry in batch {
-            let qm = match entry {
-                Spilled::InMemory(qm) => qm,
-                Spilled::OnDisk(r) => {
-                    let read = reads.next().and_then(|read| {
-                        read.map_err(|e| tracing::error!(queue = %self.name, seq = r.seq, error = %e, "a paged message does not read back"))
-                            .ok()
-                    });
-                    match read.and_then(|read| Message::from_stored(read.message, r.id, read.published_ms)) {
-                        Some(msg) => QueuedMessage { seq: r.seq, msg: Arc::new(msg), redelivered: r.redelivered },
-                        None => {
-                            // Unreadable: it cannot be delivered, so it must not pin the journal.
-                            store.journal.ack(self.name.as_str(), r.seq, r.id);
-                            continue;
-                        }
-                    }
-                }
-            };
-            self.watch_expiry_locked(st, &qm.msg);
-            st.ready.push_back(qm);
-        }
-        if let Some(ticket) = not_yet_on_disk {
-            self.wake_when_on_disk(st, ticket);
+        match &self.store {
+            Some(store) if !locations.is_empty() => store.journal.read_many(&locations),
+            _ => Vec::new(),
         }
     }
 
@@ -216,6 +285,8 @@ impl Queue {
     /// Drop every spilled message (purge, delete); returns their journal (seq, id) pairs.
     pub(super) fn drop_spilled(st: &mut QueueState) -> (usize, Vec<(u64, u64)>) {
         let spilled = std::mem::take(&mut st.paging.spilled);
+        // Dropping the spill file deletes it; the next spill starts a new one.
+        st.paging.file = None;
         let ids = spilled.iter().filter_map(Spilled::seq_and_store_id).collect();
         (spilled.len(), ids)
     }
