@@ -18,6 +18,7 @@
 //! - [`direct_reply`]: the `amq.rabbitmq.reply-to` pseudo-queue for RPC.
 //! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
+//! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
 
 pub mod alarm;
 pub mod args;
@@ -28,6 +29,7 @@ pub mod dead_letter;
 pub mod direct_reply;
 pub mod error;
 pub mod exchange;
+pub mod fuzzing;
 pub mod message;
 pub mod names;
 pub mod queue;

@@ -19,6 +19,7 @@ use warren_persistence::{Published, Store};
 
 mod ext;
 mod paging;
+mod pressure;
 mod ready;
 pub use ext::Enqueued;
 use paging::Paging;
@@ -64,6 +65,8 @@ pub struct Queue {
     /// (a directory of its own under the data directory's `spill/`; None without a store).
     spill_dir: Option<std::path::PathBuf>,
     state: Mutex<QueueState>,
+    /// Over its memory bound: publishers into it are throttled (see `pressure`).
+    pressure: std::sync::atomic::AtomicBool,
     /// The arguments warren acts on, parsed once.
     pub args: QueueArgs,
     /// Its vhost, for dead-lettering and x-expires.
@@ -121,6 +124,7 @@ impl Queue {
             store,
             spill_dir,
             state: Mutex::new(state),
+            pressure: std::sync::atomic::AtomicBool::new(false),
             owner_vhost: std::sync::OnceLock::new(),
             me: std::sync::OnceLock::new(),
         }

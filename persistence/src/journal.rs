@@ -13,6 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -70,6 +71,16 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The bytes it will write.
+    fn size(&self) -> u64 {
+        match self {
+            Command::Journal { bytes, .. } | Command::Stream { bytes, .. } => bytes.len() as u64,
+            Command::StreamRetain { .. } | Command::StreamDelete { .. } => 0,
+        }
+    }
+}
+
 struct Sender {
     tx: mpsc::Sender<Command>,
     next_ticket: u64,
@@ -96,6 +107,8 @@ impl Sender {
 /// The handle the broker uses; cheap to share behind an `Arc`.
 pub struct Journal {
     sender: Mutex<Sender>,
+    /// Bytes submitted and not yet written and synced (see `backlog`).
+    backlog: Arc<AtomicU64>,
     synced: watch::Receiver<u64>,
     dir: PathBuf,
     /// Segment files opened for reading paged-out messages back.
@@ -152,6 +165,7 @@ impl Journal {
         let (streams, stream_logs) = replay_streams(&streams_dir)?;
         let (synced_tx, synced) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
+        let backlog = Arc::new(AtomicU64::new(0));
         let persister = Persister {
             dir: journal_dir.clone(),
             streams_dir,
@@ -160,6 +174,7 @@ impl Journal {
             streams: stream_logs,
             synced: synced_tx,
             batch: Vec::new(),
+            backlog: backlog.clone(),
         };
         std::thread::Builder::new()
             .name("warren-persister".into())
@@ -167,7 +182,7 @@ impl Journal {
             .map_err(|e| StoreError::io(dir, e))?;
         let sender = Sender { tx, next_ticket: 1, next_message_id: next_id, segment: next_segment, segment_size: 0 };
         let journal =
-            Self { sender: Mutex::new(sender), synced, dir: journal_dir, readers: Mutex::new(HashMap::new()) };
+            Self { sender: Mutex::new(sender), backlog, synced, dir: journal_dir, readers: Mutex::new(HashMap::new()) };
         Ok((journal, Recovery { queues, streams }))
     }
 
@@ -177,6 +192,7 @@ impl Journal {
         let ticket = s.next_ticket;
         let id = s.next_message_id;
         let (command, used_id) = build(&mut s, ticket, id);
+        self.backlog.fetch_add(command.size(), Ordering::Relaxed);
         s.next_ticket += 1;
         if used_id {
             s.next_message_id += 1;
@@ -331,6 +347,13 @@ impl Journal {
     }
 
     /// The highest ticket known to be on disk now.
+    /// Bytes handed to the persister that are not on disk yet. When the disk is slower than
+    /// the publishers this grows: the broker stops reading from publishers above a bound
+    /// (RabbitMQ's flow control towards its message store).
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
     pub fn synced_now(&self) -> u64 {
         *self.synced.borrow()
     }
@@ -365,6 +388,8 @@ struct Persister {
     streams: HashMap<String, StreamLog>,
     synced: watch::Sender<u64>,
     batch: Vec<Command>,
+    /// The journal's `backlog`, lowered as batches reach the disk.
+    backlog: Arc<AtomicU64>,
 }
 
 fn segment_name(n: u64) -> String {
@@ -404,6 +429,8 @@ impl Persister {
         let batch = std::mem::take(&mut self.batch);
         let mut highest = 0;
         let mut journal_segment = 0;
+        let mut journal_written = false;
+        let submitted: u64 = batch.iter().map(Command::size).sum();
         let mut journal_bytes: Vec<u8> = Vec::new();
         let mut acked: Vec<u64> = Vec::new();
         let mut new_refs: Vec<(u64, u32)> = Vec::new();
@@ -418,6 +445,7 @@ impl Persister {
                         self.write_journal(journal_segment, &mut journal_bytes, &mut new_refs)?;
                     }
                     journal_segment = segment;
+                    journal_written = true;
                     journal_bytes.extend_from_slice(&bytes);
                     new_refs.extend(message);
                     acked.extend(a);
@@ -436,18 +464,22 @@ impl Persister {
         if !journal_bytes.is_empty() {
             self.write_journal(journal_segment, &mut journal_bytes, &mut new_refs)?;
         }
-        for (stream, first_offset, bytes) in stream_writes {
-            self.write_stream(&stream, first_offset, &bytes)?;
+        for (stream, first_offset, bytes) in &stream_writes {
+            self.write_stream(stream, *first_offset, bytes)?;
         }
-        // The group commit: one fdatasync per file written in this batch.
-        if let Some((_, file)) = &self.current {
+        // The group commit: one fdatasync per file this batch wrote (a segment it rolled away
+        // from was synced when it rolled), and none for the files it did not touch.
+        if journal_written && let Some((_, file)) = &self.current {
             file.sync_data().map_err(|e| StoreError::io(&self.dir, e))?;
         }
-        for log in self.streams.values() {
-            if let Some((file, _)) = &log.current {
+        for (stream, _, _) in &stream_writes {
+            if let Some(log) = self.streams.get(stream)
+                && let Some((file, _)) = &log.current
+            {
                 file.sync_data().map_err(|e| StoreError::io(&log.dir, e))?;
             }
         }
+        self.backlog.fetch_sub(submitted, Ordering::Relaxed);
         if highest > 0 {
             self.synced.send_replace(highest);
         }

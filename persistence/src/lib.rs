@@ -115,6 +115,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_backlog_counts_bytes_until_they_are_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, _) = Store::open(dir.path()).unwrap();
+        assert_eq!(store.journal.backlog(), 0);
+        let mut last = 0;
+        for _ in 0..100 {
+            last = store.journal.publish(&msg(b"0123456789"), 0, &[("q", 1)]).ticket;
+        }
+        assert!(store.journal.backlog() > 0 || store.journal.synced_now() > 0);
+        wait_synced(&store.journal, last).await;
+        assert_eq!(store.journal.backlog(), 0);
+    }
+
+    #[tokio::test]
     async fn purge_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -44,6 +44,9 @@ pub struct Channel {
     tx: Option<Transaction>,
     /// Reused for every publish: the queues a message routes to.
     routed: Vec<Arc<Queue>>,
+    /// A queue this channel published into is over its memory bound: the connection stops
+    /// reading until it drains (taken by the connection after each batch).
+    pub pressed_by: Option<Arc<Queue>>,
 }
 
 impl Channel {
@@ -56,6 +59,7 @@ impl Channel {
             confirms: None,
             tx: None,
             routed: Vec::new(),
+            pressed_by: None,
         }
     }
 

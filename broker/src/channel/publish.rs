@@ -78,6 +78,9 @@ impl Channel {
             return Ok(());
         }
         let (ticket, rejected) = self.deliver_routed(ctx, &msg, &routed, publish.mandatory);
+        if let Some(q) = routed.iter().find(|q| q.under_pressure()) {
+            self.pressed_by.get_or_insert_with(|| q.clone());
+        }
         self.routed = routed;
         if let Some(c) = self.confirms.as_mut() {
             c.published += 1;

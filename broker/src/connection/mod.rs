@@ -34,6 +34,13 @@ use codec::{Frame, FrameError, Payloads};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read-buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
+/// Publishers stop being read while the journal has more than this to write...
+const JOURNAL_BACKLOG_HIGH: u64 = 64 << 20;
+/// ... until it is down to this.
+const JOURNAL_BACKLOG_LOW: u64 = 16 << 20;
+/// A throttled connection looks again after this long, doubling up to `THROTTLE_POLL_MAX`.
+const THROTTLE_POLL_MIN: Duration = Duration::from_millis(1);
+const THROTTLE_POLL_MAX: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -78,6 +85,9 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         blocked_notify: negotiated.blocked_notify,
         blocked_sent: false,
         last_read: 0,
+        pressed_by: Vec::new(),
+        journal_throttled: false,
+        throttle_poll: THROTTLE_POLL_MIN,
     };
     conn.synced = conn.broker.store.as_ref().map(|s| s.journal.synced());
     conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
@@ -108,6 +118,12 @@ struct Connection {
     /// Bytes the last read brought: a small read leaves most of its allocation empty, so the
     /// frames it completes are copied out of it (see `codec::Payloads`).
     last_read: usize,
+    /// Queues over their memory bound that this connection published into (flow control).
+    pressed_by: Vec<Arc<crate::queue::Queue>>,
+    /// The journal's backlog passed its bound while this connection was publishing.
+    journal_throttled: bool,
+    /// How long a throttled connection waits before looking again.
+    throttle_poll: Duration,
 }
 
 enum ReadOutcome {
@@ -192,14 +208,16 @@ impl Connection {
             let mut synced = self.synced.clone();
             let blocked = self.blocked();
             self.notify_blocked(blocked, *alarm.borrow());
+            let throttled = self.throttled();
             tokio::select! {
                 // A blocked connection is not read from: its publishes wait in the client and
                 // in the socket, and TCP pushes back (RabbitMQ's flow control).
-                outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked => match outcome {
+                outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked && !throttled => match outcome {
                     ReadOutcome::Data(n) => {
                         self.last_read = n;
                         let _batch = DeferWrites::begin();
                         self.process(&mut buf);
+                        self.note_pressure();
                     }
                     ReadOutcome::Eof => break,
                     ReadOutcome::Failed(e) => {
@@ -249,6 +267,10 @@ impl Connection {
                     break;
                 }
                 _ = tokio::time::sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => break,
+                _ = tokio::time::sleep(self.throttle_poll), if throttled => {
+                    self.recheck_throttle();
+                    self.throttle_poll = (self.throttle_poll * 2).min(THROTTLE_POLL_MAX);
+                }
             }
         }
         self.release_all();
@@ -267,6 +289,42 @@ impl Connection {
     /// Blocked by a resource alarm: the alarm is set and this connection publishes.
     fn blocked(&self) -> bool {
         self.alarm_set && self.publisher && self.state == State::Open
+    }
+
+    /// Flow control (RabbitMQ's credit flow): a publisher is not read from while a queue it
+    /// publishes into is over its memory bound, or the journal is far behind. Unlike an alarm
+    /// this is per connection and silent (no connection.blocked), and it lifts by itself.
+    fn throttled(&self) -> bool {
+        self.state == State::Open && (!self.pressed_by.is_empty() || self.journal_throttled)
+    }
+
+    /// After a batch: note the queues that came under pressure and the journal's backlog.
+    fn note_pressure(&mut self) {
+        for ch in self.channels.values_mut() {
+            if let Some(q) = ch.pressed_by.take()
+                && !self.pressed_by.iter().any(|p| Arc::ptr_eq(p, &q))
+            {
+                self.pressed_by.push(q);
+            }
+        }
+        if self.publisher
+            && let Some(store) = &self.broker.store
+            && store.journal.backlog() > JOURNAL_BACKLOG_HIGH
+        {
+            self.journal_throttled = true;
+        }
+        if self.throttled() {
+            self.throttle_poll = THROTTLE_POLL_MIN;
+        }
+    }
+
+    /// A throttled connection looks again: throttling ends when every cause has.
+    fn recheck_throttle(&mut self) {
+        self.pressed_by.retain(|q| q.recheck_pressure());
+        if self.journal_throttled {
+            let backlog = self.broker.store.as_ref().map_or(0, |s| s.journal.backlog());
+            self.journal_throttled = backlog > JOURNAL_BACKLOG_LOW;
+        }
     }
 
     /// Tell a client that understands it when it becomes blocked or unblocked.

@@ -3,7 +3,7 @@
 
 mod direct;
 mod fanout;
-mod headers;
+pub mod headers;
 mod topic;
 
 use std::sync::Arc;

@@ -202,6 +202,7 @@ impl Queue {
                 self.dead_letter_locked(head.msg, Reason::Maxlen);
             }
         }
+        self.note_memory_locked(st);
         Enqueued::Accepted
     }
 

@@ -82,6 +82,8 @@ pub(super) struct Paging {
     waiting_for_disk: bool,
     /// Opened with the first message spilled to a file.
     file: Option<SpillFile>,
+    /// How many `Spilled::InMemory` there are, and their body bytes.
+    in_memory: (usize, u64),
 }
 
 impl Queue {
@@ -119,7 +121,16 @@ impl Queue {
             _ if qm.msg.journal_id().is_none() => self.spill_to_file(st, qm),
             _ => Spilled::InMemory(qm),
         };
+        if let Spilled::InMemory(qm) = &entry {
+            st.paging.in_memory.0 += 1;
+            st.paging.in_memory.1 += qm.msg.body_size();
+        }
         st.paging.spilled.push_back(entry);
+    }
+
+    /// The spilled messages still in memory: how many, and their body bytes.
+    pub(super) fn spilled_in_memory(st: &QueueState) -> (usize, u64) {
+        st.paging.in_memory
     }
 
     /// Write a message to the spill file; kept in memory if that fails.
@@ -209,6 +220,8 @@ impl Queue {
         for entry in batch {
             let (seq, redelivered, store_id, read) = match entry {
                 Spilled::InMemory(qm) => {
+                    st.paging.in_memory.0 -= 1;
+                    st.paging.in_memory.1 -= qm.msg.body_size();
                     self.watch_expiry_locked(st, &qm.msg);
                     st.ready.push_back(qm);
                     continue;
@@ -287,6 +300,7 @@ impl Queue {
         let spilled = std::mem::take(&mut st.paging.spilled);
         // Dropping the spill file deletes it; the next spill starts a new one.
         st.paging.file = None;
+        st.paging.in_memory = (0, 0);
         let ids = spilled.iter().filter_map(Spilled::seq_and_store_id).collect();
         (spilled.len(), ids)
     }
