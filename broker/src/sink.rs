@@ -86,7 +86,8 @@ impl ChannelDeliveries {
     pub fn take_unacked(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
         let taken: Vec<Unacked> = if multiple {
             let upto = if tag == 0 { u64::MAX } else { tag };
-            if tag != 0 && !self.unacked.iter().any(|u| u.tag == tag) {
+            // Tags are in ascending order: a binary search, not a scan of a long unacked list.
+            if tag != 0 && self.unacked.binary_search_by_key(&tag, |u| u.tag).is_err() {
                 return None;
             }
             let n = self.unacked.partition_point(|u| u.tag <= upto);

@@ -48,6 +48,10 @@ pub struct VirtualHost {
     /// This vhost itself, for the background tasks of its queues (set by `with_self`).
     me: std::sync::Weak<VirtualHost>,
     dead_letters: crate::dead_letter::DeadLetters,
+    /// Held by whoever declares or deletes an exchange or a queue, across its disk write, so
+    /// the registries' locks are only taken around the in-memory change: publishers keep
+    /// routing while a durable declare waits for its fsync.
+    definitions: parking_lot::Mutex<()>,
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
@@ -80,6 +84,17 @@ fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
     Ok(())
 }
 
+/// Run a disk write (sled's flush and fsync) that a connection task waits for, telling the
+/// runtime that this worker is blocked so its other tasks move to another thread.
+fn blocking<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(write)
+        }
+        _ => write(),
+    }
+}
+
 fn stored(e: warren_persistence::StoreError) -> AmqpError {
     tracing::error!(error = %e, "cannot write a durable definition");
     AmqpError::internal(format!("cannot store the definition: {e}"))
@@ -109,6 +124,7 @@ impl VirtualHost {
             queues: RwLock::new(HashMap::new()),
             me: std::sync::Weak::new(),
             dead_letters: Default::default(),
+            definitions: parking_lot::Mutex::new(()),
         }
     }
 
@@ -151,9 +167,10 @@ impl VirtualHost {
             return Err(AmqpError::command_invalid(format!("{what} exchange type '{}'", spec.kind)));
         };
         check_not_default_exchange(spec.name)?;
-        let mut exchanges = self.exchanges.write();
+        let _definitions = self.definitions.lock();
         let what = exchange_res(spec.name, &self.name);
-        if let Some(ex) = exchanges.get(spec.name) {
+        let existing = self.exchanges.read().get(spec.name).cloned();
+        if let Some(ex) = existing {
             if ex.kind != kind {
                 return Err(inequivalent("type", &what, kind.as_str(), ex.kind.as_str()));
             }
@@ -180,10 +197,10 @@ impl VirtualHost {
                 internal: spec.internal,
                 arguments: json(&spec.arguments),
             };
-            store.definitions.put_exchange(&def).map_err(stored)?;
+            blocking(|| store.definitions.put_exchange(&def)).map_err(stored)?;
         }
         let ex = Exchange::new(spec.name.into(), kind, spec.durable, spec.auto_delete, spec.internal, spec.arguments);
-        exchanges.insert(spec.name.into(), Arc::new(ex));
+        self.exchanges.write().insert(spec.name.into(), Arc::new(ex));
         Ok(())
     }
 
@@ -195,16 +212,17 @@ impl VirtualHost {
                 exchange_res(name, &self.name)
             )));
         }
-        let mut exchanges = self.exchanges.write();
-        let Some(ex) = exchanges.get(name) else { return Ok(()) };
+        let _definitions = self.definitions.lock();
+        let Some(ex) = self.exchanges.read().get(name).cloned() else { return Ok(()) };
         if if_unused && ex.has_bindings() {
             return Err(AmqpError::precondition_failed(format!("{} in use", exchange_res(name, &self.name))));
         }
         if ex.durable
             && let Some(store) = &self.store
         {
-            store.definitions.delete_exchange(&self.name, name).map_err(stored)?;
+            blocking(|| store.definitions.delete_exchange(&self.name, name)).map_err(stored)?;
         }
+        let mut exchanges = self.exchanges.write();
         if let Some(ex) = exchanges.remove(name) {
             let sources: Vec<Arc<Exchange>> = exchanges.values().cloned().collect();
             drop(exchanges);
@@ -265,8 +283,9 @@ impl VirtualHost {
             spec.name.into()
         };
         crate::queue_args::check_queue_args(&spec.arguments, &queue_res(name.as_str(), &self.name))?;
-        let mut queues = self.queues.write();
-        if let Some(q) = queues.get(name.as_str()) {
+        let _definitions = self.definitions.lock();
+        let existing = self.queues.read().get(name.as_str()).cloned();
+        if let Some(q) = existing {
             let what = queue_res(name.as_str(), &self.name);
             if q.durable != spec.durable {
                 return Err(inequivalent("durable", &what, spec.durable, q.durable));
@@ -279,11 +298,11 @@ impl VirtualHost {
                 None => !spec.exclusive,
             };
             if !owner_matches {
-                return Err(locked(q));
+                return Err(locked(&q));
             }
             assert_equivalent(&q.arguments, &spec.arguments, &what, QUEUE_DECLARE_ARGS)?;
             q.touch();
-            return Ok(q.clone());
+            return Ok(q);
         }
         if crate::stream::is_stream(&spec.arguments) {
             check_stream_declaration(&spec, &queue_res(name.as_str(), &self.name))?;
@@ -299,7 +318,7 @@ impl VirtualHost {
                 auto_delete: spec.auto_delete,
                 arguments: json(&spec.arguments),
             };
-            store.definitions.put_queue(&def).map_err(stored)?;
+            blocking(|| store.definitions.put_queue(&def)).map_err(stored)?;
         }
         let q = Arc::new(Queue::new(
             name.clone(),
@@ -310,7 +329,7 @@ impl VirtualHost {
             spec.arguments,
             self.store.clone(),
         ));
-        queues.insert(name, q.clone());
+        self.queues.write().insert(name, q.clone());
         self.adopt(&q);
         Ok(q)
     }
@@ -380,21 +399,26 @@ impl VirtualHost {
             arguments: json(arguments),
             to_exchange,
         };
-        let done = if keep { store.definitions.put_binding(&def) } else { store.definitions.delete_binding(&def) };
+        let done =
+            blocking(
+                || if keep { store.definitions.put_binding(&def) } else { store.definitions.delete_binding(&def) },
+            );
         done.map_err(stored)
     }
 
     fn maybe_auto_delete_exchange(&self, ex: &Arc<Exchange>) {
         if ex.auto_delete && !ex.has_bindings() {
-            let mut exchanges = self.exchanges.write();
-            if exchanges.get(ex.name.as_str()).is_some_and(|e| Arc::ptr_eq(e, ex)) {
-                exchanges.remove(ex.name.as_str());
-                if ex.durable
-                    && let Some(store) = &self.store
-                    && let Err(e) = store.definitions.delete_exchange(&self.name, ex.name.as_str())
-                {
-                    tracing::error!(error = %e, "cannot delete an auto-deleted exchange's definition");
-                }
+            let removed = {
+                let mut exchanges = self.exchanges.write();
+                let ours = exchanges.get(ex.name.as_str()).is_some_and(|e| Arc::ptr_eq(e, ex));
+                ours && exchanges.remove(ex.name.as_str()).is_some()
+            };
+            if removed
+                && ex.durable
+                && let Some(store) = &self.store
+                && let Err(e) = blocking(|| store.definitions.delete_exchange(&self.name, ex.name.as_str()))
+            {
+                tracing::error!(error = %e, "cannot delete an auto-deleted exchange's definition");
             }
         }
     }
@@ -420,7 +444,7 @@ impl VirtualHost {
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         if q.journaled()
             && let Some(store) = &self.store
-            && let Err(e) = store.definitions.delete_queue(&self.name, q.name.as_str())
+            && let Err(e) = blocking(|| store.definitions.delete_queue(&self.name, q.name.as_str()))
         {
             tracing::error!(error = %e, "cannot delete a queue's definition");
         }
