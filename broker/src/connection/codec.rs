@@ -177,6 +177,10 @@ fn decode_method(payload: &[u8]) -> Result<AMQPClass, FrameError> {
     }
     match parse_class(payload) {
         Ok((&[], class)) => Ok(class),
+        // RabbitMQ 3.10 checks every short string (names, keys, tags) is UTF-8.
+        _ if malformed_short_string(class_id, method_id, &payload[4..]) => {
+            Err(FrameError::Close(AmqpError::frame_error("Malformed UTF-8 in shortstr")))
+        }
         _ if tables_at_fault(class_id, method_id, &payload[4..]) => {
             // The fields are framed right but a field table is not: RabbitMQ's
             // `rabbit_binary_parser:parse_table/1` crashes the reader.
@@ -239,6 +243,54 @@ fn layout(class_id: u16, method_id: u16) -> Option<&'static [Field]> {
         (60, 20) => &[Short, ShortStr, ShortStr, Octet, Long],
         _ => return None,
     })
+}
+
+/// The methods with short strings but no field table, and their layout.
+fn string_layout(class_id: u16, method_id: u16) -> Option<&'static [Field]> {
+    use Field::*;
+    Some(match (class_id, method_id) {
+        (10, 40) => &[ShortStr, ShortStr, Octet],
+        (10, 50) | (20, 40) => &[Short, ShortStr, Short, Short],
+        (10, 60) => &[ShortStr],
+        (10, 70) => &[Long, ShortStr],
+        (20, 10) => &[ShortStr],
+        (40, 20) | (50, 30) | (50, 40) | (60, 70) => &[Short, ShortStr, Octet],
+        (60, 30) => &[ShortStr, Octet],
+        (60, 40) => &[Short, ShortStr, ShortStr, Octet],
+        _ => return None,
+    })
+}
+
+/// True when the method's fields are framed exactly right and one of its short strings is
+/// not UTF-8.
+fn malformed_short_string(class_id: u16, method_id: u16, mut fields: &[u8]) -> bool {
+    let Some(layout) = layout(class_id, method_id).or_else(|| string_layout(class_id, method_id)) else {
+        return false;
+    };
+    let mut malformed = false;
+    for field in layout {
+        let len = match field {
+            Field::Octet => 1,
+            Field::Short => 2,
+            Field::ShortStr => match fields.first() {
+                Some(&n) => {
+                    let text = fields.get(1..1 + usize::from(n));
+                    malformed |= text.is_some_and(|t| std::str::from_utf8(t).is_err());
+                    1 + usize::from(n)
+                }
+                None => return false,
+            },
+            Field::Long => match fields.get(..4) {
+                Some(n) => 4 + u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize,
+                None => return false,
+            },
+        };
+        match fields.get(len..) {
+            Some(rest) => fields = rest,
+            None => return false,
+        }
+    }
+    malformed && fields.is_empty()
 }
 
 /// True when the method's fields are framed exactly right, so a decoding failure can only
@@ -389,6 +441,36 @@ mod tests {
 
     fn code(r: Result<Option<Frame>, FrameError>) -> Option<u16> {
         r.unwrap_err().amqp().map(|e| e.code.code())
+    }
+
+    fn method_frame(channel: u16, payload: &[u8]) -> BytesMut {
+        let mut v = vec![constants::FRAME_METHOD];
+        v.extend_from_slice(&channel.to_be_bytes());
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v.push(constants::FRAME_END);
+        BytesMut::from(&v[..])
+    }
+
+    #[test]
+    fn a_short_string_that_is_not_utf8_is_a_frame_error() {
+        // queue.declare (a method with a table) and basic.publish (one without), as RabbitMQ.
+        let declare = [0, 50, 0, 10, 0, 0, 2, 0xff, 0xfe, 0, 0, 0, 0, 0];
+        let publish = [0, 60, 0, 40, 0, 0, 0, 2, 0xc3, 0x28, 0];
+        for payload in [&declare[..], &publish[..]] {
+            match next_frame(&mut method_frame(1, payload), 0) {
+                Err(FrameError::Close(e)) => {
+                    assert_eq!(
+                        (e.code.code(), e.reply_text()),
+                        (501, "FRAME_ERROR - Malformed UTF-8 in shortstr".into())
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // the same methods with UTF-8 names decode
+        let declare = [0, 50, 0, 10, 0, 0, 2, b'o', b'k', 0, 0, 0, 0, 0];
+        assert!(matches!(next_frame(&mut method_frame(1, &declare), 0), Ok(Some(Frame::Method(1, _)))));
     }
 
     #[test]
