@@ -423,11 +423,15 @@ impl VirtualHost {
         }
     }
 
-    /// Delete a queue: drop its bindings, tell its consumers. Missing queues are fine (0).
-    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, conn: u64) -> AmqpResult<u32> {
+    /// Delete a queue (queue.delete): drop its bindings. Missing queues are fine (0). Its
+    /// consumers are returned, not yet told: the caller sends delete-ok first, then
+    /// `cancel_consumers` (RabbitMQ's order on the deleting channel).
+    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, conn: u64) -> AmqpResult<Deleted> {
         let q = match self.queue(name, conn) {
             Ok(q) => q,
-            Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(0),
+            Err(e) if e.code == crate::error::ReplyCode::NotFound => {
+                return Ok(Deleted { message_count: 0, consumers: Vec::new() });
+            }
             Err(e) => return Err(e),
         };
         let (messages, consumers) = q.counts();
@@ -437,11 +441,19 @@ impl VirtualHost {
         if if_empty && messages > 0 {
             return Err(AmqpError::precondition_failed(format!("{} not empty", q.describe())));
         }
-        Ok(self.remove_queue(&q))
+        Ok(self.unlink_queue(&q))
     }
 
-    /// Remove a queue from the registry and every exchange; returns its message count.
+    /// Remove a queue from the registry and every exchange, tell its consumers; returns its
+    /// message count.
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        let Deleted { message_count, consumers } = self.unlink_queue(q);
+        cancel_consumers(consumers);
+        message_count
+    }
+
+    /// Remove a queue from the registry and every exchange; its consumers are handed back.
+    fn unlink_queue(&self, q: &Arc<Queue>) -> Deleted {
         if q.journaled()
             && let Some(store) = &self.store
             && let Err(e) = blocking(|| store.definitions.delete_queue(&self.name, q.name.as_str()))
@@ -460,11 +472,7 @@ impl VirtualHost {
                 self.maybe_auto_delete_exchange(ex);
             }
         }
-        let Deleted { message_count, consumers } = q.mark_deleted();
-        for c in consumers {
-            c.sink.consumer_cancelled_by_server(c.channel, c.id);
-        }
-        message_count
+        q.mark_deleted()
     }
 
     /// Delete the exclusive queues of a connection that is going away.
@@ -614,4 +622,11 @@ fn locked(q: &Queue) -> AmqpError {
          connection or the exclusive property value does not match that of the original declaration.",
         q.describe()
     ))
+}
+
+/// Tell the consumers of a deleted queue (basic.cancel when they asked for it).
+pub fn cancel_consumers(consumers: Vec<crate::queue::Consumer>) {
+    for c in consumers {
+        c.sink.consumer_cancelled_by_server(c.channel, c.id);
+    }
 }

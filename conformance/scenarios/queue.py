@@ -326,6 +326,30 @@ def delete_cancels_consumers(t: T):
 
 
 @scenario
+def delete_on_consumer_channel(t: T):
+    """queue.delete on the channel of its own consumer: delete-ok first, then basic.cancel."""
+    # kombu's test_ack_from_another_thread: a prefetch-1 consumer acks both messages, then
+    # the queue is deleted on the consumer's channel; py-amqp, waiting for delete-ok, raises
+    # ConsumerCancelled if the basic.cancel comes first.
+    q = t.n("q")
+    c = t.connect()
+    p = t.connect("pub", sync=True)
+    c.declare_queue(1, q)
+    for i in range(2):
+        p.publish(1, "", q, f"m{i}")
+    p.close()
+    c.call(1, "basic.qos", prefetch_count=1)
+    c.consume(1, q, tag="own")
+    for i in range(2):
+        c.deliveries(1, 1)
+        c.ack(1, i + 1)
+    c.call(1, "queue.delete", queue=q)
+    c.settle()
+    c.call(1, "basic.cancel", consumer_tag="own")
+    c.close()
+
+
+@scenario
 def bind_missing_exchange(t: T):
     """queue.bind to a missing exchange: 404."""
     c = t.connect()

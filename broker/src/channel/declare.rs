@@ -108,10 +108,14 @@ impl Channel {
 
     pub(super) fn queue_delete(&mut self, ctx: &ChannelCtx<'_>, m: queue::Delete) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
-        let message_count = ctx.vhost.delete_queue(name.as_str(), m.if_unused, m.if_empty, ctx.conn_id)?;
+        let deleted = ctx.vhost.delete_queue(name.as_str(), m.if_unused, m.if_empty, ctx.conn_id)?;
         if !m.nowait {
+            let message_count = deleted.message_count;
             self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count })));
         }
+        // After delete-ok, as RabbitMQ: a client waiting for delete-ok on this channel
+        // (py-amqp) must not meet its own consumer's basic.cancel first.
+        crate::vhost::cancel_consumers(deleted.consumers);
         Ok(())
     }
 }
