@@ -108,7 +108,9 @@ impl Queue {
         let spill_dir = store.as_ref().map(|s| s.spill_root.join(paging::spill_dir_name()));
         let store = store.filter(|_| durable && exclusive_owner.is_none());
         let stream = crate::stream::is_stream(&arguments);
+        let args = QueueArgs::parse(&arguments);
         let state = QueueState {
+            ready: ReadyList::with_priorities(args.max_priority.unwrap_or(0)),
             stream: stream.then(|| StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default())),
             ..Default::default()
         };
@@ -118,7 +120,7 @@ impl Queue {
             durable,
             exclusive_owner,
             auto_delete,
-            args: QueueArgs::parse(&arguments),
+            args,
             arguments,
             stream,
             store,
@@ -385,7 +387,7 @@ impl Queue {
 
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let dropped = std::mem::take(&mut st.ready);
+        let dropped = st.ready.take_all();
         let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
         // Unacked messages are not purged (RabbitMQ): journal exactly the ones dropped.
         if let Some(store) = &self.store {
@@ -406,7 +408,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> Deleted {
         let mut st = self.state.lock();
         st.deleted = true;
-        let dropped = std::mem::take(&mut st.ready);
+        let dropped = st.ready.take_all();
         let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
         if let Some(log) = st.stream.take() {
             if let Some(store) = &self.store {

@@ -143,14 +143,7 @@ impl Queue {
     /// Insert in delivery order: by priority (highest first) when the queue has priorities,
     /// then by sequence number.
     pub(super) fn insert_ordered(&self, ready: &mut ReadyList, qm: QueuedMessage) {
-        let key = |m: &QueuedMessage| (u8::MAX - self.priority_of(&m.msg), m.seq);
-        let k = key(&qm);
-        if ready.back().is_none_or(|last| key(last) < k) {
-            ready.push_back(qm);
-        } else {
-            let pos = ready.partition_point(|m| key(m) < k);
-            ready.insert(pos, qm);
-        }
+        ready.insert(self.priority_of(&qm.msg), qm);
     }
 
     fn ready_bytes(st: &QueueState) -> u64 {
