@@ -36,17 +36,21 @@ pub const FRAME_MAXES: [u32; 3] = [131_072, 4_096, 512];
 
 /// Decode `data` as the frames that follow the protocol header, with each of [`FRAME_MAXES`]
 /// from one buffer, then once more arriving in small chunks with small payloads copied out.
+/// The frames of the first pass also go through what the broker does with a frame besides
+/// dispatching it ([`check_frame`]); the other passes only check the framing.
 pub fn frame_decoder(data: &[u8]) {
-    for frame_max in FRAME_MAXES {
-        decode(data, frame_max, Payloads::Share, data.len(), check_frame);
+    decode(data, FRAME_MAXES[0], Payloads::Share, data.len(), check_frame);
+    for frame_max in &FRAME_MAXES[1..] {
+        decode(data, *frame_max, Payloads::Share, data.len(), drop);
     }
-    decode(data, FRAME_MAXES[0], Payloads::CopySmall, 1 + data.len() % 61, check_frame);
+    decode(data, FRAME_MAXES[0], Payloads::CopySmall, 1 + data.len() % 61, drop);
 }
 
 /// Decode `data` as frames and feed them to one content assembler per channel, as the
 /// connection does; odd-length inputs get a tiny `max_message_size`.
 pub fn assembler(data: &[u8]) {
-    let max_message_size = if data.len() % 2 == 0 { crate::BrokerConfig::default().max_message_size } else { 64 };
+    let max_message_size =
+        if data.len().is_multiple_of(2) { crate::BrokerConfig::default().max_message_size } else { 64 };
     let mut channels: HashMap<u16, Assembler> = HashMap::new();
     decode(data, FRAME_MAXES[0], Payloads::Share, data.len(), |frame| {
         let (frame, _refusal) = frame.split_refusal();
@@ -83,24 +87,23 @@ pub fn field_table(data: &[u8]) {
     let headers = parse_field_table(rest).map(|(_, t)| t).unwrap_or_else(|_| table.clone());
     let what = "queue 'q' in vhost '/'";
 
-    let _ = crate::queue_args::check_queue_args(&table, what).map_err(|e| check_error(&e));
+    check(crate::queue_args::check_queue_args(&table, what));
     let args = crate::queue_args::QueueArgs::parse(&table);
     let _ = args.limited();
-    let _ = crate::queue_args::consumer_priority(&table, what).map_err(|e| check_error(&e));
+    check(crate::queue_args::consumer_priority(&table, what));
     for keys in [crate::args::QUEUE_DECLARE_ARGS, crate::args::EXCHANGE_DECLARE_ARGS] {
-        let _ = crate::args::assert_equivalent(&table, &headers, what, keys).map_err(|e| check_error(&e));
-        let _ =
-            crate::args::assert_equivalent(&headers, &FieldTable::default(), what, keys).map_err(|e| check_error(&e));
+        check(crate::args::assert_equivalent(&table, &headers, what, keys));
+        check(crate::args::assert_equivalent(&headers, &FieldTable::default(), what, keys));
     }
     for value in table.inner().values() {
         let _ = (crate::args::type_name(value), crate::args::as_integer(value), crate::args::as_text(value));
     }
 
     let _ = crate::stream::is_stream(&table);
-    let _ = crate::stream::StartAt::from_arguments(&table, 1_700_000_000_000).map_err(|e| check_error(&e));
-    let _ = crate::stream::Retention::from_arguments(&table).map_err(|e| check_error(&e));
+    check(crate::stream::StartAt::from_arguments(&table, 1_700_000_000_000));
+    check(crate::stream::Retention::from_arguments(&table));
 
-    let _ = crate::exchange::headers::validate_binding(&table).map_err(|e| check_error(&e));
+    check(crate::exchange::headers::validate_binding(&table));
     let _ = crate::exchange::headers::headers_match(&table, &headers);
     let _ = crate::exchange::headers::headers_match(&headers, &table);
 
@@ -211,6 +214,13 @@ fn encode_method(channel: u16, method: &AMQPClass) -> Vec<u8> {
     let mut out = Vec::new();
     codec::write_method(&mut out, channel, method.clone());
     out
+}
+
+/// A check that may refuse: its error must make a valid close method.
+fn check<T>(result: Result<T, AmqpError>) {
+    if let Err(error) = result {
+        check_error(&error);
+    }
 }
 
 /// Every error becomes a close method: its reply text is bounded and its code known.

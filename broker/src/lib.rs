@@ -10,7 +10,9 @@
 //!   deliveries directly.
 //! - [`vhost`]: the registry of exchanges and queues and RabbitMQ's rules for them.
 //! - [`exchange`]: one routing table per kind (direct, fanout, topic, headers).
-//! - [`queue`]: a FIFO queue dispatching round-robin to consumers with credit.
+//! - [`queue`]: a FIFO queue dispatching round-robin to consumers with credit; `paging` (a
+//!   memory window, the rest on disk), `pressure` (per-publisher flow control), `ready`
+//!   (the ready list, one lane per priority).
 //! - [`message`]: an immutable message shared by `Arc` across queues.
 //! - [`error`]: `AmqpError` and which reply codes close a channel or the connection.
 //! - [`args`]: declaration arguments and RabbitMQ's equivalence rule for them.
@@ -18,11 +20,13 @@
 //! - [`direct_reply`]: the `amq.rabbitmq.reply-to` pseudo-queue for RPC.
 //! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
+//! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
 //! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
 
 pub mod alarm;
 pub mod args;
 pub mod auth;
+pub mod blocking;
 pub mod channel;
 pub mod connection;
 pub mod dead_letter;

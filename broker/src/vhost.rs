@@ -1,6 +1,7 @@
 //! `VirtualHost`: the registry of exchanges and queues, and the declare/bind/delete rules
 //! RabbitMQ applies to them (with its reply codes and texts).
 
+use crate::blocking::blocking;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -82,17 +83,6 @@ fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
         return Err(AmqpError::access_refused(format!("{kind} name '{name}' contains reserved prefix 'amq.*'")));
     }
     Ok(())
-}
-
-/// Run a disk write (sled's flush and fsync) that a connection task waits for, telling the
-/// runtime that this worker is blocked so its other tasks move to another thread.
-fn blocking<T>(write: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(write)
-        }
-        _ => write(),
-    }
 }
 
 fn stored(e: warren_persistence::StoreError) -> AmqpError {

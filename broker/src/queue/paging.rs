@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillFile, SpillRef, StoreError};
 
 use super::{Queue, QueueState, QueuedMessage};
+use crate::blocking::blocking;
 use crate::message::Message;
 
 /// Ready messages kept in memory before new ones are paged.
@@ -213,7 +214,7 @@ impl Queue {
             })
             .collect();
         let mut from_file = match (file_refs.is_empty(), st.paging.file.as_mut()) {
-            (false, Some(file)) => file.take_many(&file_refs),
+            (false, Some(file)) => blocking(|| file.take_many(&file_refs)),
             _ => Vec::new(),
         }
         .into_iter();
@@ -265,7 +266,7 @@ impl Queue {
             })
             .collect();
         match &self.store {
-            Some(store) if !locations.is_empty() => store.journal.read_many(&locations),
+            Some(store) if !locations.is_empty() => blocking(|| store.journal.read_many(&locations)),
             _ => Vec::new(),
         }
     }
