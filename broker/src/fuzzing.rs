@@ -26,8 +26,11 @@ use crate::channel::assembler::{Assembled, Assembler};
 use crate::connection::codec::{self, FRAME_OVERHEAD, Frame, FrameError, Payloads};
 use crate::error::AmqpError;
 
+/// A fuzz target's driver: any bytes in, no panic out.
+pub type Driver = fn(&[u8]);
+
 /// The fuzz targets by name (the directory names under `fuzz/corpus/`) and their drivers.
-pub const TARGETS: &[(&str, fn(&[u8]))] =
+pub const TARGETS: &[(&str, Driver)] =
     &[("frame_decoder", frame_decoder), ("assembler", assembler), ("field_table", field_table)];
 
 /// The frame sizes the decoder is driven with: the default, the protocol's minimum, and one

@@ -150,10 +150,10 @@ impl SpillFile {
         if self.segments.len() == 1 && self.segments.front().is_some_and(|s| s.live == 0) {
             // Nothing left at all: start the last segment over instead of growing it.
             self.buffer.clear();
-            if let Some(seg) = self.segments.front_mut() {
-                if seg.file.set_len(0).is_ok() {
-                    seg.size = 0;
-                }
+            if let Some(seg) = self.segments.front_mut()
+                && seg.file.set_len(0).is_ok()
+            {
+                seg.size = 0;
             }
         }
     }

@@ -133,8 +133,12 @@ impl TopicTable {
         self.count
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     pub fn route(&self, routing_key: &str, push: &mut impl FnMut(&Destination)) {
-        if self.count == 0 {
+        if self.is_empty() {
             return;
         }
         let mut live: Vec<NodeId> = Vec::new();
