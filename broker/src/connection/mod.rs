@@ -35,9 +35,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read-buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
 /// Publishers stop being read while the journal has more than this to write...
-const JOURNAL_BACKLOG_HIGH: u64 = 64 << 20;
+const JOURNAL_BACKLOG_HIGH: u64 = 16 << 20;
 /// ... until it is down to this.
-const JOURNAL_BACKLOG_LOW: u64 = 16 << 20;
+const JOURNAL_BACKLOG_LOW: u64 = 4 << 20;
 /// A throttled connection looks again after this long, doubling up to `THROTTLE_POLL_MAX`.
 const THROTTLE_POLL_MIN: Duration = Duration::from_millis(1);
 const THROTTLE_POLL_MAX: Duration = Duration::from_millis(100);

@@ -14,7 +14,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillFile, SpillRef, StoreError};
