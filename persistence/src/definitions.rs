@@ -68,11 +68,22 @@ impl Definitions {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("definitions");
         // A small cache: definitions are few and the memory budget is tight.
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(8 << 20)
-            .open()
-            .map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })?;
+        let config = sled::Config::new().path(&path).cache_capacity(8 << 20);
+        // sled lets go of its file lock from a thread of its own after the last handle is
+        // dropped: a store reopened at once (a restart in the same process) may find it still
+        // held for a moment. Another process holding it is an error after a second.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => {
+                    break other.map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })?;
+                }
+            }
+        };
         let tree = |name: &str| {
             db.open_tree(name).map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })
         };
