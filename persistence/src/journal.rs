@@ -117,8 +117,6 @@ pub struct Journal {
 
 /// Readers kept open at most; more and the cache starts over.
 const MAX_READERS: usize = 16;
-/// Locations read with one pread when they lie this close together.
-const READ_SPAN: u64 = 1 << 20;
 
 /// A message recovered from the journal for a queue: where it is, not what it holds
 /// (bodies are read when a consumer needs them).
@@ -233,41 +231,14 @@ impl Journal {
     /// Read messages back from the journal, in the order given. Locations close together in
     /// one segment are read with one pread. An unreadable one is an error in its place.
     pub fn read_many(&self, locations: &[Location]) -> Vec<Result<ReadMessage, StoreError>> {
-        let mut out = Vec::with_capacity(locations.len());
-        let mut i = 0;
-        while i < locations.len() {
-            let first = locations[i];
-            let start = u64::from(first.offset);
-            let mut end = start + u64::from(first.len);
-            let mut j = i + 1;
-            while let Some(next) = locations.get(j) {
-                let next_end = u64::from(next.offset) + u64::from(next.len);
-                if next.segment != first.segment || u64::from(next.offset) < start || next_end - start > READ_SPAN {
-                    break;
-                }
-                end = end.max(next_end);
-                j += 1;
-            }
-            match self.read_span(first.segment, start, end) {
-                Ok(span) => {
-                    for loc in &locations[i..j] {
-                        let from = (u64::from(loc.offset) - start) as usize;
-                        out.push(self.decode_message(&span.slice(from..from + loc.len as usize), loc.segment));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read paged messages back");
-                    for loc in &locations[i..j] {
-                        out.push(Err(StoreError::io(
-                            &self.segment_path(loc.segment),
-                            std::io::ErrorKind::UnexpectedEof.into(),
-                        )));
-                    }
-                }
-            }
-            i = j;
-        }
-        out
+        let places: Vec<(u32, u64, u64)> =
+            locations.iter().map(|l| (l.segment, u64::from(l.offset), u64::from(l.len))).collect();
+        crate::reads::read_records(
+            &places,
+            |segment, start, end| self.read_span(segment, start, end),
+            |bytes, segment| self.decode_message(bytes, segment),
+            |segment| StoreError::io(&self.segment_path(segment), std::io::ErrorKind::UnexpectedEof.into()),
+        )
     }
 
     fn segment_path(&self, segment: u32) -> PathBuf {

@@ -10,6 +10,7 @@
 
 pub mod definitions;
 pub mod journal;
+mod reads;
 pub mod record;
 pub mod spill;
 

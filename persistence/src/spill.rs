@@ -24,8 +24,6 @@ use crate::record::{self, Read, Record, StoredMessage};
 const SEGMENT_BYTES: u64 = 16 << 20;
 /// Writes are buffered up to this much.
 const WRITE_BUFFER: usize = 64 << 10;
-/// Records read with one pread when they lie this close together.
-const READ_SPAN: u64 = 1 << 20;
 
 /// Where a spilled message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,39 +95,19 @@ impl SpillFile {
     /// Read messages back, in the order given (the order they were appended), and let go of
     /// them: a segment whose messages have all been read is deleted.
     pub fn take_many(&mut self, refs: &[SpillRef]) -> Vec<Result<ReadMessage, StoreError>> {
-        let mut out = Vec::with_capacity(refs.len());
         if let Err(e) = self.flush() {
             tracing::error!(error = %e, "cannot write a spill file");
         }
-        let mut i = 0;
-        while i < refs.len() {
-            let first = refs[i];
-            let start = u64::from(first.offset);
-            let mut end = start + u64::from(first.len);
-            let mut j = i + 1;
-            while let Some(next) = refs.get(j) {
-                let next_end = u64::from(next.offset) + u64::from(next.len);
-                if next.segment != first.segment || u64::from(next.offset) < start || next_end - start > READ_SPAN {
-                    break;
-                }
-                end = end.max(next_end);
-                j += 1;
-            }
-            match self.read_span(first.segment, start, end) {
-                Ok(span) => {
-                    for r in &refs[i..j] {
-                        let from = (u64::from(r.offset) - start) as usize;
-                        out.push(self.decode(&span.slice(from..from + r.len as usize)));
-                    }
-                }
-                Err(e) => {
-                    for _ in i..j {
-                        out.push(Err(StoreError::io(&self.segment_path(first.segment), e.kind().into())));
-                    }
-                }
-            }
-            i = j;
-        }
+        let places: Vec<(u32, u64, u64)> =
+            refs.iter().map(|r| (r.segment, u64::from(r.offset), u64::from(r.len))).collect();
+        let out = crate::reads::read_records(
+            &places,
+            |segment, start, end| {
+                self.read_span(segment, start, end).map_err(|e| StoreError::io(&self.segment_path(segment), e))
+            },
+            |bytes, _| self.decode(bytes),
+            |segment| StoreError::io(&self.segment_path(segment), std::io::ErrorKind::UnexpectedEof.into()),
+        );
         for r in refs {
             self.release(*r);
         }

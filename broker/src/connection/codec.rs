@@ -263,46 +263,34 @@ fn string_layout(class_id: u16, method_id: u16) -> Option<&'static [Field]> {
 
 /// True when the method's fields are framed exactly right and one of its short strings is
 /// not UTF-8.
-fn malformed_short_string(class_id: u16, method_id: u16, mut fields: &[u8]) -> bool {
+fn malformed_short_string(class_id: u16, method_id: u16, fields: &[u8]) -> bool {
     let Some(layout) = layout(class_id, method_id).or_else(|| string_layout(class_id, method_id)) else {
         return false;
     };
     let mut malformed = false;
+    framed_exactly(layout, fields, |text| malformed |= std::str::from_utf8(text).is_err()) && malformed
+}
+
+/// True when the method's fields are framed exactly right, so a decoding failure can only
+/// come from inside one of its field tables.
+fn tables_at_fault(class_id: u16, method_id: u16, fields: &[u8]) -> bool {
+    layout(class_id, method_id).is_some_and(|layout| framed_exactly(layout, fields, |_| {}))
+}
+
+/// Walk `fields` along `layout`, showing each short string's bytes to `short_string`: true
+/// when every field is there and nothing is left over.
+fn framed_exactly(layout: &[Field], mut fields: &[u8], mut short_string: impl FnMut(&[u8])) -> bool {
     for field in layout {
         let len = match field {
             Field::Octet => 1,
             Field::Short => 2,
             Field::ShortStr => match fields.first() {
                 Some(&n) => {
-                    let text = fields.get(1..1 + usize::from(n));
-                    malformed |= text.is_some_and(|t| std::str::from_utf8(t).is_err());
+                    if let Some(text) = fields.get(1..1 + usize::from(n)) {
+                        short_string(text);
+                    }
                     1 + usize::from(n)
                 }
-                None => return false,
-            },
-            Field::Long => match fields.get(..4) {
-                Some(n) => 4 + u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize,
-                None => return false,
-            },
-        };
-        match fields.get(len..) {
-            Some(rest) => fields = rest,
-            None => return false,
-        }
-    }
-    malformed && fields.is_empty()
-}
-
-/// True when the method's fields are framed exactly right, so a decoding failure can only
-/// come from inside one of its field tables.
-fn tables_at_fault(class_id: u16, method_id: u16, mut fields: &[u8]) -> bool {
-    let Some(layout) = layout(class_id, method_id) else { return false };
-    for field in layout {
-        let len = match field {
-            Field::Octet => 1,
-            Field::Short => 2,
-            Field::ShortStr => match fields.first() {
-                Some(&n) => 1 + usize::from(n),
                 None => return false,
             },
             Field::Long => match fields.get(..4) {
