@@ -34,6 +34,23 @@ def close_and_close_ok(t: T):
 
 
 @scenario
+def closes_cross(t: T):
+    """The server closes channel 1 (404) and the client closes it too before its close-ok."""
+    c = t.connect()
+    c.auto_close_ok = False
+    c.declare_queue(1, "missing-" + t.token, passive=True)
+    c.send(1, "channel.close", reply_code=200, reply_text="bye", class_id=0, method_id=0)
+    c.settle()
+    c.send(1, "channel.close-ok")
+    c.settle()
+    c.auto_close_ok = True
+    if not c.eof:
+        c.channel(1)
+        c.declare_queue(1, "", exclusive=True)
+        c.close()
+
+
+@scenario
 def close_ok_unsolicited(t: T):
     """channel.close-ok the server never asked for."""
     c = t.connect()

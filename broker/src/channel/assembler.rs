@@ -137,7 +137,11 @@ impl Assembler {
                         body = chunk;
                     } else {
                         let joined = parts.get_or_insert_with(|| {
-                            let mut b = BytesMut::with_capacity(header.body_size as usize);
+                            // Reserve what the declared size asks for only up to a bound: the
+                            // body grows as it arrives, so 58 bytes announcing 128 MiB cost
+                            // kilobytes, not a 128 MiB allocation per channel.
+                            const RESERVE_UP_TO: u64 = 1 << 20;
+                            let mut b = BytesMut::with_capacity(header.body_size.min(RESERVE_UP_TO) as usize);
                             b.extend_from_slice(&body);
                             b
                         });

@@ -489,8 +489,9 @@ impl Connection {
                     self.channels.remove(&id);
                 }
                 Assembled::Method(AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
+                    // The closes crossed: answer, and keep waiting for the close-ok of ours
+                    // (RabbitMQ's closing state), so that it does not land on a dead channel.
                     self.sink.send_method(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
-                    self.channels.remove(&id);
                 }
                 _ => {}
             }
