@@ -21,6 +21,7 @@
 //! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
 //! - [`auth`]: users, PLAIN and AMQPLAIN.
 //! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
+//! - [`clock`]: wall-clock milliseconds, as records and stream entries keep them.
 //! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
 
 pub mod alarm;
@@ -28,6 +29,7 @@ pub mod args;
 pub mod auth;
 pub mod blocking;
 pub mod channel;
+pub mod clock;
 pub mod connection;
 pub mod dead_letter;
 pub mod direct_reply;

@@ -69,7 +69,7 @@ impl Message {
             Self::new(short(stored.exchange), short(stored.routing_key), header.properties, stored.header, stored.body);
         m.store_id.store(store_id, Ordering::Relaxed);
         if published_ms > 0 {
-            let age = crate::stream::now_ms().saturating_sub(published_ms).max(0) as u64;
+            let age = crate::clock::now_ms().saturating_sub(published_ms).max(0) as u64;
             let now = m.published_at;
             m.published_at = now.checked_sub(std::time::Duration::from_millis(age)).unwrap_or(now);
         }
@@ -79,7 +79,7 @@ impl Message {
     /// When it arrived, in wall-clock milliseconds (for records read back later).
     pub fn published_ms(&self) -> i64 {
         let age = tokio::time::Instant::now().saturating_duration_since(self.published_at).as_millis();
-        crate::stream::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+        crate::clock::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
     }
 
     pub fn to_stored(&self) -> StoredMessage {

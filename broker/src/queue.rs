@@ -9,12 +9,13 @@ use std::sync::Arc;
 use amq_protocol::types::{FieldTable, ShortString};
 use parking_lot::Mutex;
 
+use crate::clock::now_ms;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::names::queue_res;
 use crate::queue_args::QueueArgs;
 use crate::sink::ConnectionSink;
-use crate::stream::{Retention, StartAt, StreamLog, now_ms};
+use crate::stream::{Retention, StartAt, StreamLog};
 use warren_persistence::{Published, Store};
 
 mod ext;

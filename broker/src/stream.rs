@@ -27,13 +27,6 @@ const MAX_BYTES_ARG: &str = "x-max-length-bytes";
 /// How many entries one dispatch pass hands a consumer at most (its credit bounds it further).
 const DISPATCH_BATCH: usize = 256;
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// What RabbitMQ answers when a stream is asked for something only classic queues do
 /// (540, closing the connection).
 pub fn not_supported(what: &str, queue: &crate::queue::Queue) -> AmqpError {

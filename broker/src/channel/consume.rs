@@ -93,7 +93,7 @@ impl Channel {
                 queue.describe()
             )));
         }
-        StartAt::from_arguments(&m.arguments, crate::stream::now_ms())
+        StartAt::from_arguments(&m.arguments, crate::clock::now_ms())
     }
 
     pub(super) fn cancel(&mut self, ctx: &ChannelCtx<'_>, m: basic::Cancel) -> AmqpResult<()> {
