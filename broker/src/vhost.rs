@@ -1,7 +1,6 @@
 //! `VirtualHost`: the registry of exchanges and queues, and the declare/bind/delete rules
 //! RabbitMQ applies to them (with its reply codes and texts).
 
-use crate::blocking::blocking;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use amq_protocol::types::{FieldTable, ShortString};
 use parking_lot::RwLock;
 
 use crate::args::{EXCHANGE_DECLARE_ARGS, QUEUE_DECLARE_ARGS, assert_equivalent};
+use crate::blocking::blocking;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::message::Message;

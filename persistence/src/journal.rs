@@ -317,7 +317,6 @@ impl Journal {
         self.submit(|_, _, _| (Command::StreamDelete { stream: stream.to_owned() }, false));
     }
 
-    /// The highest ticket known to be on disk now.
     /// Bytes handed to the persister that are not on disk yet. When the disk is slower than
     /// the publishers this grows: the broker stops reading from publishers above a bound
     /// (RabbitMQ's flow control towards its message store).
@@ -325,6 +324,7 @@ impl Journal {
         self.backlog.load(Ordering::Relaxed)
     }
 
+    /// The highest ticket known to be on disk now.
     pub fn synced_now(&self) -> u64 {
         *self.synced.borrow()
     }

@@ -65,9 +65,9 @@ impl SpillFile {
     }
 
     /// Append a message that arrived at `published_ms` (wall clock).
-    pub fn append(&mut self, message: &StoredMessage, published_ms: i64) -> Result<SpillRef, StoreError> {
+    pub fn append(&mut self, message: StoredMessage, published_ms: i64) -> Result<SpillRef, StoreError> {
         let start = self.buffer.len();
-        record::encode(&Record::Message { id: 0, published_ms, message: message.clone() }, &mut self.buffer);
+        record::encode(&Record::Message { id: 0, published_ms, message }, &mut self.buffer);
         let len = (self.buffer.len() - start) as u64;
         let need_segment = match self.segments.back() {
             Some(last) => last.size + start as u64 + len > SEGMENT_BYTES && last.size + start as u64 > 0,
@@ -86,8 +86,12 @@ impl SpillFile {
         let offset = segment.size + (self.buffer.len() as u64 - len);
         segment.live += 1;
         let at = SpillRef { segment: segment.id, offset: offset as u32, len: len as u32 };
-        if self.buffer.len() >= WRITE_BUFFER {
-            self.flush()?;
+        // The record is counted and buffered: a write that fails now is tried again with the
+        // next flush, so the message stays where `at` says.
+        if self.buffer.len() >= WRITE_BUFFER
+            && let Err(e) = self.flush()
+        {
+            tracing::warn!(error = %e, "cannot write a spill file yet; the buffer keeps the messages");
         }
         Ok(at)
     }
@@ -229,7 +233,7 @@ mod tests {
         let mut spill = SpillFile::new(dir.clone());
         // 40 messages of 1 MiB: three segments of 16 MiB.
         let refs: Vec<SpillRef> =
-            (0..40u8).map(|i| spill.append(&msg(vec![i; 1 << 20]), i64::from(i)).unwrap()).collect();
+            (0..40u8).map(|i| spill.append(msg(vec![i; 1 << 20]), i64::from(i)).unwrap()).collect();
         assert_eq!(files(&dir), 3);
         assert!(spill.bytes() > 40 << 20);
         let first: Vec<_> = spill.take_many(&refs[..20]).into_iter().map(Result::unwrap).collect();
@@ -242,7 +246,7 @@ mod tests {
         assert_eq!(files(&dir), 1);
         assert_eq!(spill.bytes(), 0, "an empty spill file starts over");
         // and is reused
-        let again = spill.append(&msg(b"small".to_vec()), 1).unwrap();
+        let again = spill.append(msg(b"small".to_vec()), 1).unwrap();
         let read = spill.take_many(&[again]).pop().unwrap().unwrap();
         assert_eq!(&read.message.body[..], b"small");
         drop(spill);
@@ -254,7 +258,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("q");
         let mut spill = SpillFile::new(dir.clone());
-        let refs: Vec<SpillRef> = (0..20u8).map(|i| spill.append(&msg(vec![i; 1 << 20]), 0).unwrap()).collect();
+        let refs: Vec<SpillRef> = (0..20u8).map(|i| spill.append(msg(vec![i; 1 << 20]), 0).unwrap()).collect();
         assert_eq!(files(&dir), 2);
         for r in &refs[..15] {
             spill.release(*r);
@@ -262,7 +266,7 @@ mod tests {
         assert_eq!(files(&dir), 1);
         let read: Vec<_> = spill.take_many(&refs[15..]).into_iter().map(Result::unwrap).collect();
         assert_eq!(read[0].message.body[0], 15);
-        spill.append(&msg(vec![1; 10]), 0).unwrap();
+        spill.append(msg(vec![1; 10]), 0).unwrap();
         spill.clear();
         assert_eq!(files(&dir), 0);
     }

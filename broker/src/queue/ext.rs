@@ -146,19 +146,15 @@ impl Queue {
         ready.insert(self.priority_of(&qm.msg), qm);
     }
 
-    fn ready_bytes(st: &QueueState) -> u64 {
-        st.ready.bytes()
-    }
-
     /// x-overflow reject-publish(-dlx): whether one more message would be over a limit.
     fn would_overflow(&self, st: &QueueState, msg: &Message) -> bool {
         self.args.max_length.is_some_and(|max| st.ready.len() as u64 + 1 > max)
-            || self.args.max_length_bytes.is_some_and(|max| Self::ready_bytes(st) + msg.body_size() > max)
+            || self.args.max_length_bytes.is_some_and(|max| st.ready.bytes() + msg.body_size() > max)
     }
 
     fn over_limit(&self, st: &QueueState) -> bool {
         self.args.max_length.is_some_and(|max| st.ready.len() as u64 > max)
-            || self.args.max_length_bytes.is_some_and(|max| Self::ready_bytes(st) > max)
+            || self.args.max_length_bytes.is_some_and(|max| st.ready.bytes() > max)
     }
 
     /// Enqueue a published message with the extension rules: TTL watch, overflow, priority

@@ -137,7 +137,7 @@ impl Queue {
     fn spill_to_file(&self, st: &mut QueueState, qm: QueuedMessage) -> Spilled {
         let Some(dir) = &self.spill_dir else { return Spilled::InMemory(qm) };
         let file = st.paging.file.get_or_insert_with(|| SpillFile::new(dir.clone()));
-        match file.append(&qm.msg.to_stored(), qm.msg.published_ms()) {
+        match file.append(qm.msg.to_stored(), qm.msg.published_ms()) {
             Ok(at) => Spilled::InFile(FileRef { seq: qm.seq, at, redelivered: qm.redelivered }),
             Err(e) => {
                 tracing::warn!(queue = %self.name, error = %e, "cannot spill a message to disk; keeping it in memory");
