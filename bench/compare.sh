@@ -30,13 +30,9 @@ OUT="$(cd "$OUT" && pwd)"
 # Both brokers and the generator inherit this: as many open files as the hard limit allows.
 ulimit -n "$(ulimit -Hn)"
 
-if [ "$BUILD" = 1 ]; then
-    echo "building warren (release)..." >&2
-    cargo build --release --locked -q -p warren
-fi
-BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release/warren}"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
-[ -x "$BIN" ] || { echo "no warren binary at $BIN" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+warren_release_bin
 
 export WARREN_RABBIT_NODE="warren-bench@localhost"
 export WARREN_RABBIT_DIR="${WARREN_RABBIT_DIR:-/tmp/warren-bench-rabbitmq}"

@@ -24,13 +24,9 @@ WARREN_PORT="${WARREN_PORT:-5696}"
 RABBIT_PORT="${RABBIT_PORT:-5697}"
 BUILD="${BUILD:-1}"
 
-if [ "$BUILD" = 1 ]; then
-    echo "building warren (release)..." >&2
-    cargo build --release --locked -q -p warren
-fi
-BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release/warren}"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
-[ -x "$BIN" ] || { echo "no warren binary at $BIN" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+warren_release_bin
 
 WARREN_URL="amqp://guest:guest@127.0.0.1:$WARREN_PORT/%2f"
 RABBIT_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/%2f"

@@ -52,13 +52,9 @@ want() { case ",$ONLY," in *",$1,"*) true ;; *) false ;; esac; }
 
 ulimit -n "$(ulimit -Hn)"
 
-if [ "$BUILD" = 1 ]; then
-    echo "building warren (release)..." >&2
-    cargo build --release --locked -q -p warren
-fi
-BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release/warren}"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
-[ -x "$BIN" ] || { echo "no warren binary at $BIN" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+warren_release_bin
 
 PY="$(scripts/python-venv.sh)/bin/python"
 
