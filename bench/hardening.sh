@@ -21,6 +21,7 @@
 #   BUILD=0 BIN=path/to/warren bench/hardening.sh
 #   ONLY=topic,slow RUNS=1 bench/hardening.sh
 #   RUNS=1 DURATION=10s SLOW_COUNT=20000 FLOW_SIZES=16 FLOW_MODES=transient bench/hardening.sh
+#   BROKERS=warren ONLY=flow RUNS=1 bench/hardening.sh   # a quick look at warren alone
 #
 # warren is started afresh (empty data dir) for every run of every row. RabbitMQ: a private
 # node of Debian's rabbitmq-server (conformance/rabbitmq.sh, installed if missing), one node
@@ -43,12 +44,14 @@ WARREN_PORT="${WARREN_PORT:-5684}"
 RABBIT_PORT="${RABBIT_PORT:-5685}"
 OUT="${OUT:-target/bench}"
 BUILD="${BUILD:-1}"
+BROKERS="${BROKERS:-warren rabbitmq}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 DURATION_S="${DURATION%s}"
 case "$DURATION_S" in '' | *[!0-9.]*) echo "DURATION must be seconds, e.g. 60s" >&2; exit 2 ;; esac
 
 want() { case ",$ONLY," in *",$1,"*) true ;; *) false ;; esac; }
+with_rabbit() { case " $BROKERS " in *" rabbitmq "*) true ;; *) false ;; esac; }
 
 ulimit -n "$(ulimit -Hn)"
 
@@ -168,20 +171,22 @@ if want flow; then
     for size in $FLOW_SIZES; do for mode in $FLOW_MODES; do SIDE_ROWS+=("flow:$size:$mode"); done; done
 fi
 if [ "${#SIDE_ROWS[@]}" -gt 0 ]; then
-    start_rabbit
+    if with_rabbit; then start_rabbit; fi
     for row in "${SIDE_ROWS[@]}"; do
         for run in $(seq "$RUNS"); do
             start_warren
             measure warren "$run" "$row"
             stop_warren
-            measure rabbitmq "$run" "$row"
-            sleep 2
+            if with_rabbit; then
+                measure rabbitmq "$run" "$row"
+                sleep 2
+            fi
         done
     done
 fi
 
 # topic on RabbitMQ last, a restarted node for every run (and stopped after the last)
-if want topic; then
+if want topic && with_rabbit; then
     for run in $(seq "$RUNS"); do
         [ "$RABBIT_UP" = 1 ] || start_rabbit
         measure rabbitmq "$run" topic

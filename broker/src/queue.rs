@@ -389,16 +389,19 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let dropped = st.ready.take_all();
-        let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
+        let spilled = Self::drop_spilled(&mut st);
         // Unacked messages are not purged (RabbitMQ): journal exactly the ones dropped.
         if let Some(store) = &self.store {
             let mut acks = Self::stored_ids(&dropped);
-            acks.extend(spilled_ids);
+            acks.extend(spilled.acks);
             if !acks.is_empty() {
                 store.journal.ack_many(self.name.as_str(), &acks);
             }
+            if !spilled.ranges.is_empty() {
+                store.journal.ack_ranges(self.name.as_str(), &spilled.ranges, spilled.released);
+            }
         }
-        (dropped.len() + spilled) as u32
+        (dropped.len() + spilled.count) as u32
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -410,7 +413,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let dropped = st.ready.take_all();
-        let (spilled, spilled_ids) = Self::drop_spilled(&mut st);
+        let spilled = Self::drop_spilled(&mut st);
         if let Some(log) = st.stream.take() {
             if let Some(store) = &self.store {
                 store.journal.stream_delete(self.name.as_str());
@@ -418,10 +421,15 @@ impl Queue {
             return Deleted { message_count: log.len() as u32, consumers: std::mem::take(&mut st.consumers) };
         }
         if let Some(store) = &self.store {
-            let ids = Self::stored_ids(&dropped).into_iter().chain(spilled_ids).map(|(_, id)| id).collect();
-            store.journal.purge(self.name.as_str(), st.next_seq, ids);
+            let released = Self::stored_ids(&dropped)
+                .into_iter()
+                .chain(spilled.acks)
+                .map(|(_, id)| (id, 1))
+                .chain(spilled.released)
+                .collect();
+            store.journal.purge(self.name.as_str(), st.next_seq, released);
         }
-        let message_count = (dropped.len() + spilled) as u32;
+        let message_count = (dropped.len() + spilled.count) as u32;
         Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
     }
 }

@@ -53,7 +53,8 @@ enum Command {
         segment: u64,
         bytes: Vec<u8>,
         message: Option<(u64, u32)>,
-        acked: Vec<u64>,
+        /// Messages let go of: (id, how many references to it or to messages of its segment).
+        acked: Vec<(u64, u64)>,
     },
     Stream {
         ticket: u64,
@@ -202,7 +203,7 @@ impl Journal {
     }
 
     /// Journal records that let go of messages `acked` (acks, purges): placed and sent in order.
-    fn submit_release(&self, bytes: Vec<u8>, acked: Vec<u64>) -> u64 {
+    fn submit_release(&self, bytes: Vec<u8>, acked: Vec<(u64, u64)>) -> u64 {
         self.submit(|sender, ticket, _| {
             let (segment, _) = sender.place(bytes.len());
             (Command::Journal { ticket, segment, bytes, message: None, acked }, false)
@@ -281,7 +282,7 @@ impl Journal {
     pub fn ack(&self, queue: &str, seq: u64, id: u64) -> u64 {
         let mut bytes = Vec::with_capacity(64);
         record::encode(&Record::Ack { queue: queue.to_owned(), seq, id }, &mut bytes);
-        self.submit_release(bytes, vec![id])
+        self.submit_release(bytes, vec![(id, 1)])
     }
 
     /// Several messages of `queue` are gone at once (a purge): one command, one batch.
@@ -290,15 +291,26 @@ impl Journal {
         for (seq, id) in acks {
             record::encode(&Record::Ack { queue: queue.to_owned(), seq: *seq, id: *id }, &mut bytes);
         }
-        self.submit_release(bytes, acks.iter().map(|(_, id)| *id).collect())
+        self.submit_release(bytes, acks.iter().map(|(_, id)| (*id, 1)).collect())
     }
 
-    /// Every message of `queue` below `below_seq` is gone (purge or delete); `ids` are their
-    /// message ids.
-    pub fn purge(&self, queue: &str, below_seq: u64, ids: Vec<u64>) -> u64 {
+    /// Every message of `queue` below `below_seq` is gone (purge or delete); `released` are
+    /// their message ids, each with a count: (id, n) lets go of n messages in the journal
+    /// segment that holds `id` (a queue that paged its messages out counts them by segment).
+    pub fn purge(&self, queue: &str, below_seq: u64, released: Vec<(u64, u64)>) -> u64 {
         let mut bytes = Vec::with_capacity(64);
         record::encode(&Record::Purge { queue: queue.to_owned(), below_seq }, &mut bytes);
-        self.submit_release(bytes, ids)
+        self.submit_release(bytes, released)
+    }
+
+    /// Messages of `queue` gone by ranges of seq (`[from, below)` each: a purge of paged-out
+    /// messages); `released` as for [`Journal::purge`].
+    pub fn ack_ranges(&self, queue: &str, ranges: &[(u64, u64)], released: Vec<(u64, u64)>) -> u64 {
+        let mut bytes = Vec::with_capacity(ranges.len() * (queue.len() + 32));
+        for &(from_seq, below_seq) in ranges {
+            record::encode(&Record::AckRange { queue: queue.to_owned(), from_seq, below_seq }, &mut bytes);
+        }
+        self.submit_release(bytes, released)
     }
 
     pub fn stream_append(&self, stream: &str, offset: u64, timestamp_ms: i64, message: &StoredMessage) -> u64 {
@@ -403,7 +415,7 @@ impl Persister {
         let mut journal_written = false;
         let submitted: u64 = batch.iter().map(Command::size).sum();
         let mut journal_bytes: Vec<u8> = Vec::new();
-        let mut acked: Vec<u64> = Vec::new();
+        let mut acked: Vec<(u64, u64)> = Vec::new();
         let mut new_refs: Vec<(u64, u32)> = Vec::new();
         let mut stream_writes: Vec<(String, u64, Vec<u8>)> = Vec::new();
         let mut retains = Vec::new();
@@ -454,8 +466,8 @@ impl Persister {
         if highest > 0 {
             self.synced.send_replace(highest);
         }
-        for id in acked {
-            self.release(id);
+        for (id, n) in acked {
+            self.release(id, n);
         }
         self.delete_dead_segments();
         for (stream, offset) in retains {
@@ -502,10 +514,10 @@ impl Persister {
         Ok(())
     }
 
-    fn release(&mut self, id: u64) {
+    fn release(&mut self, id: u64, n: u64) {
         let idx = self.segments.partition_point(|s| s.first_message.is_none_or(|first| first <= id));
         if let Some(seg) = idx.checked_sub(1).and_then(|i| self.segments.get_mut(i)) {
-            seg.live -= 1;
+            seg.live -= i64::try_from(n).unwrap_or(i64::MAX);
         }
     }
 
@@ -633,7 +645,14 @@ fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
                     *q = q.split_off(&below_seq);
                 }
             }
-            Record::StreamEntry { .. } => {}
+            Record::AckRange { queue, from_seq, below_seq } => {
+                if let Some(q) = queues.get_mut(&queue) {
+                    let mut above = q.split_off(&from_seq);
+                    q.append(&mut above.split_off(&below_seq));
+                }
+            }
+            // (stream entries are replayed from their own logs; spill records are never here)
+            Record::StreamEntry { .. } | Record::Spilled { .. } | Record::SpilledRef { .. } => {}
         })?;
         segments.push_back(Segment { path: path.clone(), first_message, live: 0 });
     }

@@ -6,7 +6,8 @@
 //!   by one persister thread with group commit (one fdatasync per file per batch); the
 //!   highest ticket on disk is published for confirms.
 //! - [`record`]: the checksummed on-disk record format.
-//! - [`spill`]: queues' transient overflow files (no fsync, deleted at start).
+//! - [`spill`]: queues' overflow files, read as FIFOs and written by a thread of their own
+//!   (no fsync, deleted at start).
 
 pub mod definitions;
 pub mod journal;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, QueueDef};
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
-pub use spill::{SpillFile, SpillRef};
+pub use spill::{SpillBody, SpillFile, SpillRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,7 +137,7 @@ mod tests {
             let (store, _, _) = Store::open(dir.path()).unwrap();
             store.journal.publish(&msg(b"a"), 0, &[("q", 1)]);
             store.journal.publish(&msg(b"b"), 0, &[("q", 2)]);
-            let t = store.journal.purge("q", 2, vec![1]);
+            let t = store.journal.purge("q", 2, vec![(1, 1)]);
             wait_synced(&store.journal, t).await;
         }
         // A torn write at the end is cut off, not fatal.
@@ -146,6 +147,24 @@ mod tests {
         drop(f);
         let (_s, _, rec) = Store::open(dir.path()).unwrap();
         assert_eq!(rec.queues["q"].iter().map(|m| m.seq).collect::<Vec<_>>(), [2]);
+    }
+
+    #[tokio::test]
+    async fn acked_ranges_are_gone_after_a_restart_and_the_rest_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, _, _) = Store::open(dir.path()).unwrap();
+            let mut first = 0;
+            for seq in 1..=10 {
+                let p = store.journal.publish(&msg(b"m"), 0, &[("q", seq)]);
+                first = if seq == 1 { p.id } else { first };
+            }
+            // 3..=5 and 8..=9 purged as ranges, counted against the segment holding `first`
+            let t = store.journal.ack_ranges("q", &[(3, 6), (8, 10)], vec![(first, 5)]);
+            wait_synced(&store.journal, t).await;
+        }
+        let (_s, _, rec) = Store::open(dir.path()).unwrap();
+        assert_eq!(rec.queues["q"].iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 6, 7, 10]);
     }
 
     #[tokio::test]

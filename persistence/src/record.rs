@@ -38,11 +38,35 @@ pub enum Record {
         queue: String,
         below_seq: u64,
     },
+    /// The queue's messages with `from_seq <= seq < below_seq` are gone (a purge of messages
+    /// that were paged out: the queue knows their range, not each one).
+    AckRange {
+        queue: String,
+        from_seq: u64,
+        below_seq: u64,
+    },
     /// A stream entry (stream logs only).
     StreamEntry {
         offset: u64,
         timestamp_ms: i64,
         message: StoredMessage,
+    },
+    /// A message behind a queue's in-memory window (spill files only).
+    Spilled {
+        seq: u64,
+        redelivered: bool,
+        published_ms: i64,
+        message: StoredMessage,
+    },
+    /// A persistent message behind a queue's window: where the journal holds it (spill files
+    /// only; `id` is its journal message id).
+    SpilledRef {
+        seq: u64,
+        redelivered: bool,
+        id: u64,
+        segment: u32,
+        offset: u32,
+        len: u32,
     },
 }
 
@@ -53,6 +77,9 @@ const PURGE: u8 = 4;
 const STREAM_ENTRY: u8 = 5;
 /// A message with its arrival time (kind 1 records, written before, have none).
 const MESSAGE_AT: u8 = 6;
+const SPILLED: u8 = 7;
+const SPILLED_REF: u8 = 8;
+const ACK_RANGE: u8 = 9;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.put_u32_le(s.len() as u32);
@@ -99,11 +126,33 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             put_str(out, queue);
             out.put_u64_le(*below_seq);
         }
+        Record::AckRange { queue, from_seq, below_seq } => {
+            out.put_u8(ACK_RANGE);
+            put_str(out, queue);
+            out.put_u64_le(*from_seq);
+            out.put_u64_le(*below_seq);
+        }
         Record::StreamEntry { offset, timestamp_ms, message } => {
             out.put_u8(STREAM_ENTRY);
             out.put_u64_le(*offset);
             out.put_i64_le(*timestamp_ms);
             put_message(out, message);
+        }
+        Record::Spilled { seq, redelivered, published_ms, message } => {
+            out.put_u8(SPILLED);
+            out.put_u64_le(*seq);
+            out.put_u8(u8::from(*redelivered));
+            out.put_i64_le(*published_ms);
+            put_message(out, message);
+        }
+        Record::SpilledRef { seq, redelivered, id, segment, offset, len } => {
+            out.put_u8(SPILLED_REF);
+            out.put_u64_le(*seq);
+            out.put_u8(u8::from(*redelivered));
+            out.put_u64_le(*id);
+            out.put_u32_le(*segment);
+            out.put_u32_le(*offset);
+            out.put_u32_le(*len);
         }
     }
     let len = (out.len() - start - FRAME) as u32;
@@ -133,6 +182,10 @@ impl Cursor {
     fn u8(&mut self) -> Result<u8, &'static str> {
         self.need(1)?;
         Ok(self.buf.get_u8())
+    }
+    fn u32(&mut self) -> Result<u32, &'static str> {
+        self.need(4)?;
+        Ok(self.buf.get_u32_le())
     }
     fn u64(&mut self) -> Result<u64, &'static str> {
         self.need(8)?;
@@ -189,6 +242,21 @@ pub fn decode(buf: &Bytes) -> Read {
             ACK => Record::Ack { queue: c.string()?, seq: c.u64()?, id: c.u64()? },
             PURGE => Record::Purge { queue: c.string()?, below_seq: c.u64()? },
             STREAM_ENTRY => Record::StreamEntry { offset: c.u64()?, timestamp_ms: c.i64()?, message: c.message()? },
+            ACK_RANGE => Record::AckRange { queue: c.string()?, from_seq: c.u64()?, below_seq: c.u64()? },
+            SPILLED => Record::Spilled {
+                seq: c.u64()?,
+                redelivered: c.u8()? != 0,
+                published_ms: c.i64()?,
+                message: c.message()?,
+            },
+            SPILLED_REF => Record::SpilledRef {
+                seq: c.u64()?,
+                redelivered: c.u8()? != 0,
+                id: c.u64()?,
+                segment: c.u32()?,
+                offset: c.u32()?,
+                len: c.u32()?,
+            },
             _ => return Err("unknown record kind"),
         })
     })();
@@ -218,7 +286,10 @@ mod tests {
             Record::Enqueue { queue: "q".into(), seq: 1, id: 7 },
             Record::Ack { queue: "q".into(), seq: 1, id: 7 },
             Record::Purge { queue: "q".into(), below_seq: 9 },
+            Record::AckRange { queue: "q".into(), from_seq: 3, below_seq: 9 },
             Record::StreamEntry { offset: 3, timestamp_ms: -5, message: msg() },
+            Record::Spilled { seq: 4, redelivered: true, published_ms: 11, message: msg() },
+            Record::SpilledRef { seq: 5, redelivered: false, id: 8, segment: 2, offset: 300, len: 40 },
         ];
         let mut out = Vec::new();
         for r in &records {

@@ -47,6 +47,9 @@ pub struct Channel {
     /// A queue this channel published into is over its memory bound: the connection stops
     /// reading until it drains (taken by the connection after each batch).
     pub pressed_by: Option<Arc<Queue>>,
+    /// This channel published into the journal (persistent messages, streams) since the
+    /// connection last looked: the journal's backlog throttles it (taken after each batch).
+    pub wrote_journal: bool,
 }
 
 impl Channel {
@@ -60,6 +63,7 @@ impl Channel {
             tx: None,
             routed: Vec::new(),
             pressed_by: None,
+            wrote_journal: false,
         }
     }
 

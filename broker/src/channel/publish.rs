@@ -81,6 +81,7 @@ impl Channel {
         if let Some(q) = routed.iter().find(|q| q.under_pressure()) {
             self.pressed_by.get_or_insert_with(|| q.clone());
         }
+        self.wrote_journal |= ticket.is_some();
         self.routed = routed;
         if let Some(c) = self.confirms.as_mut() {
             c.published += 1;

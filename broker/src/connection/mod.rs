@@ -300,14 +300,18 @@ impl Connection {
 
     /// After a batch: note the queues that came under pressure and the journal's backlog.
     fn note_pressure(&mut self) {
+        let mut wrote_journal = false;
         for ch in self.channels.values_mut() {
+            wrote_journal |= std::mem::take(&mut ch.wrote_journal);
             if let Some(q) = ch.pressed_by.take()
                 && !self.pressed_by.iter().any(|p| Arc::ptr_eq(p, &q))
             {
                 self.pressed_by.push(q);
             }
         }
-        if self.publisher
+        // Only a connection that writes to the journal waits for it: one publishing transient
+        // messages is not slowed by another's persistent flood.
+        if wrote_journal
             && let Some(store) = &self.broker.store
             && store.journal.backlog() > JOURNAL_BACKLOG_HIGH
         {

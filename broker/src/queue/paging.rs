@@ -1,14 +1,18 @@
-//! Queues longer than memory. A queue keeps a window of ready messages in memory; messages
-//! beyond it keep only their place on disk and are read back, a batch at a time, as consumers
-//! drain the window: persistent messages on a durable queue their place in the journal
-//! (`Spilled::OnDisk`, about 40 bytes), every other message (transient ones, and all of a
-//! non-durable queue's) a place in the queue's spill file (`Spilled::InFile`), written
-//! without fsync and void after a restart, as transient messages are. Only a broker without
-//! a data directory keeps them in memory (`Spilled::InMemory`).
+//! Queues longer than memory. A queue keeps a window of ready messages in memory; the messages
+//! beyond it go to the queue's spill file (see `warren_persistence::spill`), read back a batch
+//! at a time as consumers drain the window: a transient message (or any message of a
+//! non-durable queue) in whole, a persistent one the journal holds as its place there. The
+//! spill file is a FIFO, so the queue keeps no per-message index: only runs of up to
+//! `RUN_MAX` records (`Spilled::InFile`), each with a count, its seq range, the journal ticket
+//! its last persistent message waits for and its journal messages counted by segment. Messages
+//! that cannot be written there stay in memory (`Spilled::InMemory`), and messages recovered
+//! after a restart that the spill file cannot take keep their place in the journal
+//! (`Spilled::OnDisk`, about 40 bytes each).
 //!
 //! Invariant: every spilled message comes after every ready one (in `seq` order), so paging
 //! in appends to the ready list and a requeue (always of a message that was ready) goes into
-//! the ready list.
+//! the ready list. So the messages of the queue in a run's seq range are the run's own, or
+//! gone: a purge can let go of a run by its range.
 //!
 //! Queues with length limits or priorities are never paged: their rules look at every message.
 
@@ -16,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillFile, SpillRef, StoreError};
+use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillBody, SpillFile, StoreError};
 
 use super::{Queue, QueueState, QueuedMessage};
 use crate::blocking::blocking;
@@ -30,21 +34,56 @@ const WINDOW_BYTES: u64 = 16 << 20;
 const REFILL_BELOW: usize = 1024;
 /// ... up to this many.
 const REFILL_TO: usize = 2048;
+/// Records in one run of the spill file, at most.
+const RUN_MAX: u64 = 1024;
 
-/// A message behind the in-memory window.
+/// Messages behind the in-memory window.
 #[derive(Debug)]
 pub(super) enum Spilled {
+    InFile(Run),
     OnDisk(PagedRef),
-    InFile(FileRef),
     InMemory(QueuedMessage),
 }
 
-/// A message in the queue's spill file.
+/// Consecutive records of the queue's spill file.
 #[derive(Debug)]
-pub(super) struct FileRef {
-    seq: u64,
-    at: SpillRef,
-    redelivered: bool,
+pub(super) struct Run {
+    count: u64,
+    first_seq: u64,
+    last_seq: u64,
+    /// The journal ticket that puts its last persistent message on disk; the run is read back
+    /// only after that.
+    ticket: u64,
+    /// Its persistent messages by journal segment: (segment, one message id in it, how many).
+    journal: Vec<(u32, u64, u64)>,
+}
+
+impl Run {
+    fn new(seq: u64) -> Self {
+        Self { count: 0, first_seq: seq, last_seq: seq, ticket: 0, journal: Vec::new() }
+    }
+
+    fn add(&mut self, seq: u64, stored: Option<&Published>) {
+        self.count += 1;
+        self.last_seq = seq;
+        if let Some(p) = stored {
+            self.ticket = self.ticket.max(p.ticket);
+            match self.journal.last_mut() {
+                Some((segment, _, n)) if *segment == p.location.segment => *n += 1,
+                _ => self.journal.push((p.location.segment, p.id, 1)),
+            }
+        }
+    }
+
+    /// A persistent message of the run was read back.
+    fn took_journaled(&mut self, location: Location) {
+        if let Some(i) = self.journal.iter().position(|(segment, _, _)| *segment == location.segment) {
+            self.journal[i].2 -= 1;
+            if self.journal[i].2 == 0 {
+                self.journal.remove(i);
+            }
+        }
+    }
 }
 
 /// A spill directory name no other queue of this process uses.
@@ -58,32 +97,33 @@ pub(super) fn spill_dir_name() -> String {
 pub(super) struct PagedRef {
     seq: u64,
     id: u64,
-    /// The journal ticket that puts it on disk; it is read back only after that.
-    ticket: u64,
     location: Location,
-    redelivered: bool,
-}
-
-impl Spilled {
-    pub(super) fn seq_and_store_id(&self) -> Option<(u64, u64)> {
-        match self {
-            Spilled::OnDisk(r) => Some((r.seq, r.id)),
-            Spilled::InFile(_) => None,
-            Spilled::InMemory(qm) => Some((qm.seq, qm.msg.journal_id()?)),
-        }
-    }
 }
 
 /// Paging state under the queue's lock.
 #[derive(Debug, Default)]
 pub(super) struct Paging {
     pub(super) spilled: VecDeque<Spilled>,
+    /// Messages spilled, in all.
+    count: usize,
     /// A task waits for the journal to sync the first paged message.
     waiting_for_disk: bool,
     /// Opened with the first message spilled to a file.
     file: Option<SpillFile>,
     /// How many `Spilled::InMemory` there are, and their body bytes.
     in_memory: (usize, u64),
+}
+
+/// What dropping every spilled message lets go of in the journal.
+#[derive(Debug, Default)]
+pub(super) struct DroppedSpill {
+    pub(super) count: usize,
+    /// Messages known one by one: (seq, journal id).
+    pub(super) acks: Vec<(u64, u64)>,
+    /// Runs of the spill file, by seq range `[from, below)`...
+    pub(super) ranges: Vec<(u64, u64)>,
+    /// ... and their journal messages counted by segment: (an id in it, how many).
+    pub(super) released: Vec<(u64, u64)>,
 }
 
 impl Queue {
@@ -107,25 +147,45 @@ impl Queue {
         ready >= WINDOW_MESSAGES || (ready >= 64 && ready as u64 * msg.body_size().max(1) >= WINDOW_BYTES)
     }
 
-    /// Put a message behind the window: on disk only when the journal holds it for this queue.
+    /// Put a message behind the window: in the spill file (a persistent message the journal
+    /// holds for this queue by its place there), else in memory.
     pub(super) fn spill(&self, st: &mut QueueState, qm: QueuedMessage, stored: Option<Published>) {
-        let entry = match stored {
-            Some(p) if qm.msg.journal_id() == Some(p.id) => Spilled::OnDisk(PagedRef {
-                seq: qm.seq,
-                id: p.id,
-                ticket: p.ticket,
-                location: p.location,
-                redelivered: qm.redelivered,
-            }),
-            // A journaled message is read back from the journal, never copied to a file.
-            _ if qm.msg.journal_id().is_none() => self.spill_to_file(st, qm),
-            _ => Spilled::InMemory(qm),
-        };
-        if let Spilled::InMemory(qm) = &entry {
-            st.paging.in_memory.0 += 1;
-            st.paging.in_memory.1 += qm.msg.body_size();
+        let stored = stored.filter(|p| qm.msg.journal_id() == Some(p.id));
+        st.paging.count += 1;
+        // A journaled message is read back from the journal, never copied to a file.
+        if (stored.is_some() || qm.msg.journal_id().is_none())
+            && let Some(file) = self.spill_file(st)
+        {
+            let written = match &stored {
+                Some(p) => file.append_ref(qm.seq, qm.redelivered, p.id, p.location),
+                None => file.append_message(qm.seq, qm.redelivered, qm.msg.published_ms(), qm.msg.to_stored()),
+            };
+            match written {
+                Ok(()) => return Self::add_to_run(st, qm.seq, stored.as_ref()),
+                Err(e) => {
+                    tracing::warn!(queue = %self.name, error = %e, "cannot spill a message to disk; keeping it in memory")
+                }
+            }
         }
-        st.paging.spilled.push_back(entry);
+        st.paging.in_memory.0 += 1;
+        st.paging.in_memory.1 += qm.msg.body_size();
+        st.paging.spilled.push_back(Spilled::InMemory(qm));
+    }
+
+    fn spill_file<'a>(&self, st: &'a mut QueueState) -> Option<&'a mut SpillFile> {
+        let dir = self.spill_dir.as_ref()?;
+        Some(st.paging.file.get_or_insert_with(|| SpillFile::new(dir.clone())))
+    }
+
+    fn add_to_run(st: &mut QueueState, seq: u64, stored: Option<&Published>) {
+        match st.paging.spilled.back_mut() {
+            Some(Spilled::InFile(run)) if run.count < RUN_MAX => run.add(seq, stored),
+            _ => {
+                let mut run = Run::new(seq);
+                run.add(seq, stored);
+                st.paging.spilled.push_back(Spilled::InFile(run));
+            }
+        }
     }
 
     /// The spilled messages still in memory: how many, and their body bytes.
@@ -133,22 +193,15 @@ impl Queue {
         st.paging.in_memory
     }
 
-    /// Write a message to the spill file; kept in memory if that fails.
-    fn spill_to_file(&self, st: &mut QueueState, qm: QueuedMessage) -> Spilled {
-        let Some(dir) = &self.spill_dir else { return Spilled::InMemory(qm) };
-        let file = st.paging.file.get_or_insert_with(|| SpillFile::new(dir.clone()));
-        match file.append(qm.msg.to_stored(), qm.msg.published_ms()) {
-            Ok(at) => Spilled::InFile(FileRef { seq: qm.seq, at, redelivered: qm.redelivered }),
-            Err(e) => {
-                tracing::warn!(queue = %self.name, error = %e, "cannot spill a message to disk; keeping it in memory");
-                Spilled::InMemory(qm)
-            }
-        }
+    /// Bytes the spill writer has not written yet (the queue throttles its publishers when
+    /// the disk falls behind).
+    pub(super) fn spill_unwritten(st: &QueueState) -> u64 {
+        st.paging.file.as_ref().map_or(0, SpillFile::unwritten)
     }
 
     /// Messages waiting behind the window.
     pub(super) fn spilled_len(st: &QueueState) -> usize {
-        st.paging.spilled.len()
+        st.paging.count
     }
 
     /// Put back messages recovered from the journal. A pageable queue keeps them on disk and
@@ -162,9 +215,20 @@ impl Queue {
         // A queue TTL is checked at the head only: read those in so expiry sees them.
         if self.pageable() && self.args.message_ttl.is_none() {
             let n = recovered.len();
-            st.paging.spilled.extend(recovered.into_iter().map(|m| {
-                Spilled::OnDisk(PagedRef { seq: m.seq, id: m.id, ticket: 0, location: m.location, redelivered: true })
-            }));
+            for m in recovered {
+                let placed = self.spill_file(&mut st).map(|f| f.append_ref(m.seq, true, m.id, m.location));
+                st.paging.count += 1;
+                if let Some(Ok(())) = placed {
+                    let stored = Published { id: m.id, ticket: 0, location: m.location };
+                    Self::add_to_run(&mut st, m.seq, Some(&stored));
+                } else {
+                    st.paging.spilled.push_back(Spilled::OnDisk(PagedRef {
+                        seq: m.seq,
+                        id: m.id,
+                        location: m.location,
+                    }));
+                }
+            }
             self.page_in_locked(&mut st);
             return n;
         }
@@ -191,81 +255,133 @@ impl Queue {
             return;
         }
         let synced = self.store.as_ref().map_or(u64::MAX, |s| s.journal.synced_now());
-        let want = REFILL_TO - st.ready.len();
-        let mut take = 0;
-        let mut not_yet_on_disk = None;
-        for entry in st.paging.spilled.iter().take(want) {
-            if let Spilled::OnDisk(r) = entry
-                && r.ticket > synced
-            {
-                not_yet_on_disk = Some(r.ticket);
-                break;
-            }
-            take += 1;
-        }
-        let batch: Vec<Spilled> = st.paging.spilled.drain(..take).collect();
-        let mut from_journal = self.read_from_journal(&batch).into_iter();
-        let file_refs: Vec<SpillRef> = batch
-            .iter()
-            .filter_map(|e| match e {
-                Spilled::InFile(f) => Some(f.at),
-                _ => None,
-            })
-            .collect();
-        let mut from_file = match (file_refs.is_empty(), st.paging.file.as_mut()) {
-            (false, Some(file)) => blocking(|| file.take_many(&file_refs)),
-            _ => Vec::new(),
-        }
-        .into_iter();
-        for entry in batch {
-            let (seq, redelivered, store_id, read) = match entry {
-                Spilled::InMemory(qm) => {
-                    st.paging.in_memory.0 -= 1;
-                    st.paging.in_memory.1 -= qm.msg.body_size();
-                    self.watch_expiry_locked(st, &qm.msg);
-                    st.ready.push_back(qm);
-                    continue;
+        while st.ready.len() < REFILL_TO {
+            let want = REFILL_TO - st.ready.len();
+            match st.paging.spilled.front_mut() {
+                None => break,
+                Some(Spilled::InFile(run)) if run.ticket > synced => {
+                    let ticket = run.ticket;
+                    self.wake_when_on_disk(st, ticket);
+                    break;
                 }
-                Spilled::OnDisk(r) => (r.seq, r.redelivered, r.id, from_journal.next()),
-                Spilled::InFile(f) => (f.seq, f.redelivered, 0, from_file.next()),
-            };
-            let read = read.and_then(|read| {
-                read.map_err(
-                    |e| tracing::error!(queue = %self.name, seq, error = %e, "a paged message does not read back"),
-                )
-                .ok()
-            });
-            match read.and_then(|read| Message::from_stored(read.message, store_id, read.published_ms)) {
-                Some(msg) => {
-                    let qm = QueuedMessage { seq, msg: Arc::new(msg), redelivered };
-                    self.watch_expiry_locked(st, &qm.msg);
-                    st.ready.push_back(qm);
-                }
-                None if store_id != 0 => {
-                    // Unreadable: it cannot be delivered, so it must not pin the journal.
-                    if let Some(store) = &self.store {
-                        store.journal.ack(self.name.as_str(), seq, store_id);
+                Some(Spilled::InFile(_)) => self.page_in_run(st, want),
+                Some(Spilled::OnDisk(_)) => self.page_in_from_journal(st, want),
+                Some(Spilled::InMemory(_)) => {
+                    if let Some(Spilled::InMemory(qm)) = st.paging.spilled.pop_front() {
+                        st.paging.count -= 1;
+                        st.paging.in_memory.0 -= 1;
+                        st.paging.in_memory.1 -= qm.msg.body_size();
+                        self.watch_expiry_locked(st, &qm.msg);
+                        st.ready.push_back(qm);
                     }
                 }
-                None => {}
             }
-        }
-        if let Some(ticket) = not_yet_on_disk {
-            self.wake_when_on_disk(st, ticket);
         }
     }
 
-    /// Read the journaled messages of a page-in batch, in order.
-    fn read_from_journal(&self, batch: &[Spilled]) -> Vec<Result<ReadMessage, StoreError>> {
-        let locations: Vec<Location> = batch
-            .iter()
-            .filter_map(|e| match e {
-                Spilled::OnDisk(r) => Some(r.location),
-                _ => None,
-            })
-            .collect();
+    /// Read up to `want` messages of the front run from the spill file into the ready list.
+    fn page_in_run(&self, st: &mut QueueState, want: usize) {
+        let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return };
+        let take = run.count.min(want as u64) as usize;
+        let read = match st.paging.file.as_mut() {
+            Some(file) => blocking(|| file.take(take)),
+            None => Ok(Vec::new()),
+        };
+        let records = match read {
+            Ok(records) if !records.is_empty() => records,
+            Ok(_) | Err(_) => {
+                // The run cannot be read back: its messages are lost; let go of them.
+                if let Err(e) = read {
+                    tracing::error!(queue = %self.name, error = %e, "spilled messages do not read back");
+                }
+                if let Some(Spilled::InFile(run)) = st.paging.spilled.pop_front() {
+                    st.paging.count -= run.count as usize;
+                    tracing::error!(queue = %self.name, lost = run.count, "spilled messages lost");
+                    self.release_runs(&[(run.first_seq, run.last_seq + 1)], journal_counts(&run));
+                }
+                return;
+            }
+        };
+        let mut locations = Vec::new();
+        for r in &records {
+            if let SpillBody::InJournal { location, .. } = &r.body {
+                run.took_journaled(*location);
+                locations.push(*location);
+            }
+        }
+        run.count -= records.len() as u64;
+        if run.count == 0 {
+            st.paging.spilled.pop_front();
+        }
+        st.paging.count -= records.len();
+        let mut from_journal = self.read_from_journal(&locations).into_iter();
+        for r in records {
+            let (store_id, read) = match r.body {
+                SpillBody::Message { published_ms, message } => (0, Some(Ok(ReadMessage { published_ms, message }))),
+                SpillBody::InJournal { id, .. } => (id, from_journal.next()),
+            };
+            self.push_paged_in(st, r.seq, r.redelivered, store_id, read);
+        }
+    }
+
+    /// Read a batch of `Spilled::OnDisk` messages from the front back from the journal.
+    fn page_in_from_journal(&self, st: &mut QueueState, want: usize) {
+        let mut batch = Vec::new();
+        while batch.len() < want && matches!(st.paging.spilled.front(), Some(Spilled::OnDisk(_))) {
+            if let Some(Spilled::OnDisk(r)) = st.paging.spilled.pop_front() {
+                batch.push(r);
+            }
+        }
+        st.paging.count -= batch.len();
+        let locations: Vec<Location> = batch.iter().map(|r| r.location).collect();
+        let mut from_journal = self.read_from_journal(&locations).into_iter();
+        for r in batch {
+            self.push_paged_in(st, r.seq, true, r.id, from_journal.next());
+        }
+    }
+
+    /// A message read back joins the ready list; one that does not read back is dropped (and
+    /// let go of in the journal, or it would pin its segment).
+    fn push_paged_in(
+        &self,
+        st: &mut QueueState,
+        seq: u64,
+        redelivered: bool,
+        store_id: u64,
+        read: Option<Result<ReadMessage, StoreError>>,
+    ) {
+        let read = read.and_then(|read| {
+            read.map_err(|e| tracing::error!(queue = %self.name, seq, error = %e, "a paged message does not read back"))
+                .ok()
+        });
+        match read.and_then(|read| Message::from_stored(read.message, store_id, read.published_ms)) {
+            Some(msg) => {
+                let qm = QueuedMessage { seq, msg: Arc::new(msg), redelivered };
+                self.watch_expiry_locked(st, &qm.msg);
+                st.ready.push_back(qm);
+            }
+            None if store_id != 0 => {
+                if let Some(store) = &self.store {
+                    store.journal.ack(self.name.as_str(), seq, store_id);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Let go of spilled runs in the journal.
+    fn release_runs(&self, ranges: &[(u64, u64)], released: Vec<(u64, u64)>) {
+        if let Some(store) = &self.store
+            && !released.is_empty()
+        {
+            store.journal.ack_ranges(self.name.as_str(), ranges, released);
+        }
+    }
+
+    /// Read journaled messages back, in order.
+    fn read_from_journal(&self, locations: &[Location]) -> Vec<Result<ReadMessage, StoreError>> {
         match &self.store {
-            Some(store) if !locations.is_empty() => blocking(|| store.journal.read_many(&locations)),
+            Some(store) if !locations.is_empty() => blocking(|| store.journal.read_many(locations)),
             _ => Vec::new(),
         }
     }
@@ -295,13 +411,30 @@ impl Queue {
         });
     }
 
-    /// Drop every spilled message (purge, delete); returns their journal (seq, id) pairs.
-    pub(super) fn drop_spilled(st: &mut QueueState) -> (usize, Vec<(u64, u64)>) {
+    /// Drop every spilled message (purge, delete): what the journal must let go of.
+    pub(super) fn drop_spilled(st: &mut QueueState) -> DroppedSpill {
         let spilled = std::mem::take(&mut st.paging.spilled);
+        let mut out = DroppedSpill { count: std::mem::take(&mut st.paging.count), ..DroppedSpill::default() };
         // Dropping the spill file deletes it; the next spill starts a new one.
         st.paging.file = None;
         st.paging.in_memory = (0, 0);
-        let ids = spilled.iter().filter_map(Spilled::seq_and_store_id).collect();
-        (spilled.len(), ids)
+        for entry in spilled {
+            match entry {
+                Spilled::InFile(run) => {
+                    if !run.journal.is_empty() {
+                        out.ranges.push((run.first_seq, run.last_seq + 1));
+                        out.released.extend(journal_counts(&run));
+                    }
+                }
+                Spilled::OnDisk(r) => out.acks.push((r.seq, r.id)),
+                Spilled::InMemory(qm) => out.acks.extend(qm.msg.journal_id().map(|id| (qm.seq, id))),
+            }
+        }
+        out
     }
+}
+
+/// A run's journal messages as (an id in their segment, how many).
+fn journal_counts(run: &Run) -> Vec<(u64, u64)> {
+    run.journal.iter().map(|&(_, id, n)| (id, n)).collect()
 }

@@ -2,9 +2,9 @@
 //! publish into it to stop reading from their clients until it has drained to half of it
 //! (RabbitMQ's credit flow, per publisher; the memory alarm stays the global backstop).
 //!
-//! Queues that page (see `paging`) hold a bounded window in memory and never get here; the
-//! bound is for what cannot page: priority queues, and every queue of a broker without a data
-//! directory.
+//! Queues that page (see `paging`) hold a bounded window in memory; they come under pressure
+//! when the disk falls behind their spill writes. The memory bound is for what cannot page:
+//! priority queues, and every queue of a broker without a data directory.
 
 use std::sync::atomic::Ordering;
 
@@ -16,6 +16,11 @@ const HIGH: u64 = 256 << 20;
 const LOW: u64 = HIGH / 2;
 /// What a queued message costs beyond its body: the message, its header, the queue entry.
 const PER_MESSAGE: u64 = 512;
+/// A queue whose spill writes are this far behind (bytes held until the disk takes them)
+/// is under pressure too...
+const SPILL_HIGH: u64 = 32 << 20;
+/// ... until they are this close.
+const SPILL_LOW: u64 = 8 << 20;
 
 impl Queue {
     /// What the queue's messages cost in memory, about.
@@ -26,7 +31,8 @@ impl Queue {
 
     /// After an enqueue: raise the pressure flag when over the bound.
     pub(super) fn note_memory_locked(&self, st: &QueueState) {
-        if Self::memory_cost(st) > HIGH && !self.pressure.swap(true, Ordering::Relaxed) {
+        let over = Self::memory_cost(st) > HIGH || Self::spill_unwritten(st) > SPILL_HIGH;
+        if over && !self.pressure.swap(true, Ordering::Relaxed) {
             tracing::info!(queue = %self.name, "queue over its memory bound: its publishers are throttled");
         }
     }
@@ -43,7 +49,7 @@ impl Queue {
             return false;
         }
         let st = self.state.lock();
-        if st.deleted || Self::memory_cost(&st) < LOW {
+        if st.deleted || (Self::memory_cost(&st) < LOW && Self::spill_unwritten(&st) < SPILL_LOW) {
             self.pressure.store(false, Ordering::Relaxed);
             tracing::info!(queue = %self.name, "queue back under its memory bound");
             return false;

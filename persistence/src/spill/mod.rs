@@ -1,0 +1,466 @@
+//! Spill files: where a queue puts the messages behind its in-memory window, so a long queue
+//! costs bytes on disk instead of RAM (RabbitMQ 3.10's classic queues v2 do the same).
+//! Transient messages (and every message of a non-durable queue) are copied in whole; a
+//! persistent message the journal holds is written as its place in the journal.
+//!
+//! A spill file is a FIFO: records are appended at the end and read back from the front, in
+//! order, so the queue keeps no per-message index in memory, only a count. Appends are
+//! buffered and written by the spill writer thread (`writer`), never by the queue's own
+//! thread; until a buffer is written, reads are served from it.
+//!
+//! Nothing here survives a restart, and nothing needs to: the transient messages are void
+//! after one and the persistent ones are recovered from the journal. So there is no fsync and
+//! no recovery; `Store::open` deletes what a previous run left.
+
+mod writer;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+
+use crate::StoreError;
+use crate::journal::Location;
+use crate::record::{self, FRAME, Read, Record, StoredMessage};
+use writer::{Chunk, Job, Shared};
+
+/// Segments roll over at this size; a segment is deleted once it has been read.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// Appends are handed to the writer in chunks of this size.
+const WRITE_BUFFER: usize = 64 << 10;
+/// Reads go this far ahead at most.
+const READ_AHEAD: u64 = 256 << 10;
+
+/// A record read back.
+#[derive(Debug)]
+pub struct SpillRecord {
+    pub seq: u64,
+    pub redelivered: bool,
+    pub body: SpillBody,
+}
+
+#[derive(Debug)]
+pub enum SpillBody {
+    /// The message itself, with its arrival time (wall clock).
+    Message { published_ms: i64, message: StoredMessage },
+    /// A persistent message: its journal id and place.
+    InJournal { id: u64, location: Location },
+}
+
+#[derive(Debug)]
+struct Segment {
+    id: u32,
+    file: Arc<File>,
+    /// Where it starts in the logical byte stream of the spill file.
+    start: u64,
+    /// Bytes appended to it (written, handed to the writer, or still buffered).
+    size: u64,
+}
+
+impl Segment {
+    fn end(&self) -> u64 {
+        self.start + self.size
+    }
+}
+
+/// One queue's spilled messages.
+#[derive(Debug)]
+pub struct SpillFile {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    next_segment: u32,
+    /// Bytes appended and not handed to the writer yet (the end of the last segment).
+    buffer: Vec<u8>,
+    /// The logical end: every byte ever appended.
+    end: u64,
+    /// The logical read position.
+    read_at: u64,
+    /// Records appended and not read yet.
+    records: u64,
+    shared: Arc<Shared>,
+}
+
+impl SpillFile {
+    /// A spill file in `dir` (created on the first append).
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            segments: VecDeque::new(),
+            next_segment: 0,
+            buffer: Vec::new(),
+            end: 0,
+            read_at: 0,
+            records: 0,
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    /// Records not read yet.
+    pub fn len(&self) -> u64 {
+        self.records
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Bytes of unread records (on disk, waiting for the writer, or buffered).
+    pub fn bytes(&self) -> u64 {
+        self.end - self.read_at
+    }
+
+    /// Bytes held in memory until the writer has written them: a queue whose publishers
+    /// outrun the disk sees this grow, and throttles them.
+    pub fn unwritten(&self) -> u64 {
+        self.shared.state.lock().unwritten() + self.buffer.len() as u64
+    }
+
+    /// Append a message (transient, or of a queue the journal does not keep).
+    pub fn append_message(
+        &mut self,
+        seq: u64,
+        redelivered: bool,
+        published_ms: i64,
+        message: StoredMessage,
+    ) -> Result<(), StoreError> {
+        self.append(&Record::Spilled { seq, redelivered, published_ms, message })
+    }
+
+    /// Append a persistent message by its place in the journal.
+    pub fn append_ref(&mut self, seq: u64, redelivered: bool, id: u64, location: Location) -> Result<(), StoreError> {
+        let Location { segment, offset, len } = location;
+        self.append(&Record::SpilledRef { seq, redelivered, id, segment, offset, len })
+    }
+
+    fn append(&mut self, record: &Record) -> Result<(), StoreError> {
+        let start = self.buffer.len();
+        record::encode(record, &mut self.buffer);
+        let len = (self.buffer.len() - start) as u64;
+        let roll = self.segments.back().is_none_or(|last| last.size > 0 && last.size + len > SEGMENT_BYTES);
+        if roll {
+            // What was buffered before this record belongs to the segment it rolls away from.
+            let record = self.buffer.split_off(start);
+            self.hand_off();
+            // (on an error the record is not appended: the caller keeps the message)
+            self.open_segment()?;
+            self.buffer = record;
+        }
+        if let Some(last) = self.segments.back_mut() {
+            last.size += len;
+        }
+        self.end += len;
+        self.records += 1;
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.hand_off();
+        }
+        Ok(())
+    }
+
+    /// Give the buffered bytes to the writer thread.
+    fn hand_off(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let Some(seg) = self.segments.back() else {
+            self.buffer.clear();
+            return;
+        };
+        let data = Bytes::from(std::mem::take(&mut self.buffer));
+        let start = self.end - data.len() as u64;
+        let file_offset = start - seg.start;
+        self.shared.state.lock().push(Chunk { start, data });
+        writer::submit(Job { shared: self.shared.clone(), file: seg.file.clone(), file_offset, start });
+    }
+
+    /// Read up to `max` records from the front, in the order they were appended; the space
+    /// they took is let go of (a segment read to its end is deleted).
+    pub fn take(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
+        let mut out = Vec::with_capacity(max.min(self.records as usize));
+        while out.len() < max && self.read_at < self.end {
+            let Some(seg) = self.segments.front() else { break };
+            if self.read_at >= seg.end() {
+                self.drop_front_segment();
+                continue;
+            }
+            let seg_end = seg.end();
+            let mut bytes = self.fetch(self.read_at, seg_end.min(self.read_at + READ_AHEAD))?;
+            let mut used = 0u64;
+            while out.len() < max {
+                match record::decode(&bytes) {
+                    Read::Record(r, n) => {
+                        out.push(self.to_spill_record(r)?);
+                        bytes.advance(n);
+                        used += n as u64;
+                    }
+                    Read::Truncated if used == 0 => {
+                        // one record longer than the read-ahead: read exactly it
+                        let whole = self.record_len(&bytes)?;
+                        if whole <= bytes.len() as u64 || self.read_at + whole > seg_end {
+                            return Err(self.corrupt("a record longer than its segment"));
+                        }
+                        bytes = self.fetch(self.read_at, self.read_at + whole)?;
+                    }
+                    Read::Truncated => break,
+                    Read::Corrupt(reason) => return Err(self.corrupt(reason)),
+                }
+            }
+            self.read_at += used;
+        }
+        self.records -= out.len() as u64;
+        self.note_read();
+        Ok(out)
+    }
+
+    /// The whole length of the record whose start is in `bytes`.
+    fn record_len(&self, bytes: &Bytes) -> Result<u64, StoreError> {
+        if bytes.len() < FRAME {
+            return Err(self.corrupt("a record cut short"));
+        }
+        let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as u64;
+        Ok(FRAME as u64 + len)
+    }
+
+    /// Tell the writer how far reading got; start over when everything has been read.
+    fn note_read(&mut self) {
+        {
+            let mut st = self.shared.state.lock();
+            st.read_at = self.read_at;
+            st.forget_read();
+        }
+        if self.read_at == self.end {
+            // Nothing left: drop every segment and the buffer; the next append starts anew.
+            self.buffer.clear();
+            while !self.segments.is_empty() {
+                self.drop_front_segment();
+            }
+            self.records = 0;
+        }
+    }
+
+    fn drop_front_segment(&mut self) {
+        if let Some(seg) = self.segments.pop_front() {
+            // The writer may still hold it open: writing into an unlinked file is harmless.
+            let _ = fs::remove_file(self.segment_path(seg.id));
+        }
+    }
+
+    /// The bytes of [from, to) (one segment): from the file below what the writer has written,
+    /// from its pending chunks and this file's buffer above.
+    fn fetch(&self, from: u64, to: u64) -> Result<Bytes, StoreError> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.start <= from && to <= s.end())
+            .ok_or_else(|| self.corrupt("a read outside the spill file's segments"))?;
+        let mut out = vec![0u8; (to - from) as usize];
+        let written = {
+            let st = self.shared.state.lock();
+            for c in st.chunks() {
+                copy_overlap(&mut out, from, c.start, &c.data);
+            }
+            st.written
+        };
+        copy_overlap(&mut out, from, self.end - self.buffer.len() as u64, &self.buffer);
+        let on_disk = to.min(written);
+        if on_disk > from {
+            let path = self.segment_path(seg.id);
+            seg.file
+                .read_exact_at(&mut out[..(on_disk - from) as usize], from - seg.start)
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        Ok(Bytes::from(out))
+    }
+
+    fn to_spill_record(&self, record: Record) -> Result<SpillRecord, StoreError> {
+        match record {
+            Record::Spilled { seq, redelivered, published_ms, message } => {
+                Ok(SpillRecord { seq, redelivered, body: SpillBody::Message { published_ms, message } })
+            }
+            Record::SpilledRef { seq, redelivered, id, segment, offset, len } => Ok(SpillRecord {
+                seq,
+                redelivered,
+                body: SpillBody::InJournal { id, location: Location { segment, offset, len } },
+            }),
+            _ => Err(self.corrupt("not a spill record")),
+        }
+    }
+
+    fn corrupt(&self, reason: &'static str) -> StoreError {
+        StoreError::corrupt(&self.dir, self.read_at, reason)
+    }
+
+    /// Drop everything (the queue was purged or deleted).
+    pub fn clear(&mut self) {
+        self.read_at = self.end;
+        self.note_read();
+    }
+
+    fn open_segment(&mut self) -> Result<(), StoreError> {
+        fs::create_dir_all(&self.dir).map_err(|e| StoreError::io(&self.dir, e))?;
+        let id = self.next_segment;
+        let path = self.segment_path(id);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        self.next_segment += 1;
+        self.segments.push_back(Segment { id, file: Arc::new(file), start: self.end, size: 0 });
+        Ok(())
+    }
+
+    fn segment_path(&self, id: u32) -> PathBuf {
+        self.dir.join(format!("{id:010}.spill"))
+    }
+}
+
+/// Copy the part of `data` (at logical `data_start`) that falls in `out` (at logical `from`).
+fn copy_overlap(out: &mut [u8], from: u64, data_start: u64, data: &[u8]) {
+    let to = from + out.len() as u64;
+    let lo = from.max(data_start);
+    let hi = to.min(data_start + data.len() as u64);
+    if lo < hi {
+        out[(lo - from) as usize..(hi - from) as usize]
+            .copy_from_slice(&data[(lo - data_start) as usize..(hi - data_start) as usize]);
+    }
+}
+
+impl Drop for SpillFile {
+    fn drop(&mut self) {
+        self.shared.state.lock().closed = true;
+        self.clear();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: Vec<u8>) -> StoredMessage {
+        StoredMessage {
+            exchange: "x".into(),
+            routing_key: "k".into(),
+            header: Bytes::from_static(b"h"),
+            body: Bytes::from(body),
+        }
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    fn body_of(r: &SpillRecord) -> u8 {
+        match &r.body {
+            SpillBody::Message { message, .. } => message.body[0],
+            SpillBody::InJournal { id, .. } => *id as u8,
+        }
+    }
+
+    /// Wait for the writer thread to catch up.
+    fn settle(spill: &SpillFile) {
+        for _ in 0..500 {
+            if spill.unwritten() < WRITE_BUFFER as u64 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the spill writer did not write");
+    }
+
+    #[test]
+    fn reads_back_in_order_and_deletes_read_segments() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("q");
+        let mut spill = SpillFile::new(dir.clone());
+        // 40 messages of 1 MiB: three segments of 16 MiB.
+        for i in 0..40u8 {
+            spill.append_message(u64::from(i), i % 2 == 0, i64::from(i), msg(vec![i; 1 << 20])).unwrap();
+        }
+        assert_eq!(files(&dir), 3);
+        assert_eq!(spill.len(), 40);
+        assert!(spill.bytes() > 40 << 20);
+        settle(&spill);
+        let first = spill.take(20).unwrap();
+        assert_eq!(first.iter().map(body_of).collect::<Vec<_>>(), (0..20).collect::<Vec<u8>>());
+        assert_eq!(first[7].seq, 7);
+        assert!(first[6].redelivered && !first[7].redelivered);
+        assert!(matches!(first[7].body, SpillBody::Message { published_ms: 7, .. }));
+        // the first segment (15 messages) is gone
+        assert_eq!(files(&dir), 2);
+        let rest = spill.take(100).unwrap();
+        assert_eq!(rest.len(), 20);
+        assert_eq!(rest.last().map(body_of), Some(39));
+        assert_eq!(files(&dir), 0, "a spill file read to its end lets go of every segment");
+        assert_eq!((spill.len(), spill.bytes()), (0, 0));
+        // and is used again
+        spill.append_message(1, false, 1, msg(b"small".to_vec())).unwrap();
+        let read = spill.take(1).unwrap();
+        assert_eq!(read.len(), 1);
+        drop(spill);
+        assert!(!dir.exists(), "dropping the spill file removes its directory");
+    }
+
+    #[test]
+    fn small_records_read_in_batches_from_disk_and_from_unwritten_buffers() {
+        let root = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::new(root.path().join("q"));
+        let location = Location { segment: 3, offset: 9, len: 60 };
+        for i in 0..100_000u64 {
+            if i % 3 == 0 {
+                spill.append_ref(i, false, i % 251, location).unwrap();
+            } else {
+                spill.append_message(i, false, 0, msg(vec![(i % 251) as u8; 16])).unwrap();
+            }
+        }
+        // read right away: some of it may not be written yet
+        let mut seen = 0u64;
+        loop {
+            let batch = spill.take(1024).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                assert_eq!(r.seq, seen);
+                assert_eq!(u64::from(body_of(&r)), seen % 251);
+                if let SpillBody::InJournal { location: l, .. } = r.body {
+                    assert_eq!(l, location);
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 100_000);
+        assert_eq!(spill.unwritten(), 0);
+    }
+
+    #[test]
+    fn a_record_bigger_than_the_read_ahead_reads_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::new(root.path().join("q"));
+        spill.append_message(0, false, 0, msg(vec![1; 3 << 20])).unwrap();
+        spill.append_message(1, false, 0, msg(vec![2; 10])).unwrap();
+        settle(&spill);
+        let read = spill.take(5).unwrap();
+        assert_eq!(read.iter().map(body_of).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn clear_removes_everything() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("q");
+        let mut spill = SpillFile::new(dir.clone());
+        for i in 0..20u8 {
+            spill.append_message(u64::from(i), false, 0, msg(vec![i; 1 << 20])).unwrap();
+        }
+        assert_eq!(files(&dir), 2);
+        spill.clear();
+        assert_eq!(files(&dir), 0);
+        assert_eq!((spill.len(), spill.bytes(), spill.unwritten()), (0, 0, 0));
+        assert!(spill.take(10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,147 @@
+//! The thread that writes spill files, so a queue never waits for the disk: a queue hands it
+//! full buffers (chunks) and goes on; until a chunk is written, the queue reads its records
+//! from the chunk itself. One thread serves every queue of the process.
+//!
+//! A chunk that the queue has read past before it was written (its consumers keep up) is not
+//! written at all.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+/// Bytes handed to the writer, at their place in the spill file's logical byte stream.
+#[derive(Debug)]
+pub(super) struct Chunk {
+    pub(super) start: u64,
+    pub(super) data: Bytes,
+}
+
+impl Chunk {
+    pub(super) fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+/// What one spill file and the writer share.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    pub(super) state: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// Chunks handed over and not written yet, in order...
+    chunks: VecDeque<Chunk>,
+    /// ... and their bytes.
+    chunk_bytes: u64,
+    /// Every byte below this is in its file, or was read already and is needed no more.
+    pub(super) written: u64,
+    /// The queue reads from here on: chunks below it need no write.
+    pub(super) read_at: u64,
+    /// A write failed: this file's chunks stay in memory (its queue is throttled by them).
+    pub(super) failed: bool,
+    /// The spill file is gone: write nothing more.
+    pub(super) closed: bool,
+}
+
+impl Pending {
+    /// Bytes handed over and not written yet (nor dropped as read).
+    pub(super) fn unwritten(&self) -> u64 {
+        self.chunk_bytes
+    }
+
+    pub(super) fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.chunks.iter()
+    }
+
+    pub(super) fn push(&mut self, chunk: Chunk) {
+        self.chunk_bytes += chunk.data.len() as u64;
+        self.chunks.push_back(chunk);
+    }
+
+    /// The front chunk is written (or needs no write): drop it.
+    fn pop(&mut self) {
+        if let Some(c) = self.chunks.pop_front() {
+            self.chunk_bytes -= c.data.len() as u64;
+            self.written = self.written.max(c.end());
+        }
+    }
+
+    /// Drop chunks the queue has read past (they need no write).
+    pub(super) fn forget_read(&mut self) {
+        while self.chunks.front().is_some_and(|c| c.end() <= self.read_at) {
+            self.pop();
+        }
+    }
+}
+
+/// Write the chunk of `shared` that starts at `start` to `file` at `file_offset`.
+pub(super) struct Job {
+    pub(super) shared: Arc<Shared>,
+    pub(super) file: Arc<File>,
+    pub(super) file_offset: u64,
+    pub(super) start: u64,
+}
+
+/// Hand a job to the writer thread (started with the first job); where the thread cannot be
+/// started, the job is done here.
+pub(super) fn submit(job: Job) {
+    static WRITER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+    let writer = WRITER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new().name("warren-spill".into()).spawn(move || {
+            for job in rx {
+                run(&job);
+            }
+        });
+        match spawned {
+            Ok(_) => Some(Mutex::new(tx)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the spill writer thread; spill files are written inline");
+                None
+            }
+        }
+    });
+    let job = match writer {
+        Some(tx) => match tx.lock().send(job) {
+            Ok(()) => return,
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    run(&job);
+}
+
+/// Write one chunk, unless it is not needed any more.
+fn run(job: &Job) {
+    let data = {
+        let mut st = job.shared.state.lock();
+        st.forget_read();
+        if st.closed || st.failed {
+            return;
+        }
+        match st.chunks.front() {
+            Some(c) if c.start == job.start => c.data.clone(),
+            // read already (forgotten above) or written by an earlier job
+            _ => return,
+        }
+    };
+    let result = job.file.write_all_at(&data, job.file_offset);
+    let mut st = job.shared.state.lock();
+    match result {
+        Ok(()) => {
+            if st.chunks.front().is_some_and(|c| c.start == job.start) {
+                st.pop();
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot write a spill file; its queue keeps the messages in memory");
+            st.failed = true;
+        }
+    }
+}
