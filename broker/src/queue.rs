@@ -112,7 +112,10 @@ impl Queue {
         let args = QueueArgs::parse(&arguments);
         let state = QueueState {
             ready: ReadyList::with_priorities(args.max_priority.unwrap_or(0)),
-            stream: stream.then(|| StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default())),
+            stream: stream.then(|| {
+                let dir = store.as_ref().map(|s| s.journal.stream_dir(name.as_str()));
+                StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default(), dir)
+            }),
             ..Default::default()
         };
         Self {
@@ -154,6 +157,10 @@ impl Queue {
         let (offset, stamped) = log.append(msg, now);
         let ticket =
             self.store.as_ref().map(|s| s.journal.stream_append(self.name.as_str(), offset, now, &stamped.to_stored()));
+        if let (Some(ticket), Some(store)) = (ticket, &self.store) {
+            log.stored(ticket);
+            log.trim_tail(store.journal.synced_now());
+        }
         if let Some(first) = log.enforce_retention(now)
             && let Some(store) = &self.store
         {
@@ -163,10 +170,10 @@ impl Queue {
         ticket
     }
 
-    /// Put back a stream entry read from disk.
-    pub fn restore_stream_entry(&self, offset: u64, timestamp_ms: i64, msg: Arc<Message>) {
+    /// Put back a stream as a restart found it.
+    pub fn restore_stream(&self, recovered: warren_persistence::RecoveredStream) {
         if let Some(log) = self.state.lock().stream.as_mut() {
-            log.restore(offset, timestamp_ms, msg);
+            log.restore(recovered);
         }
     }
 
@@ -321,11 +328,9 @@ impl Queue {
             loop {
                 let mut unread = log.unread(consumer.id);
                 let available = unread.len();
-                if available == 0 {
-                    break;
-                }
+                let Some(first_seq) = unread.front().map(|m| m.seq) else { break };
                 let delivered = consumer.sink.try_deliver(consumer, self, &mut unread, usize::MAX);
-                log.advance(consumer.id, delivered);
+                log.advance(consumer.id, first_seq, delivered, unread);
                 if delivered < available {
                     break;
                 }

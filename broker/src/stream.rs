@@ -4,9 +4,12 @@
 //! Every entry gets the next offset and an `x-stream-offset` header; each consumer has its own
 //! cursor and reads under its prefetch credit (acks only return credit). Old entries go by
 //! retention (`x-max-age`, `x-max-length-bytes`), never by consumption. The log is kept on disk
-//! by the journal's stream logs; this module holds the in-memory index of it.
+//! by the journal's stream logs; this module holds its newest entries in memory and a sparse
+//! index of the rest, which consumers behind the tail read from disk (a 10 GB stream costs
+//! megabytes of memory, and a restart reads one record a segment and the last segment).
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use crate::connection::codec;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::queue::{QueuedMessage, ReadyList};
+use warren_persistence::{RecoveredStream, StreamReader};
 
 pub const QUEUE_TYPE_ARG: &str = "x-queue-type";
 pub const OFFSET_ARG: &str = "x-stream-offset";
@@ -131,120 +135,327 @@ struct Entry {
     offset: u64,
     timestamp_ms: i64,
     msg: Arc<Message>,
+    /// The journal ticket that puts it on disk (0: on disk already, or no store).
+    ticket: u64,
 }
 
-/// The in-memory index of one stream and its consumers' cursors.
+/// A stretch of consecutive entries, for retention and timestamp lookups: the index a stream
+/// keeps of what it holds on disk.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    first_offset: u64,
+    last_timestamp_ms: i64,
+    count: u64,
+    bytes: u64,
+}
+
+/// Entries kept in memory at most once they are on disk...
+const TAIL_ENTRIES: usize = 4096;
+/// ... or fewer when big: about this many body bytes.
+const TAIL_BYTES: u64 = 8 << 20;
+/// A chunk of the index closes at this many entries...
+const CHUNK_ENTRIES: u64 = 1024;
+/// ... or this many body bytes.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// A consumer's place in the stream.
+#[derive(Debug)]
+struct Cursor {
+    next: u64,
+    /// Entries stored before this time are skipped (a consumer that started at a timestamp
+    /// begins at the chunk that holds it).
+    not_before_ms: Option<i64>,
+    /// Reading from disk, behind the in-memory tail...
+    reader: Option<StreamReader>,
+    /// ... and what it read that the consumer has not taken yet (from `next` on).
+    pending: Option<ReadyList>,
+}
+
+/// One stream: its newest entries in memory, everything else in its segment files behind a
+/// sparse index (chunks), and its consumers' cursors. Without a store every entry stays in
+/// memory.
 #[derive(Debug, Default)]
 pub struct StreamLog {
-    entries: VecDeque<Entry>,
+    tail: VecDeque<Entry>,
+    tail_bytes: u64,
+    chunks: VecDeque<Chunk>,
+    first_offset: u64,
     next_offset: u64,
     bytes: u64,
     retention: Retention,
-    /// Consumer id -> the next offset it reads.
-    cursors: HashMap<u64, u64>,
+    cursors: HashMap<u64, Cursor>,
+    /// Where its segments are (None: no store, memory only).
+    dir: Option<PathBuf>,
 }
 
 impl StreamLog {
-    pub fn new(retention: Retention) -> Self {
-        Self { retention, ..Default::default() }
+    pub fn new(retention: Retention, dir: Option<PathBuf>) -> Self {
+        Self { retention, dir, ..Default::default() }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    /// Entries retained.
+    pub fn len(&self) -> u64 {
+        self.next_offset - self.first_offset
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    fn first_offset(&self) -> u64 {
-        self.entries.front().map_or(self.next_offset, |e| e.offset)
+    /// The first offset the in-memory tail holds (everything below is read from disk).
+    fn tail_start(&self) -> u64 {
+        self.tail.front().map_or(self.next_offset, |e| e.offset)
     }
 
     /// Append a published message: it gets the next offset and its `x-stream-offset` header.
-    /// Returns the offset and the stamped message (what is stored and delivered).
+    /// Returns the offset and the stamped message (what is stored and delivered); tell the
+    /// log the journal ticket that stores it with [`StreamLog::stored`].
     pub fn append(&mut self, msg: &Message, timestamp_ms: i64) -> (u64, Arc<Message>) {
         let offset = self.next_offset;
         let stamped = Arc::new(stamp_offset(msg, offset));
-        self.push(offset, timestamp_ms, stamped.clone());
+        self.push(offset, timestamp_ms, stamped.clone(), 0);
         (offset, stamped)
     }
 
-    /// Put back an entry read from disk (already stamped), in offset order.
-    pub fn restore(&mut self, offset: u64, timestamp_ms: i64, msg: Arc<Message>) {
-        if offset >= self.next_offset {
-            self.push(offset, timestamp_ms, msg);
+    /// The last entry appended is on disk once the journal's synced ticket reaches `ticket`.
+    pub fn stored(&mut self, ticket: u64) {
+        if let Some(e) = self.tail.back_mut() {
+            e.ticket = ticket;
         }
     }
 
-    fn push(&mut self, offset: u64, timestamp_ms: i64, msg: Arc<Message>) {
-        self.bytes += msg.body_size();
-        self.next_offset = offset + 1;
-        self.entries.push_back(Entry { offset, timestamp_ms, msg });
+    /// Let go of the in-memory copies of entries that are on disk (the journal has synced
+    /// up to `synced`) beyond the tail's bounds.
+    pub fn trim_tail(&mut self, synced: u64) {
+        if self.dir.is_none() {
+            return;
+        }
+        while (self.tail.len() > TAIL_ENTRIES || self.tail_bytes > TAIL_BYTES)
+            && self.tail.front().is_some_and(|e| e.ticket <= synced)
+        {
+            self.pop_tail();
+        }
     }
 
-    /// Drop entries retention no longer keeps; returns the new first offset if any went.
+    fn pop_tail(&mut self) {
+        if let Some(e) = self.tail.pop_front() {
+            self.tail_bytes -= e.msg.body_size();
+        }
+    }
+
+    /// Put back what a restart found: the index from the segments' summaries, the last
+    /// segment's entries in memory.
+    pub fn restore(&mut self, recovered: RecoveredStream) {
+        let next = recovered.next_offset();
+        let segments = &recovered.segments;
+        for (i, seg) in segments.iter().enumerate() {
+            let end = segments.get(i + 1).map_or(next, |s| s.first_offset);
+            if end <= seg.first_offset {
+                continue;
+            }
+            let last_timestamp_ms = segments
+                .get(i + 1)
+                .map_or(seg.first_timestamp_ms, |s| s.first_timestamp_ms.max(seg.first_timestamp_ms));
+            self.chunks.push_back(Chunk {
+                first_offset: seg.first_offset,
+                last_timestamp_ms,
+                count: end - seg.first_offset,
+                bytes: seg.bytes,
+            });
+            self.bytes += seg.bytes;
+        }
+        self.first_offset = segments.first().map_or(next, |s| s.first_offset);
+        self.next_offset = next;
+        for e in recovered.tail {
+            let Some(msg) = Message::from_stored(e.message, 0, 0) else {
+                tracing::warn!(offset = e.offset, "a stream entry whose header does not decode is not kept in memory");
+                self.tail.clear();
+                self.tail_bytes = 0;
+                continue;
+            };
+            if let Some(c) = self.chunks.back_mut() {
+                c.last_timestamp_ms = c.last_timestamp_ms.max(e.timestamp_ms);
+            }
+            self.tail_bytes += msg.body_size();
+            self.tail.push_back(Entry {
+                offset: e.offset,
+                timestamp_ms: e.timestamp_ms,
+                msg: Arc::new(msg),
+                ticket: 0,
+            });
+        }
+    }
+
+    fn push(&mut self, offset: u64, timestamp_ms: i64, msg: Arc<Message>, ticket: u64) {
+        let size = msg.body_size();
+        self.bytes += size;
+        self.tail_bytes += size;
+        self.next_offset = offset + 1;
+        match self.chunks.back_mut() {
+            Some(c) if c.count < CHUNK_ENTRIES && c.bytes < CHUNK_BYTES => {
+                c.count += 1;
+                c.bytes += size;
+                c.last_timestamp_ms = c.last_timestamp_ms.max(timestamp_ms);
+            }
+            _ => self.chunks.push_back(Chunk {
+                first_offset: offset,
+                last_timestamp_ms: timestamp_ms,
+                count: 1,
+                bytes: size,
+            }),
+        }
+        self.tail.push_back(Entry { offset, timestamp_ms, msg, ticket });
+    }
+
+    /// Drop what retention no longer keeps, a chunk at a time (RabbitMQ drops whole
+    /// segments); the newest chunk always stays, as RabbitMQ keeps the active segment.
+    /// Returns the new first offset if anything went.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Option<u64> {
-        let before = self.first_offset();
+        let before = self.first_offset;
         if let Some(age) = self.retention.max_age {
             let oldest = now_ms.saturating_sub(age.as_millis() as i64);
-            while self.entries.front().is_some_and(|e| e.timestamp_ms < oldest) {
-                self.pop_front();
+            while self.chunks.len() > 1 && self.chunks.front().is_some_and(|c| c.last_timestamp_ms < oldest) {
+                self.pop_chunk();
             }
         }
         if let Some(max) = self.retention.max_bytes {
-            // Always keep the newest entry, as RabbitMQ keeps the active segment.
-            while self.bytes > max && self.entries.len() > 1 {
-                self.pop_front();
+            while self.bytes > max && self.chunks.len() > 1 {
+                self.pop_chunk();
             }
         }
-        let after = self.first_offset();
-        (after != before).then_some(after)
+        (self.first_offset != before).then_some(self.first_offset)
     }
 
-    fn pop_front(&mut self) {
-        if let Some(e) = self.entries.pop_front() {
-            self.bytes -= e.msg.body_size();
+    fn pop_chunk(&mut self) {
+        let Some(c) = self.chunks.pop_front() else { return };
+        self.bytes = self.bytes.saturating_sub(c.bytes);
+        self.first_offset = self.chunks.front().map_or(self.next_offset, |n| n.first_offset);
+        while self.tail.front().is_some_and(|e| e.offset < self.first_offset) {
+            self.pop_tail();
         }
     }
 
     /// Place a new consumer's cursor.
     pub fn add_consumer(&mut self, consumer: u64, start: StartAt) {
-        let first = self.first_offset();
-        let offset = match start {
-            StartAt::First => first,
-            StartAt::Last => self.entries.back().map_or(self.next_offset, |e| e.offset),
+        let mut not_before_ms = None;
+        let next = match start {
+            StartAt::First => self.first_offset,
+            StartAt::Last => self.next_offset.saturating_sub(1).max(self.first_offset),
             StartAt::Next => self.next_offset,
-            StartAt::Offset(n) => n.clamp(first, self.next_offset),
+            StartAt::Offset(n) => n.clamp(self.first_offset, self.next_offset),
             StartAt::Timestamp(ms) => {
-                let pos = self.entries.partition_point(|e| e.timestamp_ms < ms);
-                self.entries.get(pos).map_or(self.next_offset, |e| e.offset)
+                let in_tail = self.tail.front().is_some_and(|e| e.timestamp_ms < ms);
+                if in_tail || self.tail.front().is_some_and(|e| e.offset == self.first_offset) {
+                    let pos = self.tail.partition_point(|e| e.timestamp_ms < ms);
+                    self.tail.get(pos).map_or(self.next_offset, |e| e.offset)
+                } else {
+                    // on disk: start at the chunk that may hold it and skip what is older
+                    not_before_ms = Some(ms);
+                    self.chunks.iter().find(|c| c.last_timestamp_ms >= ms).map_or(self.next_offset, |c| c.first_offset)
+                }
             }
         };
-        self.cursors.insert(consumer, offset);
+        self.cursors.insert(consumer, Cursor { next, not_before_ms, reader: None, pending: None });
     }
 
     pub fn remove_consumer(&mut self, consumer: u64) {
         self.cursors.remove(&consumer);
     }
 
-    /// The entries `consumer` has not read yet, up to a batch, as deliverable messages.
-    pub fn unread(&self, consumer: u64) -> ReadyList {
-        let Some(&cursor) = self.cursors.get(&consumer) else { return ReadyList::default() };
-        let start = cursor.max(self.first_offset()) - self.first_offset();
-        self.entries
+    /// The entries `consumer` has not read yet, up to a batch, as deliverable messages: from
+    /// the in-memory tail, or read from disk when the consumer is behind it. Hand back what
+    /// was not delivered with [`StreamLog::advance`].
+    pub fn unread(&mut self, consumer: u64) -> ReadyList {
+        let first = self.first_offset;
+        let tail_start = self.tail_start();
+        let Some(cursor) = self.cursors.get_mut(&consumer) else { return ReadyList::default() };
+        cursor.next = cursor.next.max(first);
+        if let Some(pending) = cursor.pending.take()
+            && pending.front().is_some_and(|m| m.seq == cursor.next)
+        {
+            return pending;
+        }
+        if cursor.next < tail_start
+            && let Some(dir) = &self.dir
+        {
+            let out = read_from_disk(cursor, dir, tail_start);
+            if !out.is_empty() {
+                return out;
+            }
+            if cursor.next < tail_start {
+                // Nothing on disk where the index says there is: go on from memory rather
+                // than stall the consumer.
+                tracing::warn!(from = cursor.next, to = tail_start, "stream entries missing on disk are skipped");
+                cursor.next = tail_start;
+                cursor.reader = None;
+            }
+        }
+        let not_before = cursor.not_before_ms.take();
+        let start = usize::try_from(cursor.next.saturating_sub(tail_start)).unwrap_or(usize::MAX);
+        self.tail
             .iter()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .skip(start)
+            .skip_while(|e| not_before.is_some_and(|ms| e.timestamp_ms < ms))
             .take(DISPATCH_BATCH)
             .map(|e| QueuedMessage { seq: e.offset, msg: e.msg.clone(), redelivered: false })
             .collect()
     }
 
-    /// `consumer` was handed `n` entries from its cursor on.
-    pub fn advance(&mut self, consumer: u64, n: usize) {
-        let first = self.first_offset();
+    /// `consumer` was handed `n` entries of its last `unread` batch, whose first entry had
+    /// offset `first_seq`; `rest` is what it did not take.
+    pub fn advance(&mut self, consumer: u64, first_seq: u64, n: usize, rest: ReadyList) {
+        let first = self.first_offset;
+        let tail_start = self.tail_start();
         if let Some(cursor) = self.cursors.get_mut(&consumer) {
-            *cursor = (*cursor).max(first) + n as u64;
+            cursor.next = first_seq.max(first) + n as u64;
+            // read from disk: kept, so the reader goes on from where it is
+            if rest.front().is_some_and(|m| m.seq == cursor.next && m.seq < tail_start) {
+                cursor.pending = Some(rest);
+            }
+        }
+    }
+}
+
+/// The next batch of `cursor` from the segment files in `dir`, below `below`.
+fn read_from_disk(cursor: &mut Cursor, dir: &std::path::Path, below: u64) -> ReadyList {
+    let mut reader = match cursor.reader.take() {
+        Some(r) if r.next_offset() == cursor.next => r,
+        _ => StreamReader::new(dir.to_owned(), cursor.next),
+    };
+    let mut out = ReadyList::default();
+    loop {
+        let entries = match crate::blocking::blocking(|| reader.read(below, DISPATCH_BATCH)) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!(error = %e, "a stream segment does not read back");
+                return out;
+            }
+        };
+        if entries.is_empty() {
+            cursor.next = cursor.next.max(reader.next_offset().min(below));
+            cursor.reader = Some(reader);
+            return out;
+        }
+        for e in entries {
+            if cursor.not_before_ms.is_some_and(|ms| e.timestamp_ms < ms) || e.offset < cursor.next {
+                // older than asked for: read past it
+                cursor.next = cursor.next.max(e.offset + 1);
+                continue;
+            }
+            cursor.not_before_ms = None;
+            match Message::from_stored(e.message, 0, 0) {
+                Some(msg) => out.push_back(QueuedMessage { seq: e.offset, msg: Arc::new(msg), redelivered: false }),
+                None if out.is_empty() => {
+                    tracing::warn!(offset = e.offset, "skipping a stream entry whose header does not decode");
+                    cursor.next = e.offset + 1;
+                }
+                // delivered after what comes before it: the next reader starts over there
+                None => return out,
+            }
+        }
+        if !out.is_empty() {
+            cursor.reader = Some(reader);
+            return out;
         }
     }
 }
@@ -300,7 +511,7 @@ mod tests {
 
     #[test]
     fn offsets_and_headers() {
-        let mut log = StreamLog::new(Retention::default());
+        let mut log = StreamLog::new(Retention::default(), None);
         for body in [b"a", b"b", b"c"] {
             log.append(&message(body), 1000);
         }
@@ -319,22 +530,44 @@ mod tests {
         let (_, decoded) =
             amq_protocol::frame::parsing::parse_content_header(&first.header[..]).expect("header decodes");
         assert_eq!(decoded.properties, first.properties);
-        log.advance(1, 2);
+        log.advance(1, 0, 2, ReadyList::default());
         assert_eq!(log.unread(1).front().map(|m| m.seq), Some(2));
+    }
+
+    fn big(fill: u8) -> Message {
+        Message::derived("".into(), "s".into(), Default::default(), Bytes::from(vec![fill; 1 << 20]))
     }
 
     #[test]
     fn retention_by_age_and_bytes() {
-        let mut log = StreamLog::new(Retention { max_age: Some(Duration::from_secs(10)), max_bytes: Some(2) });
-        log.append(&message(b"old"), 0);
-        log.append(&message(b"x"), 20_000);
-        log.append(&message(b"y"), 20_000);
+        // 1 MiB entries: a chunk each, so retention goes entry by entry
+        let mib = 1 << 20;
+        let mut log =
+            StreamLog::new(Retention { max_age: Some(Duration::from_secs(10)), max_bytes: Some(2 * mib) }, None);
+        log.append(&big(0), 0);
+        log.append(&big(1), 20_000);
+        log.append(&big(2), 20_000);
         assert_eq!(log.enforce_retention(20_000), Some(1));
         assert_eq!(log.len(), 2);
-        log.append(&message(b"z"), 20_000);
+        log.append(&big(3), 20_000);
         assert_eq!(log.enforce_retention(20_000), Some(2));
         log.add_consumer(9, StartAt::Offset(0));
         assert_eq!(log.unread(9).front().map(|m| m.seq), Some(2), "a cursor before the log starts at its head");
+    }
+
+    #[test]
+    fn retention_drops_whole_chunks_and_keeps_the_newest() {
+        let mut log = StreamLog::new(Retention { max_age: Some(Duration::from_secs(10)), max_bytes: None }, None);
+        for _ in 0..2000 {
+            log.append(&message(b"old"), 0);
+        }
+        log.append(&message(b"new"), 20_000);
+        // the first chunk (1024 old entries) goes; the second holds a new one and stays
+        assert_eq!(log.enforce_retention(20_000), Some(CHUNK_ENTRIES));
+        assert_eq!(log.len(), 2001 - CHUNK_ENTRIES);
+        assert_eq!(log.enforce_retention(1_000_000), None, "the newest chunk always stays");
+        log.add_consumer(1, StartAt::Timestamp(20_000));
+        assert_eq!(log.unread(1).front().map(|m| m.seq), Some(2000));
     }
 
     #[test]

@@ -548,13 +548,8 @@ impl VirtualHost {
                 from_json(&d.arguments),
                 self.store.clone(),
             ));
-            for e in recovery.streams.remove(&d.name).unwrap_or_default() {
-                match Message::from_stored(e.message, 0, 0) {
-                    Some(msg) => q.restore_stream_entry(e.offset, e.timestamp_ms, Arc::new(msg)),
-                    None => {
-                        tracing::warn!(queue = %d.name, offset = e.offset, "skipping a stream entry whose header does not decode")
-                    }
-                }
+            if let Some(stream) = recovery.streams.remove(&d.name) {
+                q.restore_stream(stream);
             }
             q.enforce_stream_retention();
             self.adopt(&q);

@@ -178,20 +178,23 @@ async fn read_from_first(b: &TestBroker, queue: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn retention_by_age_and_by_bytes() {
+    // Retention drops whole chunks of the stream's index (1024 entries or 1 MiB of bodies),
+    // as RabbitMQ drops whole segments: entries of 1 MiB are a chunk each.
+    let mib = |fill: u8| vec![fill; 1 << 20];
     let b = TestBroker::start().await;
     let (_c, ch) = b.channel().await;
     let mut by_age = stream_args();
     by_age.insert("x-max-age".into(), AMQPValue::LongString(LongString::from("1s")));
     ch.queue_declare("aged".into(), durable(), by_age).await.unwrap();
     let mut by_bytes = stream_args();
-    by_bytes.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt(10));
+    by_bytes.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt((5 << 20) / 2));
     ch.queue_declare("sized".into(), durable(), by_bytes).await.unwrap();
-    publish_all(&ch, "sized", &[b"aaaa", b"bbbb", b"cccc", b"dddd"]).await;
-    assert_eq!(read_from_first(&b, "sized").await, [b"cccc".to_vec(), b"dddd".to_vec()]);
+    publish_all(&ch, "sized", &[&mib(b'a'), &mib(b'b'), &mib(b'c'), &mib(b'd')]).await;
+    assert_eq!(read_from_first(&b, "sized").await, [mib(b'c'), mib(b'd')]);
     let ch = _c.create_channel().await.unwrap();
-    publish_all(&ch, "aged", &[b"old1", b"old2"]).await;
+    publish_all(&ch, "aged", &[&mib(1), &mib(2)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     let ch = _c.create_channel().await.unwrap();
-    publish_all(&ch, "aged", &[b"new"]).await;
-    assert_eq!(read_from_first(&b, "aged").await, [b"new".to_vec()]);
+    publish_all(&ch, "aged", &[&mib(3)]).await;
+    assert_eq!(read_from_first(&b, "aged").await, [mib(3)]);
 }

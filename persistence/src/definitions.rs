@@ -71,11 +71,12 @@ impl Definitions {
         let config = sled::Config::new().path(&path).cache_capacity(8 << 20);
         // sled lets go of its file lock from a thread of its own after the last handle is
         // dropped: a store reopened at once (a restart in the same process) may find it still
-        // held for a moment. Another process holding it is an error after a second.
+        // held for a moment (longer on a busy machine). Another process holding it is an error
+        // after five seconds.
         let mut attempts = 0;
         let db = loop {
             match config.open() {
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 50 => {
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 250 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

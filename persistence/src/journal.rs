@@ -112,6 +112,7 @@ pub struct Journal {
     backlog: Arc<AtomicU64>,
     synced: watch::Receiver<u64>,
     dir: PathBuf,
+    streams_dir: PathBuf,
     /// Segment files opened for reading paged-out messages back.
     readers: Mutex<HashMap<u32, Arc<File>>>,
 }
@@ -146,8 +147,8 @@ pub struct RecoveredEntry {
 pub struct Recovery {
     /// Live messages per durable queue, in sequence order.
     pub queues: HashMap<String, Vec<RecoveredMessage>>,
-    /// Entries per stream, in offset order.
-    pub streams: HashMap<String, Vec<RecoveredEntry>>,
+    /// Every stream's segments, summarised, and its newest entries.
+    pub streams: HashMap<String, crate::stream_read::RecoveredStream>,
 }
 
 impl Journal {
@@ -167,7 +168,7 @@ impl Journal {
         let backlog = Arc::new(AtomicU64::new(0));
         let persister = Persister {
             dir: journal_dir.clone(),
-            streams_dir,
+            streams_dir: streams_dir.clone(),
             segments,
             current: None,
             streams: stream_logs,
@@ -180,8 +181,14 @@ impl Journal {
             .spawn(move || persister.run(rx))
             .map_err(|e| StoreError::io(dir, e))?;
         let sender = Sender { tx, next_ticket: 1, next_message_id: next_id, segment: next_segment, segment_size: 0 };
-        let journal =
-            Self { sender: Mutex::new(sender), backlog, synced, dir: journal_dir, readers: Mutex::new(HashMap::new()) };
+        let journal = Self {
+            sender: Mutex::new(sender),
+            backlog,
+            synced,
+            dir: journal_dir,
+            streams_dir,
+            readers: Mutex::new(HashMap::new()),
+        };
         Ok((journal, Recovery { queues, streams }))
     }
 
@@ -321,6 +328,11 @@ impl Journal {
         })
     }
 
+    /// Where the segments of `stream` are (read them with `stream_read::StreamReader`).
+    pub fn stream_dir(&self, stream: &str) -> PathBuf {
+        self.streams_dir.join(stream_dir_name(stream))
+    }
+
     pub fn stream_retain(&self, stream: &str, offset: u64) {
         self.submit(|_, _, _| (Command::StreamRetain { stream: stream.to_owned(), offset }, false));
     }
@@ -375,7 +387,7 @@ struct Persister {
     backlog: Arc<AtomicU64>,
 }
 
-fn segment_name(n: u64) -> String {
+pub(crate) fn segment_name(n: u64) -> String {
     format!("{n:020}.seg")
 }
 
@@ -570,7 +582,7 @@ impl Persister {
     }
 }
 
-fn segment_number(path: &Path) -> u64 {
+pub(crate) fn segment_number(path: &Path) -> u64 {
     path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
@@ -579,7 +591,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The segment files of a directory, in order.
-fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| StoreError::io(dir, e))?
         .filter_map(Result::ok)
@@ -592,7 +604,11 @@ fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 
 /// Read a segment's records. A torn record at the end of the last segment is cut off (the
 /// write never completed, so it was never confirmed); anything else unreadable is corruption.
-fn read_segment(path: &Path, is_last: bool, mut each: impl FnMut(Record, usize, usize)) -> Result<(), StoreError> {
+pub(crate) fn read_segment(
+    path: &Path,
+    is_last: bool,
+    mut each: impl FnMut(Record, usize, usize),
+) -> Result<(), StoreError> {
     let data = Bytes::from(fs::read(path).map_err(|e| StoreError::io(path, e))?);
     let mut at = 0;
     while at < data.len() {
@@ -674,28 +690,18 @@ fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
     Ok((segments, recovered, next_id))
 }
 
-type ReplayedStreams = (HashMap<String, Vec<RecoveredEntry>>, HashMap<String, StreamLog>);
+type ReplayedStreams = (HashMap<String, crate::stream_read::RecoveredStream>, HashMap<String, StreamLog>);
 
+/// Every stream's summary (see `stream_read::recover`: not every body is read).
 fn replay_streams(dir: &Path) -> Result<ReplayedStreams, StoreError> {
-    let mut entries = HashMap::new();
+    let mut recovered = HashMap::new();
     let mut logs = HashMap::new();
     for dirent in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?.filter_map(Result::ok) {
         let path = dirent.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(stream_name_from_dir) else { continue };
-        let paths = list_segments(&path)?;
-        let mut list = Vec::new();
-        let mut segments = VecDeque::new();
-        for (i, seg) in paths.iter().enumerate() {
-            read_segment(seg, i + 1 == paths.len(), |r, _, _| {
-                if let Record::StreamEntry { offset, timestamp_ms, message } = r {
-                    list.push(RecoveredEntry { offset, timestamp_ms, message });
-                }
-            })?;
-            segments.push_back((segment_number(seg), seg.clone()));
-        }
-        list.sort_by_key(|e| e.offset);
-        entries.insert(name.clone(), list);
+        let segments = list_segments(&path)?.into_iter().map(|seg| (segment_number(&seg), seg)).collect();
+        recovered.insert(name.clone(), crate::stream_read::recover(&path)?);
         logs.insert(name, StreamLog { dir: path, segments, current: None });
     }
-    Ok((entries, logs))
+    Ok((recovered, logs))
 }

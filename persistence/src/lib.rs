@@ -6,6 +6,7 @@
 //!   by one persister thread with group commit (one fdatasync per file per batch); the
 //!   highest ticket on disk is published for confirms.
 //! - [`record`]: the checksummed on-disk record format.
+//! - [`stream_read`]: reading streams back from their segments, and their summary at a restart.
 //! - [`spill`]: queues' overflow files, read as FIFOs and written by a thread of their own
 //!   (no fsync, deleted at start).
 
@@ -14,6 +15,7 @@ pub mod journal;
 mod reads;
 pub mod record;
 pub mod spill;
+pub mod stream_read;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,7 @@ pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, Queue
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
 pub use spill::{SpillBody, SpillFile, SpillRecord};
+pub use stream_read::{RecoveredStream, SegmentSummary, StreamReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -252,7 +255,7 @@ mod tests {
             wait_synced(&store.journal, t).await;
         }
         let (_s, _, rec) = Store::open(dir.path()).unwrap();
-        let offsets: Vec<u64> = rec.streams["chat.room.1"].iter().map(|e| e.offset).collect();
+        let offsets: Vec<u64> = rec.streams["chat.room.1"].tail.iter().map(|e| e.offset).collect();
         assert_eq!(offsets, [0, 1, 2, 3]);
     }
 }
