@@ -68,6 +68,7 @@ pub fn name(prefix: &str) -> String {
 
 pub struct Resp {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Value,
 }
 
@@ -90,9 +91,10 @@ impl Chat {
         let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
         let resp = Client::new().request(req).await.expect("http request");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = hyper::body::to_bytes(resp.into_body()).await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, body }
+        Resp { status, headers, body }
     }
 
     /// Register a fresh user; returns (name, token).
