@@ -46,7 +46,12 @@ pub struct Chat {
 }
 
 pub async fn chat_with(config: impl FnOnce(&mut ChatConfig)) -> Chat {
-    let mut c = ChatConfig::new(amqp_url());
+    chat_on(&amqp_url(), config).await
+}
+
+/// A chat front end on the broker at `url`.
+pub async fn chat_on(url: &str, config: impl FnOnce(&mut ChatConfig)) -> Chat {
+    let mut c = ChatConfig::new(url);
     config(&mut c);
     let (stop, rx) = watch::channel(false);
     let server = warren_chat::start(c, "127.0.0.1:0".parse().unwrap(), rx)
