@@ -1,14 +1,18 @@
-//! Benchmark (not a test): N WebSocket clients in one room, one publisher at R msg/s; reports
+//! Benchmark (not a test): N WebSocket clients in one room, publishers sending R msg/s; reports
 //! the p50/p99 delivery latency (send time in the text -> receipt by every client) and, given
 //! the chat server's pid, its RSS per idle session.
 //!
 //!     cargo run --release -p warren-chat --example ws_bench -- http://127.0.0.1:8080 1000 100 10 [server-pid]
 //!
-//! Before the measured seconds, the publisher sends for a warm-up of 2 s (`WS_BENCH_WARMUP_SECS`,
+//! Before the measured seconds, the publishers send for a warm-up of 2 s (`WS_BENCH_WARMUP_SECS`,
 //! 0 for none) whose messages are not counted: the first second after a thousand sessions go
 //! live is the slowest (on the 2-core machine, first messages fell 15-50 ms behind while later
 //! ones kept up), and the figure is about a room that is already busy. The clients share the
 //! server's machine, so each reader keeps one deadline timer rather than arming one per message.
+//!
+//! The sending is spread round-robin over one account per `PER_PUBLISHER` msg/s: a chat user
+//! may post 10 msg/s (bursts of 20). Their sign-ups come from loopback, whose allowance is 50 a
+//! minute: rates up to about 350 msg/s fit in one run.
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +55,9 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Messages a second sent by one publisher account, under the chat's 10 a second per user.
+const PER_PUBLISHER: u64 = 8;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket session with Nagle off, as browsers open them.
@@ -77,6 +84,16 @@ async fn main() -> Res<()> {
     let room = post(&base, "/api/rooms", Some(&token), json!({"name": format!("bench {tag:08x}")})).await?;
     let room_id = room["id"].as_str().ok_or("room failed")?.to_owned();
     let ws_base = base.replace("http://", "ws://");
+    let mut publishers = Vec::new();
+    for p in 0..rate.div_ceil(PER_PUBLISHER).max(1) {
+        let name = format!("bench-{tag:08x}-p{p}");
+        let reply = post(&base, "/api/register", None, json!({"username": name, "password": "benchbench"})).await?;
+        let Some(token) = reply["token"].as_str() else {
+            return Err(format!("registering publisher {p}: {reply}").into());
+        };
+        post(&base, &format!("/api/rooms/{room_id}/join"), Some(token), json!({})).await?;
+        publishers.push(connect(&ws_base, token).await?);
+    }
 
     let rss_before = pid.as_deref().and_then(rss_kib);
     let mut sockets = Vec::with_capacity(clients);
@@ -133,19 +150,18 @@ async fn main() -> Res<()> {
             lat
         }));
     }
-    let mut publisher = connect(&ws_base, &token).await?;
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    for _ in 0..rate * warmup_secs {
+    for (_, i) in (0..rate * warmup_secs).zip((0..publishers.len()).cycle()) {
         tick.tick().await;
         // no "t=" in the text: the readers do not count these
-        publisher.send(Message::Text(json!({"type": "send", "room": room_id, "text": "warm-up"}).to_string())).await?;
+        let text = json!({"type": "send", "room": room_id, "text": "warm-up"}).to_string();
+        publishers[i].send(Message::Text(text)).await?;
     }
-    for _ in 0..expected {
+    for (_, i) in (0..expected).zip((0..publishers.len()).cycle()) {
         tick.tick().await;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
-        publisher
-            .send(Message::Text(json!({"type": "send", "room": room_id, "text": format!("t={now}")}).to_string()))
-            .await?;
+        let text = json!({"type": "send", "room": room_id, "text": format!("t={now}")}).to_string();
+        publishers[i].send(Message::Text(text)).await?;
     }
     let mut all = Vec::new();
     for r in readers {

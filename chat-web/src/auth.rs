@@ -1,12 +1,15 @@
-//! Passwords (argon2id) and bearer tokens (random, expiring, held by the front end that issued them).
+//! Passwords (argon2id, hashed on a bounded blocking pool) and bearer tokens (random,
+//! expiring, held by the front end that issued them; a session using one ends with it).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use parking_lot::Mutex;
 use rand::RngCore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::ApiError;
 use crate::model::now_ms;
@@ -25,6 +28,50 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
+    }
+}
+
+/// Where passwords are hashed and checked: tokio's blocking threads, at most `threads` at a
+/// time. argon2 takes tens of milliseconds of CPU (more in a debug build); on the runtime
+/// threads, which the embedded broker shares, a burst of sign-ups or logins would stall every
+/// AMQP client of the process. Requests beyond `threads` wait for a permit without holding a
+/// thread.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+}
+
+impl Passwords {
+    pub fn new(threads: usize) -> Self {
+        Passwords { permits: Arc::new(Semaphore::new(threads.max(1))) }
+    }
+
+    /// Run `work` on a blocking thread once a permit is free.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal("password pool closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || hash_password(&password)).await?
+    }
+
+    /// Whether `password` matches `hash` (false when there is no hash).
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        match hash {
+            Some(hash) => self.run(move || verify_password(&password, &hash)).await,
+            None => Ok(false),
+        }
     }
 }
 
@@ -48,10 +95,37 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Debug, Clone)]
 struct Session {
     user: String,
-    expires_at: u64,
+    /// When the token expires (monotonic: the wall clock may jump).
+    deadline: Instant,
+    /// Dropped when the token is revoked (or swept after expiry): its `TokenEnd`s resolve.
+    alive: watch::Sender<()>,
+}
+
+/// Resolves when a token ends: revoked (logout) or expired.
+pub struct TokenEnd {
+    alive: watch::Receiver<()>,
+    deadline: Instant,
+}
+
+/// Why a token ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Revoked,
+    Expired,
+}
+
+impl TokenEnd {
+    pub async fn ended(&mut self) -> Ended {
+        tokio::select! {
+            _ = tokio::time::sleep_until(self.deadline.into()) => Ended::Expired,
+            _ = async { while self.alive.changed().await.is_ok() {} } => {
+                // swept after expiry by `issue`, or revoked
+                if Instant::now() >= self.deadline { Ended::Expired } else { Ended::Revoked }
+            }
+        }
+    }
 }
 
 /// Bearer tokens: 256 random bits, hex, valid until `expires_at`.
@@ -71,10 +145,12 @@ impl Tokens {
         rand::rng().fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let expires_at = now_ms() + self.ttl.as_millis() as u64;
+        let deadline = Instant::now() + self.ttl;
         let mut sessions = self.sessions.lock();
-        let now = now_ms();
-        sessions.retain(|_, s| s.expires_at > now);
-        sessions.insert(token.clone(), Session { user: user.to_owned(), expires_at });
+        let now = Instant::now();
+        sessions.retain(|_, s| s.deadline > now);
+        let alive = watch::channel(()).0;
+        sessions.insert(token.clone(), Session { user: user.to_owned(), deadline, alive });
         (token, expires_at)
     }
 
@@ -82,7 +158,18 @@ impl Tokens {
     pub fn check(&self, token: &str) -> Result<String, ApiError> {
         let sessions = self.sessions.lock();
         match sessions.get(token) {
-            Some(s) if s.expires_at > now_ms() => Ok(s.user.clone()),
+            Some(s) if s.deadline > Instant::now() => Ok(s.user.clone()),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+
+    /// Like `check`, with a `TokenEnd` that resolves when the token is revoked or expires.
+    pub fn watch(&self, token: &str) -> Result<(String, TokenEnd), ApiError> {
+        let sessions = self.sessions.lock();
+        match sessions.get(token) {
+            Some(s) if s.deadline > Instant::now() => {
+                Ok((s.user.clone(), TokenEnd { alive: s.alive.subscribe(), deadline: s.deadline }))
+            }
             _ => Err(ApiError::Unauthorized),
         }
     }
@@ -116,6 +203,59 @@ mod tests {
         let t = Tokens::new(Duration::from_millis(0));
         let (tok, _) = t.issue("bob");
         assert!(t.check(&tok).is_err());
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_off_the_runtime_one_at_a_time() {
+        let pool = Passwords::new(1);
+        let runtime_thread = std::thread::current().id();
+        let h = pool.hash("correct horse".into()).await.unwrap();
+        assert!(pool.verify("correct horse".into(), Some(h.clone())).await.unwrap());
+        assert!(!pool.verify("wrong horse".into(), Some(h)).await.unwrap());
+        assert!(!pool.verify("x".into(), None).await.unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (pool, seen, most) = (pool.clone(), seen.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                pool.run(move || {
+                    assert_ne!(std::thread::current().id(), runtime_thread);
+                    let now = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    seen.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "one permit: one hash at a time");
+    }
+
+    #[tokio::test]
+    async fn token_ends_on_revoke_and_on_expiry() {
+        let t = Tokens::new(Duration::from_secs(3600));
+        let (tok, _) = t.issue("alice");
+        let (user, mut end) = t.watch(&tok).unwrap();
+        assert_eq!(user, "alice");
+        let (_, mut other_end) = t.watch(&t.issue("alice").0).unwrap();
+        t.revoke(&tok);
+        assert_eq!(end.ended().await, Ended::Revoked);
+        assert!(t.watch(&tok).is_err());
+        // the other token of the same user lives on (up to its expiry)
+        let still = tokio::time::timeout(Duration::from_millis(200), other_end.ended()).await;
+        assert!(still.is_err(), "another token of the same user is not ended by this logout");
+
+        let t = Tokens::new(Duration::from_millis(300));
+        let (tok, _) = t.issue("bob");
+        let (_, mut end) = t.watch(&tok).unwrap();
+        let started = Instant::now();
+        assert_eq!(end.ended().await, Ended::Expired);
+        assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -23,12 +23,19 @@ pub enum ApiError {
     Conflict(String),
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("{0}")]
     Unprocessable(String),
-    #[error("too many attempts, retry in {0} s")]
+    #[error("expected application/json")]
+    UnsupportedMediaType,
+    /// Over a rate limit; the number is the `Retry-After` in seconds.
+    #[error("too many requests, retry in {0} s")]
     TooManyRequests(u64),
     #[error("broker unavailable: {0}")]
     Broker(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -39,10 +46,12 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -55,10 +64,12 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
-            ApiError::TooLarge(_) => "too_large",
+            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) => "too_large",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Broker(_) => "broker_unavailable",
+            ApiError::Internal(_) => "internal",
         }
     }
 
@@ -83,8 +94,12 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// The one place that turns rejections into JSON + status.
+/// The one place that turns rejections into JSON + status (and `Retry-After` on a 429).
 pub async fn recover(rejection: Rejection) -> Result<impl Reply, Infallible> {
+    let retry_after = match rejection.find::<ApiError>() {
+        Some(ApiError::TooManyRequests(secs)) => Some(secs.to_string()),
+        _ => None,
+    };
     let err = if let Some(e) = rejection.find::<ApiError>() {
         e.body()
     } else if rejection.is_not_found() {
@@ -106,5 +121,9 @@ pub async fn recover(rejection: Rejection) -> Result<impl Reply, Infallible> {
         ErrorBody { error: "internal", status: 500, message: "internal error".into() }
     };
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(warp::reply::with_status(warp::reply::json(&err), status))
+    let reply = warp::reply::with_status(warp::reply::json(&err), status).into_response();
+    Ok(match retry_after {
+        Some(secs) => warp::reply::with_header(reply, warp::http::header::RETRY_AFTER, secs).into_response(),
+        None => reply,
+    })
 }

@@ -8,15 +8,18 @@
 //! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
 //! - `directory`: accounts/rooms/memberships fold; `room_log`: one room's message fold;
 //! - `presence`: online/away/offline across front ends;
-//! - `auth`: argon2id passwords, bearer tokens; `ratelimit`: login attempt limits;
+//! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
+//!   request budgets (sign-up, login, posting) and the login failure lockout;
 //! - `state`: the `App` handle tying these together; `live`: the current `App`, replaced when
 //!   the broker connection is lost;
-//! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree;
+//! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree; `body`:
+//!   request bodies read with a hard cap;
 //! - `ws/*`: WebSocket protocol and sessions; `static_files`: the embedded UI;
 //! - `error`: `ApiError` and the one `recover` mapping it to JSON + status.
 
 pub mod amqp;
 pub mod auth;
+pub mod body;
 pub mod directory;
 pub mod error;
 pub mod handlers;
@@ -47,8 +50,13 @@ pub struct ChatConfig {
     /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub amqp_url: String,
     pub token_ttl: Duration,
+    /// Failed logins to one account (then per address) within a minute before a lockout.
     pub login_attempts_per_user: u32,
     pub login_attempts_per_addr: u32,
+    /// Request budgets: sign-up, login and posting, per user and per address.
+    pub limits: ratelimit::Limits,
+    /// Passwords hashed or checked at once, on blocking threads (never the runtime's).
+    pub hash_threads: usize,
     pub default_retention_days: u32,
     /// How often this front end tells the others it is alive; one silent for three of these
     /// has its users' presence dropped.
@@ -62,6 +70,9 @@ impl ChatConfig {
             token_ttl: Duration::from_secs(24 * 3600),
             login_attempts_per_user: 5,
             login_attempts_per_addr: 30,
+            limits: ratelimit::Limits::default(),
+            // one core for argon2 at most on a small machine, leaving the rest to the broker
+            hash_threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             default_retention_days: 30,
             presence_heartbeat: Duration::from_secs(10),
         }

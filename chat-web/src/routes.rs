@@ -7,11 +7,12 @@ use warp::filters::BoxedFilter;
 use warp::http::header;
 use warp::{Filter, Rejection, Reply};
 
+use crate::body::{self, MESSAGE_JSON, SMALL_JSON};
 use crate::error::{ApiError, recover};
 use crate::handlers::{accounts, messages, reject, rooms};
 use crate::live::Live;
 use crate::state::App;
-use crate::{MAX_MESSAGE_BYTES, static_files, ws};
+use crate::{static_files, ws};
 
 /// The chat state of the moment (a new one after a broker reconnect).
 fn with_app(live: Live) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
@@ -38,38 +39,24 @@ fn user(live: Live) -> impl Filter<Extract = (String,), Error = Rejection> + Clo
         .and_then(|app: App, token: String| async move { app.local.tokens.check(&token).map_err(reject) })
 }
 
-fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    // room for a 64 KiB text escaped in JSON
-    warp::body::content_length_limit((MAX_MESSAGE_BYTES * 6 + 4096) as u64).and(warp::body::json())
-}
-
-/// A small body that may be absent: `curl -X POST` and many HTTP clients send no
-/// Content-Length at all for an empty POST, which `content_length_limit` would refuse (411).
-fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(move |len: Option<u64>| async move {
-            match len {
-                Some(n) if n > limit => Err(warp::reject::custom(ApiError::TooLarge(limit as usize))),
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::bytes())
-}
-
 pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
     let a = || with_app(live.clone());
     let u = || user(live.clone());
     let api = warp::path("api");
 
-    let register =
-        api.and(warp::path!("register")).and(warp::post()).and(a()).and(json_body()).and_then(accounts::register);
+    let register = api
+        .and(warp::path!("register"))
+        .and(warp::post())
+        .and(a())
+        .and(warp::addr::remote())
+        .and(body::json(SMALL_JSON))
+        .and_then(accounts::register);
     let login = api
         .and(warp::path!("login"))
         .and(warp::post())
         .and(a())
         .and(warp::addr::remote())
-        .and(json_body())
+        .and(body::json(SMALL_JSON))
         .and_then(accounts::login);
     let logout = api.and(warp::path!("logout")).and(warp::post()).and(a()).and(token()).and_then(accounts::logout);
     let me = api.and(warp::path!("me")).and(warp::get()).and(a()).and(u()).and_then(accounts::me);
@@ -77,8 +64,13 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
     let accounts = any_of(vec![bx(register), bx(login), bx(logout), bx(me), bx(users)]);
 
     let list = api.and(warp::path!("rooms")).and(warp::get()).and(a()).and(u()).and_then(rooms::list);
-    let create =
-        api.and(warp::path!("rooms")).and(warp::post()).and(a()).and(u()).and(json_body()).and_then(rooms::create);
+    let create = api
+        .and(warp::path!("rooms"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(rooms::create);
     let show = api.and(warp::path!("rooms" / String)).and(warp::get()).and(a()).and(u());
     let show = show.map(|id, app, user| (app, id, user)).untuple_one().and_then(rooms::show);
     let join = api
@@ -86,15 +78,8 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::post())
         .and(a())
         .and(u())
-        .and(optional_body(4096))
-        .and_then(|id: String, app: App, user: String, body: bytes::Bytes| async move {
-            let join = if body.is_empty() {
-                Default::default()
-            } else {
-                serde_json::from_slice(&body).map_err(|e| reject(ApiError::Unprocessable(e.to_string())))?
-            };
-            rooms::join(app, id, user, join).await
-        });
+        .and(body::optional_json(SMALL_JSON))
+        .and_then(|id, app, user, join| rooms::join(app, id, user, join));
     let leave = api.and(warp::path!("rooms" / String / "leave")).and(warp::post()).and(a()).and(u());
     let leave = leave.and_then(|id, app, user| rooms::leave(app, id, user));
     let direct = api.and(warp::path!("dm" / String)).and(warp::post()).and(a()).and(u());
@@ -113,41 +98,50 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::post())
         .and(a())
         .and(u())
-        .and(json_body())
-        .and_then(|room, app, user, body| messages::post(app, room, user, body));
+        .and(warp::addr::remote())
+        .and(body::json(MESSAGE_JSON))
+        .and_then(|room, app, user, addr, body| messages::post(app, room, user, addr, body));
     let edit = api
         .and(warp::path!("rooms" / String / "messages" / String))
         .and(warp::patch())
         .and(a())
         .and(u())
-        .and(json_body())
-        .and_then(|room, id, app, user, body| messages::edit(app, room, id, user, body));
+        .and(warp::addr::remote())
+        .and(body::json(MESSAGE_JSON))
+        .and_then(|room, id, app, user, addr, body| messages::edit(app, room, id, user, addr, body));
     let delete = api
         .and(warp::path!("rooms" / String / "messages" / String))
         .and(warp::delete())
         .and(a())
         .and(u())
-        .and_then(|room, id, app, user| messages::delete(app, room, id, user));
+        .and(warp::addr::remote())
+        .and_then(|room, id, app, user, addr| messages::delete(app, room, id, user, addr));
     let read = api
         .and(warp::path!("rooms" / String / "read"))
         .and(warp::post())
         .and(a())
         .and(u())
-        .and(json_body())
+        .and(body::json(SMALL_JSON))
         .and_then(|room, app, user, body| messages::read(app, room, user, body));
     let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read)]);
 
-    let socket = warp::path!("ws").and(warp::ws()).and(a()).and(warp::query::<HashMap<String, String>>()).and_then(
-        |ws: warp::ws::Ws, app: App, q: HashMap<String, String>| async move {
+    let socket = warp::path!("ws")
+        .and(warp::ws())
+        .and(a())
+        .and(warp::addr::remote())
+        .and(warp::query::<HashMap<String, String>>());
+    let socket = socket.and_then(
+        |ws: warp::ws::Ws, app: App, addr: Option<std::net::SocketAddr>, q: HashMap<String, String>| async move {
             let token = q.get("token").cloned().unwrap_or_default();
-            let user = app.local.tokens.check(&token).map_err(reject)?;
+            // the session ends with its token (logout or expiry)
+            let (user, token_end) = app.local.tokens.watch(&token).map_err(reject)?;
             if app.is_retired() {
                 return Err(reject(ApiError::Broker("the chat is reconnecting to the broker; try again".into())));
             }
             let ws = ws.max_message_size(ws::MAX_FRAME_BYTES).max_frame_size(ws::MAX_FRAME_BYTES);
-            Ok::<_, Rejection>(
-                Box::new(ws.on_upgrade(move |socket| ws::session::run(app, user, socket))) as Box<dyn Reply>
-            )
+            Ok::<_, Rejection>(Box::new(
+                ws.on_upgrade(move |socket| ws::session::run(app, user, addr, token_end, socket)),
+            ) as Box<dyn Reply>)
         },
     );
 
@@ -166,7 +160,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
 
     let security = warp::reply::with::header(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
     any_of(vec![accounts, rooms, messages, bx(socket), bx(ui)])
         .recover(recover)

@@ -13,12 +13,12 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
 use crate::amqp::{Amqp, DIRECTORY_QUEUE, room_queue};
-use crate::auth::Tokens;
+use crate::auth::{Passwords, Tokens};
 use crate::directory::{Directory, DirectoryEvent, Room};
 use crate::error::ApiError;
 use crate::model::{ChatMessage, now_ms};
 use crate::presence::{Presence, Status};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Budgets, FailureLimiter};
 use crate::room_log::{Outgoing, RoomLog};
 
 const FOLD_TIMEOUT: Duration = Duration::from_secs(15);
@@ -28,13 +28,16 @@ pub struct App {
     inner: Arc<Inner>,
 }
 
-/// What a front end keeps when it replaces its broker connection: sign-ins and login limits.
-/// Everything else is folded from the broker again.
+/// What a front end keeps when it replaces its broker connection: sign-ins, rate limits and
+/// the password pool. Everything else is folded from the broker again.
 #[derive(Clone)]
 pub struct Local {
     pub tokens: Arc<Tokens>,
-    pub login_by_user: Arc<RateLimiter>,
-    pub login_by_addr: Arc<RateLimiter>,
+    pub passwords: Passwords,
+    pub budgets: Arc<Budgets>,
+    /// Login failures per account, then per address: a lockout after too many.
+    pub login_by_user: Arc<FailureLimiter>,
+    pub login_by_addr: Arc<FailureLimiter>,
 }
 
 impl Local {
@@ -42,8 +45,10 @@ impl Local {
         let window = Duration::from_secs(60);
         Local {
             tokens: Arc::new(Tokens::new(config.token_ttl)),
-            login_by_user: Arc::new(RateLimiter::new(config.login_attempts_per_user, window)),
-            login_by_addr: Arc::new(RateLimiter::new(config.login_attempts_per_addr, window)),
+            passwords: Passwords::new(config.hash_threads),
+            budgets: Arc::new(Budgets::new(&config.limits)),
+            login_by_user: Arc::new(FailureLimiter::new(config.login_attempts_per_user, window)),
+            login_by_addr: Arc::new(FailureLimiter::new(config.login_attempts_per_addr, window)),
         }
     }
 }
@@ -70,6 +75,11 @@ impl std::ops::Deref for App {
     fn deref(&self) -> &Inner {
         &self.inner
     }
+}
+
+/// The answer for a room that does not exist, and for a private room to a non-member.
+pub fn no_such_room(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no room {id}"))
 }
 
 fn new_id() -> String {
@@ -257,9 +267,18 @@ impl App {
         Ok(())
     }
 
-    /// A room `user` is a member of (404 unknown, 403 not a member).
+    /// A room `user` may know of: a public one, or one they are a member of. A private room
+    /// (or 1:1 chat) of others is answered exactly as a room that does not exist.
+    pub fn visible_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        match self.directory.room(room) {
+            Some(r) if r.public || r.members.contains(user) => Ok(r),
+            _ => Err(no_such_room(room)),
+        }
+    }
+
+    /// A room `user` is a member of (404 unknown or private, 403 public but not a member).
     pub fn member_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
-        let r = self.directory.room(room).ok_or_else(|| ApiError::NotFound(format!("no room {room}")))?;
+        let r = self.visible_room(room, user)?;
         if r.members.contains(user) {
             Ok(r)
         } else {

@@ -49,6 +49,16 @@ async fn accounts_tokens_and_errors() {
     assert_eq!(c.req("GET", "/api/nothing-here", None, None).await.status, 404);
 }
 
+#[tokio::test]
+async fn pages_and_api_forbid_framing() {
+    let c = chat().await;
+    for path in ["/", "/app.js", "/api/me", "/api/nothing-here"] {
+        let r = c.raw("GET", path, None, None).await;
+        let csp = r.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.split(';').any(|d| d.trim() == "frame-ancestors 'none'"), "{path}: {csp}");
+    }
+}
+
 trait TokenUser {
     fn req_ok_token_user(&self) -> String;
 }
@@ -181,21 +191,14 @@ async fn private_rooms_invitations_and_direct_chats() {
 
     let list = c.req("GET", "/api/rooms", Some(&e), None).await;
     assert!(!list.body.as_array().unwrap().iter().any(|r| r["id"] == id), "private rooms are not listed");
-    assert_eq!(c.req("GET", &format!("/api/rooms/{id}"), Some(&e), None).await.status, 403);
-    let r = c.req("GET", &format!("/api/rooms/{id}/messages"), Some(&e), None).await;
-    assert_eq!(r.status, 403);
-    assert_eq!(r.body["error"], "forbidden");
-    assert_eq!(c.req("POST", &format!("/api/rooms/{id}/join"), Some(&e), None).await.status, 403);
-    assert_eq!(
-        c.req("POST", &format!("/api/rooms/{id}/join"), Some(&e), Some(json!({"invite": "guess"}))).await.status,
-        403
-    );
+    // to a non-member a private room does not exist: every route answers as for a missing room
+    assert_hidden(&c, id, &e).await;
     let r = c.req("POST", &format!("/api/rooms/{id}/join"), Some(&b), Some(json!({"invite": invite}))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let page = c.req("GET", &format!("/api/rooms/{id}/messages"), Some(&b), None).await;
     assert_eq!(page.body["messages"][0]["text"], "secret");
     assert_eq!(c.req("POST", &format!("/api/rooms/{id}/leave"), Some(&b), None).await.status, 204);
-    assert_eq!(c.req("GET", &format!("/api/rooms/{id}/messages"), Some(&b), None).await.status, 403);
+    assert_hidden(&c, id, &b).await;
 
     // 1:1
     let dm = c.req("POST", &format!("/api/dm/{bob}"), Some(&a), None).await;
@@ -205,9 +208,35 @@ async fn private_rooms_invitations_and_direct_chats() {
     assert_eq!(again.body["id"], dm_id.as_str(), "the same room from both sides");
     let r = c.req("POST", &format!("/api/rooms/{dm_id}/messages"), Some(&b), Some(json!({"text": "psst"}))).await;
     assert_eq!(r.status, 201);
-    assert_eq!(c.req("GET", &format!("/api/rooms/{dm_id}/messages"), Some(&e), None).await.status, 403);
-    assert_eq!(c.req("POST", &format!("/api/rooms/{dm_id}/join"), Some(&e), None).await.status, 403);
+    assert_hidden(&c, &dm_id, &e).await;
     assert_eq!(c.req("POST", "/api/dm/nobody-at-all", Some(&a), None).await.status, 404);
+}
+
+/// Every route about room `id` answers `token`'s user exactly as it answers for a room that
+/// does not exist (status and body, the id aside).
+async fn assert_hidden(c: &common::Chat, id: &str, token: &str) {
+    let missing = format!("r{:012x}", rand::random::<u64>() >> 16);
+    let message = r#"{"text": "let me in"}"#.to_owned();
+    let routes: [(&str, &str, Option<String>); 10] = [
+        ("GET", "", None),
+        ("GET", "/messages", None),
+        ("GET", "/messages?limit=1", None),
+        ("POST", "/messages", Some(message.clone())),
+        ("PATCH", "/messages/some-id", Some(message)),
+        ("DELETE", "/messages/some-id", None),
+        ("POST", "/read", Some(r#"{"offset": 1}"#.into())),
+        ("POST", "/join", None),
+        ("POST", "/join", Some(r#"{"invite": "guess"}"#.into())),
+        ("POST", "/leave", None),
+    ];
+    for (method, tail, body) in routes {
+        let hidden = c.raw(method, &format!("/api/rooms/{id}{tail}"), Some(token), body.clone()).await;
+        let absent = c.raw(method, &format!("/api/rooms/{missing}{tail}"), Some(token), body).await;
+        assert_eq!(absent.status, 404, "{method} {tail}: {}", absent.body);
+        assert_eq!(absent.body["error"], "not_found");
+        assert_eq!(hidden.status, absent.status, "{method} {tail}: {}", hidden.body);
+        assert_eq!(hidden.body.to_string().replace(id, &missing), absent.body.to_string(), "{method} {tail}");
+    }
 }
 
 #[tokio::test]

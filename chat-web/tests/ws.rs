@@ -116,13 +116,22 @@ async fn abuse_gets_error_events_and_hurts_nobody_else() {
     wb.send(json!({"type": "subscribe", "room": public})).await;
     wb.until(is("subscribed")).await;
 
-    // a non-member cannot subscribe to a private room, nor post or type in it
-    we.send(json!({"type": "subscribe", "room": private})).await;
-    let err = we.until(is("error")).await;
-    assert_eq!(err["status"], 403);
-    assert_eq!(err["room"], private.as_str());
-    we.send(json!({"type": "send", "room": private, "text": "let me in"})).await;
-    assert_eq!(we.until(is("error")).await["status"], 403);
+    // a non-member cannot subscribe to a private room, nor post or type in it: to them it
+    // does not exist
+    we.send(json!({"type": "subscribe", "room": "rnosuchroom0"})).await;
+    let absent = we.until(is("error")).await;
+    assert_eq!(absent["status"], 404);
+    for frame in [
+        json!({"type": "subscribe", "room": private}),
+        json!({"type": "send", "room": private, "text": "let me in"}),
+        json!({"type": "typing", "room": private}),
+        json!({"type": "read", "room": private, "offset": 1}),
+    ] {
+        we.send(frame.clone()).await;
+        let err = we.until(is("error")).await;
+        assert_eq!(err["room"], private.as_str());
+        assert_eq!(err.to_string().replace(&private, "rnosuchroom0"), absent.to_string(), "{frame}");
+    }
 
     we.send(json!({"type": "subscribe", "room": other})).await;
     we.until(is("subscribed")).await;

@@ -7,10 +7,11 @@ use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
 use super::reject;
-use crate::auth::{check_password, check_username, hash_password, verify_password};
+use crate::auth::{check_password, check_username};
 use crate::directory::DirectoryEvent;
 use crate::error::ApiError;
 use crate::model::{Credentials, TokenReply};
+use crate::ratelimit::AddrKey;
 use crate::state::App;
 
 fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> {
@@ -18,14 +19,15 @@ fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> 
     warp::reply::with_status(warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }), status)
 }
 
-pub async fn register(app: App, c: Credentials) -> Result<impl Reply, Rejection> {
+pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
+    app.local.budgets.signup(AddrKey::of(addr)).map_err(reject)?;
     let user = c.username.trim().to_owned();
     check_username(&user).map_err(reject)?;
     check_password(&c.password).map_err(reject)?;
     if app.directory.user_exists(&user) {
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
-    let password_hash = hash_password(&c.password).map_err(reject)?;
+    let password_hash = app.local.passwords.hash(c.password).await.map_err(reject)?;
     let event =
         DirectoryEvent::UserRegistered { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
     if !app.record(event).await.map_err(reject)? {
@@ -37,13 +39,15 @@ pub async fn register(app: App, c: Credentials) -> Result<impl Reply, Rejection>
 
 pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
     let user = c.username.trim().to_owned();
-    let addr_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
+    let addr = AddrKey::of(addr);
+    app.local.budgets.login(addr, &user).map_err(reject)?;
+    let addr_key = addr.to_string();
     for limiter_check in [app.local.login_by_user.check(&user), app.local.login_by_addr.check(&addr_key)] {
         if let Err(wait) = limiter_check {
             return Err(reject(ApiError::TooManyRequests(wait)));
         }
     }
-    let ok = app.directory.password_hash(&user).is_some_and(|h| verify_password(&c.password, &h));
+    let ok = app.local.passwords.verify(c.password, app.directory.password_hash(&user)).await.map_err(reject)?;
     if !ok {
         app.local.login_by_user.hit(&user);
         app.local.login_by_addr.hit(&addr_key);

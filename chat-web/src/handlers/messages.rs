@@ -1,11 +1,14 @@
 //! Messages: history (newest first, `before` cursor), post, edit, delete, mark read.
 
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
 use super::reject;
 use crate::model::{HistoryPage, HistoryQuery, PostMessage};
+use crate::ratelimit::AddrKey;
 use crate::state::App;
 
 pub async fn history(app: App, room: String, user: String, q: HistoryQuery) -> Result<impl Reply, Rejection> {
@@ -16,7 +19,14 @@ pub async fn history(app: App, room: String, user: String, q: HistoryQuery) -> R
     Ok(warp::reply::json(&HistoryPage { messages, next_before }))
 }
 
-pub async fn post(app: App, room: String, user: String, body: PostMessage) -> Result<impl Reply, Rejection> {
+pub async fn post(
+    app: App,
+    room: String,
+    user: String,
+    addr: Option<SocketAddr>,
+    body: PostMessage,
+) -> Result<impl Reply, Rejection> {
+    app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
     let msg = app.post(&room, &user, &body.text).await.map_err(reject)?;
     Ok(warp::reply::with_status(warp::reply::json(&msg), StatusCode::CREATED))
 }
@@ -26,13 +36,22 @@ pub async fn edit(
     room: String,
     id: String,
     user: String,
+    addr: Option<SocketAddr>,
     body: PostMessage,
 ) -> Result<impl Reply, Rejection> {
+    app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
     let msg = app.change(&room, &user, &id, Some(&body.text)).await.map_err(reject)?;
     Ok(warp::reply::json(&msg))
 }
 
-pub async fn delete(app: App, room: String, id: String, user: String) -> Result<impl Reply, Rejection> {
+pub async fn delete(
+    app: App,
+    room: String,
+    id: String,
+    user: String,
+    addr: Option<SocketAddr>,
+) -> Result<impl Reply, Rejection> {
+    app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
     app.change(&room, &user, &id, None).await.map_err(reject)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use super::reject;
 use crate::directory::{DirectoryEvent, Room, direct_room_id};
 use crate::error::ApiError;
 use crate::model::{JoinRoom, NewRoom};
-use crate::state::App;
+use crate::state::{App, no_such_room};
 
 fn event_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -45,24 +45,23 @@ pub async fn create(app: App, user: String, new: NewRoom) -> Result<impl Reply, 
 }
 
 pub async fn show(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
-    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
-    if !room.public && !room.members.contains(&user) {
-        return Err(reject(ApiError::Forbidden(format!("room {id} is private"))));
-    }
+    let room = app.visible_room(&id, &user).map_err(reject)?;
     Ok(warp::reply::json(&room.view(&user)))
 }
 
+/// Join a public room, or a private one with its invitation; without one, a private room
+/// (or a 1:1 chat of others) does not exist for the caller.
 pub async fn join(app: App, id: String, user: String, body: JoinRoom) -> Result<impl Reply, Rejection> {
-    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
     if !room.members.contains(&user) {
         let invited = body.invite.as_deref().is_some_and(|c| !room.invite.is_empty() && c == room.invite);
         if room.direct || (!room.public && !invited) {
-            return Err(reject(ApiError::Forbidden("this room needs an invitation".into())));
+            return Err(reject(no_such_room(&id)));
         }
         let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: user.clone() };
         app.record(event).await.map_err(reject)?;
     }
-    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
     Ok(warp::reply::json(&room.view(&user)))
 }
 
@@ -95,6 +94,6 @@ pub async fn direct(app: App, other: String, user: String) -> Result<impl Reply,
         app.amqp.declare_room(&id, room.retention_days).await.map_err(reject)?;
         app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await.map_err(reject)?;
     }
-    let room = app.directory.room(&id).ok_or_else(|| reject(ApiError::NotFound(format!("no room {id}"))))?;
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
     Ok(warp::reply::json(&room.view(&user)))
 }

@@ -46,6 +46,18 @@ pub enum ClientFrame {
     Ping,
 }
 
+impl ClientFrame {
+    /// The room (and client id) of a frame that posts to a room: send, edit, delete. These
+    /// count against the posting budgets.
+    pub fn posting(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            ClientFrame::Send { room, client_id, .. } => Some((room, client_id.as_deref())),
+            ClientFrame::Edit { room, .. } | ClientFrame::Delete { room, .. } => Some((room, None)),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +68,10 @@ mod tests {
         assert!(matches!(f, ClientFrame::Subscribe { since: Some(4), .. }));
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"send","room":1}"#).is_err());
+        let send: ClientFrame =
+            serde_json::from_str(r#"{"type":"send","room":"r1","text":"x","client_id":"c"}"#).unwrap();
+        assert_eq!(send.posting(), Some(("r1", Some("c"))));
+        let typing: ClientFrame = serde_json::from_str(r#"{"type":"typing","room":"r1"}"#).unwrap();
+        assert_eq!(typing.posting(), None);
     }
 }

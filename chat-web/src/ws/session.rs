@@ -7,6 +7,7 @@
 //! come through a broadcast channel. An event reaches the socket with one task wake-up.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,8 +21,10 @@ use warp::ws::{Message, WebSocket};
 
 use super::protocol::ClientFrame;
 use super::{MAX_FRAME_BYTES, OUTBOX};
+use crate::auth::{Ended, TokenEnd};
 use crate::error::ApiError;
 use crate::presence::Status;
+use crate::ratelimit::AddrKey;
 use crate::room_log::Outgoing;
 use crate::state::App;
 
@@ -107,9 +110,9 @@ struct Writer {
     /// Per subscribed room: the highest stream offset its catch-up sent.
     highs: HashMap<Arc<str>, Option<u64>>,
     kill: Arc<Notify>,
-    /// Resolves when the reader loop has ended: the rooms' listeners still hold senders of the
-    /// queue, so its closing cannot tell.
-    reader_done: oneshot::Receiver<()>,
+    /// Resolves when the reader loop has ended (the rooms' listeners still hold senders of the
+    /// queue, so its closing cannot tell), with the last frames to send, if any.
+    reader_done: oneshot::Receiver<Vec<Message>>,
 }
 
 impl Writer {
@@ -117,7 +120,15 @@ impl Writer {
         loop {
             let more = tokio::select! {
                 biased;
-                _ = &mut self.reader_done => false,
+                last = &mut self.reader_done => {
+                    for m in last.unwrap_or_default() {
+                        if self.sink.feed(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = self.sink.flush().await;
+                    false
+                }
                 out = rx.recv() => match out {
                     Some(out) => self.take(out).await,
                     None => false,
@@ -199,7 +210,11 @@ impl Writer {
     }
 }
 
-pub async fn run(app: App, user: String, socket: WebSocket) {
+/// Serve one socket of `user` (connected from `addr`) until it closes, the broker connection
+/// is replaced, or its token ends (`token_end`: logout or expiry; the socket is then closed
+/// with an `unauthorized` error event and close code 1008).
+pub async fn run(app: App, user: String, addr: Option<SocketAddr>, mut token_end: TokenEnd, socket: WebSocket) {
+    let addr = AddrKey::of(addr);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
     let kill = Arc::new(Notify::new());
@@ -222,6 +237,7 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     let mut away = false;
     hello(&app, &user, &out).await;
     let mut retired = app.retired();
+    let mut last_words = Vec::new();
 
     loop {
         let frame = tokio::select! {
@@ -229,6 +245,16 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
             _ = kill.notified() => break,
             // the broker connection is gone: the client reconnects to the state that replaces it
             _ = retired.wait_for(|r| *r) => break,
+            ended = token_end.ended() => {
+                let reason = match ended {
+                    Ended::Revoked => "logged out",
+                    Ended::Expired => "token expired",
+                };
+                tracing::debug!(%user, reason, "closing a WebSocket whose token ended");
+                last_words.push(Message::text(error_event(&ApiError::Unauthorized, None, None).to_string()));
+                last_words.push(Message::close_with(1008u16, reason));
+                break;
+            }
         };
         let msg = match frame {
             Some(Ok(m)) => m,
@@ -287,6 +313,13 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
                 out.send(&json!({"type": "pong"}));
             }
             other => {
+                // posting too fast: an error event, and the socket stays up
+                if let Some((room, client_id)) = other.posting()
+                    && let Err(e) = app.local.budgets.post(&user, addr)
+                {
+                    out.error(&e, Some(room), client_id);
+                    continue;
+                }
                 let (app, user, out) = (app.clone(), user.clone(), out.clone());
                 tokio::spawn(async move { act(app, user, other, out).await });
             }
@@ -294,7 +327,7 @@ pub async fn run(app: App, user: String, socket: WebSocket) {
     }
 
     drop(out);
-    drop(reader_done);
+    let _ = reader_done.send(last_words);
     let _ = writer.await;
     if !app.is_retired() {
         app.presence_change(&user, -1, if away { -1 } else { 0 }).await;

@@ -46,7 +46,12 @@ pub struct Chat {
 }
 
 pub async fn chat_with(config: impl FnOnce(&mut ChatConfig)) -> Chat {
-    let mut c = ChatConfig::new(amqp_url());
+    chat_on(&amqp_url(), config).await
+}
+
+/// A chat front end on the broker at `url`.
+pub async fn chat_on(url: &str, config: impl FnOnce(&mut ChatConfig)) -> Chat {
+    let mut c = ChatConfig::new(url);
     config(&mut c);
     let (stop, rx) = watch::channel(false);
     let server = warren_chat::start(c, "127.0.0.1:0".parse().unwrap(), rx)
@@ -68,6 +73,7 @@ pub fn name(prefix: &str) -> String {
 
 pub struct Resp {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Value,
 }
 
@@ -90,9 +96,10 @@ impl Chat {
         let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
         let resp = Client::new().request(req).await.expect("http request");
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = hyper::body::to_bytes(resp.into_body()).await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, body }
+        Resp { status, headers, body }
     }
 
     /// Register a fresh user; returns (name, token).
