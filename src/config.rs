@@ -112,6 +112,11 @@ pub struct ChatOptions {
     #[arg(long, env = "WARREN_CHAT_TOKEN_HOURS", default_value_t = 24)]
     pub chat_token_hours: u64,
 
+    /// Multiply every rate limit of the chat (sign-up, login, posting; per address and per
+    /// user) by this: for many people behind one address, or a benchmark.
+    #[arg(long, env = "WARREN_CHAT_RATE_LIMIT_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chat_rate_limit_factor: u32,
+
     /// Default retention of a new room's messages, in days (0 = forever).
     #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
     pub chat_retention_days: u32,

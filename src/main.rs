@@ -101,6 +101,7 @@ async fn start_chat(
     let mut config = warren_chat::ChatConfig::new(url);
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
+    config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
     match warren_chat::start(config, bind, shutdown).await {
         Ok(server) => {
             tracing::info!("chat on http://{}", server.addr);

@@ -90,15 +90,19 @@ impl Default for Limits {
 impl Limits {
     /// Budgets no test or benchmark reaches (every one a million times the default).
     pub fn generous() -> Limits {
-        let d = Limits::default();
-        let big = |r: Rate| r.times(1_000_000);
+        Limits { loopback_factor: 1, ..Limits::default().times(1_000_000) }
+    }
+
+    /// Every budget `factor` times larger (`--chat-rate-limit-factor`: a big site behind one
+    /// address, a benchmark).
+    pub fn times(self, factor: u32) -> Limits {
         Limits {
-            signup_per_addr: big(d.signup_per_addr),
-            login_per_account_addr: big(d.login_per_account_addr),
-            login_per_addr: big(d.login_per_addr),
-            post_per_user: big(d.post_per_user),
-            post_per_addr: big(d.post_per_addr),
-            loopback_factor: 1,
+            signup_per_addr: self.signup_per_addr.times(factor),
+            login_per_account_addr: self.login_per_account_addr.times(factor),
+            login_per_addr: self.login_per_addr.times(factor),
+            post_per_user: self.post_per_user.times(factor),
+            post_per_addr: self.post_per_addr.times(factor),
+            loopback_factor: self.loopback_factor,
         }
     }
 }
