@@ -179,10 +179,14 @@ impl Queue {
 
     /// Apply retention now: after recovery (entries may have aged while the broker was down)
     /// and from the server's periodic sweep.
+    /// The sweep also lets go of in-memory copies the journal has synced since the last append.
     pub fn enforce_stream_retention(&self) {
         let mut st = self.state.lock();
-        if let Some(log) = st.stream.as_mut()
-            && let Some(first) = log.enforce_retention(now_ms())
+        let Some(log) = st.stream.as_mut() else { return };
+        if let Some(store) = &self.store {
+            log.trim_tail(store.journal.synced_now());
+        }
+        if let Some(first) = log.enforce_retention(now_ms())
             && let Some(store) = &self.store
         {
             store.journal.stream_retain(self.name.as_str(), first);
