@@ -174,8 +174,9 @@ enum Told {
 
 #[derive(Default)]
 struct Trace {
-    sockets: HashSet<i64>,
-    journal_fds: HashSet<i64>,
+    /// Open client sockets and journal files: fd -> when the call that opened it returned.
+    sockets: HashMap<i64, f64>,
+    journal_fds: HashMap<i64, f64>,
     flushes: Vec<Flush>,
     inbound: HashMap<i64, Inbound>,
     outbound: HashMap<i64, Outbound>,
@@ -274,27 +275,34 @@ impl Trace {
     fn apply(&mut self, c: &Call<'_>) {
         match c.name {
             "accept" | "accept4" if c.ret >= 0 => {
-                self.sockets.insert(c.ret);
+                self.sockets.insert(c.ret, c.end);
                 self.inbound.insert(c.ret, Inbound::default());
                 self.outbound.insert(c.ret, Outbound::default());
             }
             // (-xx prints every path as hex escapes: decode before matching)
             "openat" if c.ret >= 0 && String::from_utf8_lossy(&strings(c.args)).contains("/journal/") => {
-                self.journal_fds.insert(c.ret);
+                self.journal_fds.insert(c.ret, c.end);
             }
+            // Calls are applied in the order they began, so an accept that began before the
+            // close of an earlier socket with the same number (on another thread) can come
+            // first: a close only ends what was opened before the close began.
             "close" => {
                 if let Some(fd) = first_fd(c.args) {
-                    self.sockets.remove(&fd);
-                    self.journal_fds.remove(&fd);
+                    if self.sockets.get(&fd).is_some_and(|opened| *opened < c.start) {
+                        self.sockets.remove(&fd);
+                    }
+                    if self.journal_fds.get(&fd).is_some_and(|opened| *opened < c.start) {
+                        self.journal_fds.remove(&fd);
+                    }
                 }
             }
             "fsync" | "fdatasync"
-                if c.ret == 0 && first_fd(c.args).is_some_and(|fd| self.journal_fds.contains(&fd)) =>
+                if c.ret == 0 && first_fd(c.args).is_some_and(|fd| self.journal_fds.contains_key(&fd)) =>
             {
                 self.flushes.push(Flush { start: c.start, end: c.end });
             }
             "read" | "recvfrom" if c.ret > 0 => {
-                let Some(fd) = first_fd(c.args).filter(|fd| self.sockets.contains(fd)) else { return };
+                let Some(fd) = first_fd(c.args).filter(|fd| self.sockets.contains_key(fd)) else { return };
                 let mut bytes = strings(c.args);
                 bytes.truncate(c.ret as usize);
                 if let Some(i) = self.inbound.get_mut(&fd) {
@@ -303,7 +311,7 @@ impl Trace {
                 }
             }
             "write" | "writev" | "sendto" | "sendmsg" if c.ret > 0 => {
-                let Some(fd) = first_fd(c.args).filter(|fd| self.sockets.contains(fd)) else { return };
+                let Some(fd) = first_fd(c.args).filter(|fd| self.sockets.contains_key(fd)) else { return };
                 let mut bytes = strings(c.args);
                 bytes.truncate(c.ret as usize);
                 let Some(o) = self.outbound.get_mut(&fd) else { return };
