@@ -279,7 +279,11 @@ mod tests {
         assert_eq!(s.segments[0].first_offset, 0);
         assert!(s.segments.windows(2).all(|w| w[0].first_offset < w[1].first_offset));
         assert_eq!(s.tail.first().map(|e| e.offset), s.segments.last().map(|l| l.first_offset));
-        assert!(s.tail.len() < 1_000, "only the last segment is read: {}", s.tail.len());
+        // Only the last segment's entries are read (a segment rolls between journal batches,
+        // so how many it holds depends on how the writes were grouped).
+        let last_first = s.segments.last().map_or(0, |l| l.first_offset);
+        assert!(last_first > 0, "more than one segment");
+        assert_eq!(s.tail.len() as u64, 3_000 - last_first, "only the last segment is read");
         assert!(s.segments.iter().map(|s| s.bytes).sum::<u64>() > 3_000 * (10 << 10));
     }
 }
