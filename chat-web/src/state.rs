@@ -183,7 +183,15 @@ impl App {
         let mut pending = Some((marker.clone(), tx));
         let directory = self.directory.clone();
         let global = self.global.clone();
+        let service = self.amqp.user().to_owned();
         let task = feed::consume_stream(&self.amqp, DIRECTORY_QUEUE, StartAt::First, move |d| {
+            // Accounts, rooms and memberships are whatever the chat itself recorded: an event
+            // another AMQP client put on the stream is not folded.
+            if !feed::from_service(d, &service) {
+                let by = d.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
+                tracing::warn!(?by, "ignored a chat.directory event not published by the chat");
+                return;
+            }
             let Ok(event) = serde_json::from_slice::<DirectoryEvent>(&d.data) else {
                 return;
             };

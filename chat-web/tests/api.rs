@@ -246,7 +246,9 @@ async fn amqp_clients_interoperate() {
     let room = c.room(&a, true).await;
     let id = room["id"].as_str().unwrap().to_owned();
 
-    let conn = Connection::connect(&common::amqp_url(), ConnectionProperties::default()).await.unwrap();
+    let bot_url = common::bot_amqp_url();
+    let bot = common::url_user(&bot_url);
+    let conn = Connection::connect(&bot_url, ConnectionProperties::default()).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     // a consumer bound to room.# sees what web users send
     let q = ch
@@ -285,7 +287,8 @@ async fn amqp_clients_interoperate() {
     assert_eq!(author, alice);
 
     // a bot publishes JSON to `chat` with key room.<id>: shown as from its AMQP user
-    let props = BasicProperties::default().with_content_type("application/json".into()).with_user_id("guest".into());
+    let props =
+        BasicProperties::default().with_content_type("application/json".into()).with_user_id(bot.as_str().into());
     ch.basic_publish(
         "chat".into(),
         format!("room.{id}").as_str().into(),
@@ -306,6 +309,6 @@ async fn amqp_clients_interoperate() {
     }
     let m = found.expect("bot message in history");
     assert_eq!(m["bot"], true);
-    assert_eq!(m["author"], "guest");
+    assert_eq!(m["author"], bot.as_str());
     let _ = conn.close(200, "bye".into()).await;
 }

@@ -176,7 +176,11 @@ impl Amqp {
     /// Publish a transient presence/typing/receipt event to every front end.
     pub async fn publish_event(&self, body: &[u8]) -> Result<(), ApiError> {
         let ch = &self.inner.publisher;
-        let props = BasicProperties::default().with_content_type("application/json".into());
+        let mut props = BasicProperties::default().with_content_type("application/json".into());
+        // front ends take events only from the chat's own login, which the broker vouches for
+        if let Ok(user) = ShortString::try_new(self.inner.user.as_str()) {
+            props = props.with_user_id(user);
+        }
         // confirms are on for this channel; transient events don't wait for them
         let _confirm =
             ch.basic_publish(short(EVENTS_EXCHANGE)?, short("")?, BasicPublishOptions::default(), body, props).await?;

@@ -31,6 +31,13 @@ fn offset_of(d: &Delivery) -> Option<u64> {
     }
 }
 
+/// Whether the broker vouches that `d` was published by `service_user`, the chat's own login:
+/// both RabbitMQ and warren refuse a `user_id` that is not the publisher's login, so a message
+/// carrying it came from a chat front end, never from a bot or another AMQP client.
+pub fn from_service(d: &Delivery, service_user: &str) -> bool {
+    d.properties.user_id().as_ref().is_some_and(|u| u.as_str() == service_user)
+}
+
 /// Decode a room delivery: who wrote it (web user through the service user, else a bot) and
 /// the JSON body (a non-JSON body becomes `{"text": ...}`).
 pub fn decode(d: &Delivery, service_user: &str) -> Option<Incoming> {
@@ -94,11 +101,14 @@ where
     }))
 }
 
-/// Bind an exclusive, auto-delete queue to `chat.events` and call `on_event` for each body.
+/// Bind an exclusive, auto-delete queue to `chat.events` and call `on_event` for each body
+/// published by the chat's own service user (presence and typing of web users come from chat
+/// front ends only; anything else on the exchange is dropped).
 pub async fn consume_events<F>(amqp: &Amqp, mut on_event: F) -> Result<tokio::task::JoinHandle<()>, ApiError>
 where
     F: FnMut(&[u8]) + Send + 'static,
 {
+    let service = amqp.user().to_owned();
     let ch = amqp.channel().await?;
     let opts = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
     let q = ch.queue_declare("".into(), opts, FieldTable::default()).await?;
@@ -115,7 +125,11 @@ where
     Ok(tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
             match delivery {
-                Ok(d) => on_event(&d.data),
+                Ok(d) if from_service(&d, &service) => on_event(&d.data),
+                Ok(d) => {
+                    let by = d.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
+                    tracing::debug!(?by, "dropped a chat.events message not published by the chat");
+                }
                 Err(e) => {
                     tracing::warn!("events consumer stopped: {e}");
                     break;

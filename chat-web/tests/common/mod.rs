@@ -13,30 +13,61 @@ use tokio::sync::watch;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use warren_chat::{ChatConfig, Server};
 
-/// The broker under test.
+/// The chat's own service user on the embedded broker (bots and other clients log in as guest).
+pub const SERVICE_USER: &str = "chat-service";
+const SERVICE_PASS: &str = "chat-service-secret";
+
+/// The broker under test, as the chat's service user: WARREN_CHAT_AMQP_URL, or warren's
+/// embedded broker started in this process on 127.0.0.1:0.
 pub fn amqp_url() -> String {
     if let Ok(url) = std::env::var("WARREN_CHAT_AMQP_URL") {
         return url;
     }
-    static EMBEDDED: OnceLock<String> = OnceLock::new();
-    EMBEDDED
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Runtime::new().expect("runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                    let addr = listener.local_addr().expect("addr");
-                    let broker = warren_broker::Broker::new(warren_broker::BrokerConfig::default());
-                    let (_keep, shutdown) = watch::channel(false);
-                    tx.send(addr).expect("send addr");
-                    warren_broker::serve(listener, broker, shutdown).await;
+    format!("amqp://{SERVICE_USER}:{SERVICE_PASS}@{}/%2f", embedded_broker())
+}
+
+/// The same broker as another AMQP user (a bot, or anybody on the LAN who can reach port
+/// 5672): WARREN_CHAT_BOT_AMQP_URL, or guest on the embedded broker. Against another broker the
+/// variable is required: with one login for both, nothing tells the chat's messages from a
+/// bot's.
+pub fn bot_amqp_url() -> String {
+    if std::env::var("WARREN_CHAT_AMQP_URL").is_ok() {
+        return std::env::var("WARREN_CHAT_BOT_AMQP_URL")
+            .expect("WARREN_CHAT_BOT_AMQP_URL: another user than WARREN_CHAT_AMQP_URL's, on the same broker");
+    }
+    format!("amqp://guest:guest@{}/%2f", embedded_broker())
+}
+
+/// The user name in an amqp:// URL.
+pub fn url_user(url: &str) -> String {
+    let after = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let userinfo = after.split_once('@').map_or("guest", |(u, _)| u);
+    userinfo.split(':').next().unwrap_or("guest").to_owned()
+}
+
+fn embedded_broker() -> std::net::SocketAddr {
+    static EMBEDDED: OnceLock<std::net::SocketAddr> = OnceLock::new();
+    *EMBEDDED.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let mut config = warren_broker::BrokerConfig::default();
+                config.users.push(warren_broker::auth::User {
+                    name: SERVICE_USER.into(),
+                    password: SERVICE_PASS.into(),
+                    loopback_only: false,
                 });
+                let broker = warren_broker::Broker::new(config);
+                let (_keep, shutdown) = watch::channel(false);
+                tx.send(addr).expect("send addr");
+                warren_broker::serve(listener, broker, shutdown).await;
             });
-            let addr = rx.recv().expect("embedded broker started");
-            format!("amqp://guest:guest@{addr}/%2f")
-        })
-        .clone()
+        });
+        rx.recv().expect("embedded broker started")
+    })
 }
 
 pub struct Chat {
