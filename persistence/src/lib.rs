@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, QueueDef};
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
-pub use spill::{SpillBody, SpillFile, SpillRecord};
+pub use spill::{JournalWarmer, SpillBody, SpillFile, SpillRecord};
 pub use stream_read::{RecoveredStream, SegmentSummary, StreamReader};
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_persistence::{Location, Published, ReadMessage, RecoveredMessage, SpillBody, SpillFile, StoreError};
+use warren_persistence::{
+    JournalWarmer, Location, Published, ReadMessage, RecoveredMessage, SpillBody, SpillFile, StoreError,
+};
 
 use super::{Queue, QueueState, QueuedMessage};
 use crate::blocking::blocking;
@@ -174,7 +176,16 @@ impl Queue {
 
     fn spill_file<'a>(&self, st: &'a mut QueueState) -> Option<&'a mut SpillFile> {
         let dir = self.spill_dir.as_ref()?;
-        Some(st.paging.file.get_or_insert_with(|| SpillFile::new(dir.clone())))
+        Some(st.paging.file.get_or_insert_with(|| match &self.store {
+            Some(store) => {
+                let store = store.clone();
+                SpillFile::with_journal_warmer(
+                    dir.clone(),
+                    JournalWarmer::new(move |places| store.journal.warm(places)),
+                )
+            }
+            None => SpillFile::new(dir.clone()),
+        }))
     }
 
     fn add_to_run(st: &mut QueueState, seq: u64, stored: Option<&Published>) {

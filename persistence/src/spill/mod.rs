@@ -12,6 +12,7 @@
 //! after one and the persistent ones are recovered from the journal. So there is no fsync and
 //! no recovery; `Store::open` deletes what a previous run left.
 
+mod reader;
 mod writer;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ use bytes::{Buf, Bytes};
 use crate::StoreError;
 use crate::journal::Location;
 use crate::record::{self, FRAME, Read, Record, StoredMessage};
+pub use reader::JournalWarmer;
 use writer::{Chunk, Job, Shared};
 
 /// Segments roll over at this size; a segment is deleted once it has been read.
@@ -33,6 +35,10 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 const WRITE_BUFFER: usize = 64 << 10;
 /// Reads go this far ahead at most.
 const READ_AHEAD: u64 = 256 << 10;
+/// The reader thread reads ahead at least this much (and as much as the last read took)...
+const PREFETCH_MIN: u64 = 256 << 10;
+/// ... and at most this much.
+const PREFETCH_MAX: u64 = 4 << 20;
 
 /// A record read back.
 #[derive(Debug)]
@@ -81,6 +87,8 @@ pub struct SpillFile {
     /// Records appended and not read yet.
     records: u64,
     shared: Arc<Shared>,
+    /// Reads journal places ahead (persistent messages spilled by reference).
+    warm: Option<JournalWarmer>,
 }
 
 impl SpillFile {
@@ -95,7 +103,16 @@ impl SpillFile {
             read_at: 0,
             records: 0,
             shared: Arc::new(Shared::default()),
+            warm: None,
         }
+    }
+
+    /// A spill file whose read-ahead also reads the journal places of the persistent messages
+    /// it holds by reference (with `warm`), so reading those back is cheap too.
+    pub fn with_journal_warmer(dir: PathBuf, warm: JournalWarmer) -> Self {
+        let mut file = Self::new(dir);
+        file.warm = Some(warm);
+        file
     }
 
     /// Records not read yet.
@@ -178,6 +195,13 @@ impl SpillFile {
     /// Read up to `max` records from the front, in the order they were appended; the space
     /// they took is let go of (a segment read to its end is deleted).
     pub fn take(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
+        let from = self.read_at;
+        let out = self.take_records(max)?;
+        self.read_ahead(self.read_at - from);
+        Ok(out)
+    }
+
+    fn take_records(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
         let mut out = Vec::with_capacity(max.min(self.records as usize));
         while out.len() < max && self.read_at < self.end {
             let Some(seg) = self.segments.front() else { break };
@@ -212,6 +236,32 @@ impl SpillFile {
         self.records -= out.len() as u64;
         self.note_read();
         Ok(out)
+    }
+
+    /// Ask the reader thread for the bytes after `read_at` that are on disk (about `took`, what
+    /// the last read took), unless it holds or is reading them already.
+    fn read_ahead(&mut self, took: u64) {
+        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+            return;
+        };
+        let mut st = self.shared.state.lock();
+        let want = took.clamp(PREFETCH_MIN, PREFETCH_MAX);
+        // go on from what was read ahead already, once less than half of `want` is left
+        let start = st.prefetched_end(self.read_at);
+        let end = seg.end().min(st.written).min(start + want);
+        if st.prefetching || start >= self.read_at + want / 2 || end <= start {
+            return;
+        }
+        st.prefetching = true;
+        drop(st);
+        reader::submit(reader::Job {
+            shared: self.shared.clone(),
+            file: seg.file.clone(),
+            file_offset: start - seg.start,
+            start,
+            len: end - start,
+            warm: self.warm.clone(),
+        });
     }
 
     /// The whole length of the record whose start is in `bytes`.
@@ -255,20 +305,27 @@ impl SpillFile {
             .iter()
             .find(|s| s.start <= from && to <= s.end())
             .ok_or_else(|| self.corrupt("a read outside the spill file's segments"))?;
-        let mut out = vec![0u8; (to - from) as usize];
+        let disk_from;
+        let mut out;
         let written = {
             let st = self.shared.state.lock();
-            for c in st.chunks() {
+            // A read-ahead that covers it all is the answer as it is.
+            if let Some(p) = st.prefetched.iter().find(|p| p.start <= from && to <= p.end()) {
+                return Ok(p.data.slice((from - p.start) as usize..(to - p.start) as usize));
+            }
+            out = vec![0u8; (to - from) as usize];
+            for c in st.chunks().chain(st.prefetched.iter()) {
                 copy_overlap(&mut out, from, c.start, &c.data);
             }
+            disk_from = st.prefetched_end(from);
             st.written
         };
         copy_overlap(&mut out, from, self.end - self.buffer.len() as u64, &self.buffer);
         let on_disk = to.min(written);
-        if on_disk > from {
+        if on_disk > disk_from {
             let path = self.segment_path(seg.id);
             seg.file
-                .read_exact_at(&mut out[..(on_disk - from) as usize], from - seg.start)
+                .read_exact_at(&mut out[(disk_from - from) as usize..(on_disk - from) as usize], disk_from - seg.start)
                 .map_err(|e| StoreError::io(&path, e))?;
         }
         Ok(Bytes::from(out))
@@ -447,6 +504,43 @@ mod tests {
         settle(&spill);
         let read = spill.take(5).unwrap();
         assert_eq!(read.iter().map(body_of).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn reads_after_the_first_come_from_the_read_ahead() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("q");
+        let mut spill = SpillFile::new(dir.clone());
+        for i in 0..2_000u64 {
+            spill.append_message(i, false, 0, msg(vec![(i % 251) as u8; 200])).unwrap();
+        }
+        settle(&spill);
+        assert_eq!(spill.take(100).unwrap().len(), 100);
+        for _ in 0..500 {
+            if !spill.shared.state.lock().prefetched.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ahead = spill.shared.state.lock().prefetched.front().map(|p| (p.start, p.end()));
+        let (start, end) = ahead.expect("the reader thread read ahead");
+        assert_eq!(start, spill.read_at);
+        // Spoil the file where the read-ahead was taken from: the next reads do not see it.
+        let file = OpenOptions::new().write(true).open(spill.segment_path(0)).unwrap();
+        file.write_all_at(&vec![0xAB; (end - start) as usize], start).unwrap();
+        let taken_bytes = end - start;
+        let mut seen = 100u64;
+        let mut read = 0u64;
+        while read + 300 < taken_bytes {
+            let batch = spill.take(10).unwrap();
+            for r in &batch {
+                assert_eq!(r.seq, seen);
+                assert_eq!(u64::from(body_of(r)), seen % 251);
+                seen += 1;
+            }
+            read = spill.read_at - start;
+        }
+        assert!(seen > 1_000, "a read-ahead of at least 256 KiB holds over 900 records: {seen}");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub(super) struct Pending {
     pub(super) failed: bool,
     /// The spill file is gone: write nothing more.
     pub(super) closed: bool,
+    /// Bytes the reader thread read ahead of `read_at`, in order (see `reader`).
+    pub(super) prefetched: VecDeque<Chunk>,
+    /// A read-ahead is on its way.
+    pub(super) prefetching: bool,
 }
 
 impl Pending {
@@ -57,6 +61,17 @@ impl Pending {
 
     pub(super) fn chunks(&self) -> impl Iterator<Item = &Chunk> {
         self.chunks.iter()
+    }
+
+    /// Where the bytes read ahead from `from` on, without a gap, end.
+    pub(super) fn prefetched_end(&self, from: u64) -> u64 {
+        let mut end = from;
+        for p in &self.prefetched {
+            if p.start <= end && p.end() > end {
+                end = p.end();
+            }
+        }
+        end
     }
 
     pub(super) fn push(&mut self, chunk: Chunk) {
@@ -76,6 +91,9 @@ impl Pending {
     pub(super) fn forget_read(&mut self) {
         while self.chunks.front().is_some_and(|c| c.end() <= self.read_at) {
             self.pop();
+        }
+        while self.prefetched.front().is_some_and(|p| p.end() <= self.read_at) {
+            self.prefetched.pop_front();
         }
     }
 }
