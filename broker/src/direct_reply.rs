@@ -49,6 +49,7 @@ pub fn consumer_queue(
     vhost.declare_private_queue(
         QueueSpec {
             name: name.as_str(),
+            server_named: true,
             passive: false,
             durable: false,
             exclusive: true,

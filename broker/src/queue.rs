@@ -53,6 +53,8 @@ pub struct Consumer {
 pub struct Queue {
     pub name: ShortString,
     pub vhost: String,
+    /// The queue's name in the journal: unique across vhosts (see `journal_name`).
+    pub journal_name: String,
     pub durable: bool,
     /// The connection that owns an exclusive queue.
     pub exclusive_owner: Option<u64>,
@@ -113,12 +115,13 @@ impl Queue {
         let state = QueueState {
             ready: ReadyList::with_priorities(args.max_priority.unwrap_or(0)),
             stream: stream.then(|| {
-                let dir = store.as_ref().map(|s| s.journal.stream_dir(name.as_str()));
+                let dir = store.as_ref().map(|s| s.journal.stream_dir(&journal_name(vhost, name.as_str())));
                 StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default(), dir)
             }),
             ..Default::default()
         };
         Self {
+            journal_name: journal_name(vhost, name.as_str()),
             name,
             vhost: vhost.to_owned(),
             durable,
@@ -156,7 +159,7 @@ impl Queue {
         let log = st.stream.as_mut()?;
         let (offset, stamped) = log.append(msg, now);
         let ticket =
-            self.store.as_ref().map(|s| s.journal.stream_append(self.name.as_str(), offset, now, &stamped.to_stored()));
+            self.store.as_ref().map(|s| s.journal.stream_append(&self.journal_name, offset, now, &stamped.to_stored()));
         if let (Some(ticket), Some(store)) = (ticket, &self.store) {
             log.stored(ticket);
             log.trim_tail(store.journal.synced_now());
@@ -164,7 +167,7 @@ impl Queue {
         if let Some(first) = log.enforce_retention(now)
             && let Some(store) = &self.store
         {
-            store.journal.stream_retain(self.name.as_str(), first);
+            store.journal.stream_retain(&self.journal_name, first);
         }
         self.dispatch_locked(&mut st);
         ticket
@@ -189,7 +192,7 @@ impl Queue {
         if let Some(first) = log.enforce_retention(now_ms())
             && let Some(store) = &self.store
         {
-            store.journal.stream_retain(self.name.as_str(), first);
+            store.journal.stream_retain(&self.journal_name, first);
         }
     }
 
@@ -227,7 +230,7 @@ impl Queue {
         if let Some(store) = &self.store
             && let Some(id) = msg.journal_id()
         {
-            store.journal.ack(self.name.as_str(), seq, id);
+            store.journal.ack(&self.journal_name, seq, id);
         }
     }
 
@@ -275,7 +278,7 @@ impl Queue {
                 if let Some(store) = &self.store
                     && let Some(id) = msg.journal_id()
                 {
-                    store.journal.ack_many(self.name.as_str(), &[(0, id)]);
+                    store.journal.ack_many(&self.journal_name, &[(0, id)]);
                 }
             }
             return;
@@ -404,10 +407,10 @@ impl Queue {
             let mut acks = Self::stored_ids(&dropped);
             acks.extend(spilled.acks);
             if !acks.is_empty() {
-                store.journal.ack_many(self.name.as_str(), &acks);
+                store.journal.ack_many(&self.journal_name, &acks);
             }
             if !spilled.ranges.is_empty() {
-                store.journal.ack_ranges(self.name.as_str(), &spilled.ranges, spilled.released);
+                store.journal.ack_ranges(&self.journal_name, &spilled.ranges, spilled.released);
             }
         }
         (dropped.len() + spilled.count) as u32
@@ -425,7 +428,7 @@ impl Queue {
         let spilled = Self::drop_spilled(&mut st);
         if let Some(log) = st.stream.take() {
             if let Some(store) = &self.store {
-                store.journal.stream_delete(self.name.as_str());
+                store.journal.stream_delete(&self.journal_name);
             }
             return Deleted { message_count: log.len() as u32, consumers: std::mem::take(&mut st.consumers) };
         }
@@ -436,9 +439,15 @@ impl Queue {
                 .map(|(_, id)| (id, 1))
                 .chain(spilled.released)
                 .collect();
-            store.journal.purge(self.name.as_str(), st.next_seq, released);
+            store.journal.purge(&self.journal_name, st.next_seq, released);
         }
         let message_count = (dropped.len() + spilled.count) as u32;
         Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
     }
+}
+
+/// A queue's name in the journal: its name in the default vhost (as before vhosts could be
+/// added), `vhost` NUL `name` in any other, so same-named queues of two vhosts stay apart.
+pub fn journal_name(vhost: &str, name: &str) -> String {
+    if vhost == "/" { name.to_owned() } else { format!("{vhost}\u{0}{name}") }
 }
