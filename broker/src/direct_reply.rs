@@ -18,7 +18,7 @@ use crate::sink::ConnectionSink;
 use crate::vhost::{QueueSpec, VirtualHost};
 
 pub const PSEUDO_QUEUE: &str = "amq.rabbitmq.reply-to";
-const PREFIX: &str = "amq.rabbitmq.reply-to.";
+pub const PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 pub fn is_pseudo_queue(name: &str) -> bool {
     name == PSEUDO_QUEUE

@@ -49,6 +49,17 @@ pub struct Consumer {
     pub priority: i64,
 }
 
+/// A consumer as `list_consumers` shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerInfo {
+    pub tag: ShortString,
+    pub connection: u64,
+    pub channel: u16,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    pub prefetch: u16,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub name: ShortString,
@@ -240,6 +251,25 @@ impl Queue {
 
     pub fn describe(&self) -> String {
         queue_res(self.name.as_str(), &self.vhost)
+    }
+
+    /// The consumers, as `list_consumers` shows them.
+    pub fn consumer_list(&self) -> Vec<ConsumerInfo> {
+        let consumers: Vec<(u64, ShortString, u16, bool, bool, Arc<ConnectionSink>)> = {
+            let st = self.state.lock();
+            st.consumers
+                .iter()
+                .map(|c| (c.id, c.tag.clone(), c.channel, c.no_ack, c.exclusive, c.sink.clone()))
+                .collect()
+        };
+        consumers
+            .into_iter()
+            .map(|(id, tag, channel, no_ack, exclusive, sink)| {
+                let prefetch =
+                    sink.lock().channels.get(&channel).and_then(|ch| ch.consumers.get(&id)).map_or(0, |c| c.prefetch);
+                ConsumerInfo { tag, connection: sink.id, channel, ack_required: !no_ack, exclusive, prefetch }
+            })
+            .collect()
     }
 
     /// `(ready messages, consumers)` as declare-ok reports them.

@@ -47,7 +47,7 @@ impl Pattern {
         match source {
             ".*" => Ok(Pattern::Any),
             "" => Regex::new("^$").map(Pattern::Regex),
-            other => Regex::new(other).map(Pattern::Regex),
+            other => Regex::new(&pcre_braces(other)).map(Pattern::Regex),
         }
     }
 
@@ -65,6 +65,48 @@ impl Pattern {
             Pattern::Invalid => false,
         }
     }
+}
+
+/// PCRE (RabbitMQ's `re`) reads a `{` that does not start a `{n}`, `{n,}` or `{n,m}`
+/// quantifier as a literal brace, as in `^{username}\.`; the regex crate refuses it, so such
+/// braces are escaped first.
+fn pcre_braces(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 8);
+    let mut chars = source.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some((_, next)) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '{' if is_quantifier(&source[i + 1..]) => {
+                // copy the quantifier through its closing brace
+                out.push(c);
+                for (_, q) in chars.by_ref() {
+                    out.push(q);
+                    if q == '}' {
+                        break;
+                    }
+                }
+            }
+            '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `rest` (what follows a `{`) is `n}`, `n,}` or `n,m}`.
+fn is_quantifier(rest: &str) -> bool {
+    let Some(end) = rest.find('}') else { return false };
+    let body = &rest[..end];
+    let (min, max) = body.split_once(',').unwrap_or((body, "0"));
+    !min.is_empty() && min.bytes().all(|b| b.is_ascii_digit()) && max.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[derive(Debug)]
@@ -197,6 +239,15 @@ mod tests {
         let e = p.check(Perm::Write, Resource::Exchange, "").unwrap_err();
         assert_eq!(e.text, "access to exchange 'amq.default' in vhost '/' refused for user 'bob'");
         assert_eq!(e.code, crate::error::ReplyCode::AccessRefused);
+    }
+
+    #[test]
+    fn braces_read_as_pcre_does() {
+        assert_eq!(pcre_braces("^{username}\\."), "^\\{username\\}\\.");
+        assert_eq!(pcre_braces("a{2}b{1,}c{1,3}"), "a{2}b{1,}c{1,3}");
+        assert_eq!(pcre_braces("\\{x"), "\\{x");
+        assert!(Pattern::compile("^{username}\\.").unwrap().is_match("{username}.x"));
+        assert!(Pattern::compile("a{2}").unwrap().is_match("aa"));
     }
 
     #[test]
