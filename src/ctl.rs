@@ -43,7 +43,7 @@ pub struct CtlCommand {
     /// The command and its arguments, e.g. `set_vm_memory_high_watermark 0.6`,
     /// `set_vm_memory_high_watermark absolute 2GB`, `set_disk_free_limit 1GB`, `status`,
     /// `close_all_connections "maintenance"`.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 

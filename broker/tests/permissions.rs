@@ -182,7 +182,7 @@ async fn topic_permissions_check_routing_keys_with_variables() {
         refusal(&e),
         (
             403,
-            "ACCESS_REFUSED - access to topic 'alice.news' in exchange topic 'amq.topic' in vhost '/' refused for user 'bob'"
+            "ACCESS_REFUSED - access to topic 'alice.news' in exchange 'amq.topic' in vhost '/' refused for user 'bob'"
                 .into()
         )
     );

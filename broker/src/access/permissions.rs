@@ -209,7 +209,7 @@ impl Permissions {
             return Ok(());
         }
         Err(AmqpError::access_refused(format!(
-            "access to topic '{routing_key}' in exchange topic '{exchange}' in vhost '{}' refused for user '{}'",
+            "access to topic '{routing_key}' in exchange '{exchange}' in vhost '{}' refused for user '{}'",
             self.vhost, self.user
         )))
     }
@@ -273,7 +273,7 @@ mod tests {
         assert!(p.check_topic(Perm::Write, "amq.topic", "bob.v.x").is_ok());
         assert_eq!(
             p.check_topic(Perm::Write, "amq.topic", "alice.v.x").unwrap_err().text,
-            "access to topic 'alice.v.x' in exchange topic 'amq.topic' in vhost 'v' refused for user 'bob'"
+            "access to topic 'alice.v.x' in exchange 'amq.topic' in vhost 'v' refused for user 'bob'"
         );
         assert!(p.check_topic(Perm::Read, "amq.topic", "x").is_err());
         assert!(p.check_topic(Perm::Read, "amq.topic", "").is_ok());
