@@ -97,6 +97,9 @@ pub struct VhostJson {
 pub struct QueueJson {
     pub name: String,
     pub vhost: String,
+    /// "classic" or "stream" (RabbitMQ 3.9+); older files have none.
+    #[serde(rename = "type", default = "classic")]
+    pub kind: String,
     #[serde(default = "yes")]
     pub durable: bool,
     #[serde(default)]
@@ -107,6 +110,10 @@ pub struct QueueJson {
 
 fn yes() -> bool {
     true
+}
+
+fn classic() -> String {
+    "classic".into()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -249,6 +256,7 @@ impl Broker {
                     defs.queues.push(QueueJson {
                         name: q.name.to_string(),
                         vhost: vhost.name.clone(),
+                        kind: if q.is_stream() { "stream".into() } else { classic() },
                         durable: true,
                         auto_delete: q.auto_delete,
                         arguments: table_to_json(&q.arguments),
@@ -348,6 +356,10 @@ impl Broker {
             summary.exchanges += 1;
         }
         for q in &defs.queues {
+            let mut arguments = json_to_table(&q.arguments);
+            if q.kind == "stream" && !arguments.contains_key("x-queue-type") {
+                arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(&b"stream"[..])));
+            }
             let spec = QueueSpec {
                 name: &q.name,
                 server_named: false,
@@ -355,7 +367,7 @@ impl Broker {
                 durable: q.durable,
                 exclusive: false,
                 auto_delete: q.auto_delete,
-                arguments: json_to_table(&q.arguments),
+                arguments,
             };
             vhost(&q.vhost)?
                 .declare_queue(spec, 0)
