@@ -10,14 +10,12 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 pub struct User {
     pub name: String,
     pub password: String,
-    /// Refuse this user unless it connects from a loopback address.
-    pub loopback_only: bool,
 }
 
 impl User {
     /// RabbitMQ's default user.
     pub fn guest() -> Self {
-        Self { name: "guest".into(), password: "guest".into(), loopback_only: true }
+        Self { name: "guest".into(), password: "guest".into() }
     }
 }
 

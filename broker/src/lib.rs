@@ -70,6 +70,9 @@ pub struct BrokerConfig {
     pub users: Vec<auth::User>,
     /// The vhosts of a fresh data directory (RabbitMQ's default_vhost).
     pub vhosts: Vec<String>,
+    /// Users that may log in from loopback addresses only, whoever creates them (RabbitMQ's
+    /// loopback_users: `guest` by default).
+    pub loopback_users: Vec<String>,
     /// The largest frame we accept and propose in connection.tune.
     pub frame_max: u32,
     pub channel_max: u16,
@@ -90,6 +93,7 @@ impl Default for BrokerConfig {
         Self {
             users: vec![auth::User::guest()],
             vhosts: vec!["/".into()],
+            loopback_users: vec!["guest".into()],
             frame_max: 131_072,
             channel_max: 2047,
             heartbeat: 60,
@@ -172,8 +176,7 @@ impl Broker {
                 (rx, Some(tx))
             }
         };
-        let loopback_users = config.users.iter().filter(|u| u.loopback_only).map(|u| u.name.clone()).collect();
-        let access = access::AccessControl::new(store.clone(), defs, loopback_users);
+        let access = access::AccessControl::new(store.clone(), defs, config.loopback_users.clone());
         if let Err(e) = admin::seed(&access, &config, defs.seeded, store.as_deref()) {
             tracing::error!(error = %e, "cannot create the default user and vhost");
         }
