@@ -24,8 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure an AMQP 0-9-1 broker (warren, RabbitMQ, ...) over the wire.
     Perf(crate::perf_cli::PerfCommand),
-    /// Change a running warren's settings (as rabbitmqctl): set_vm_memory_high_watermark,
-    /// set_disk_free_limit, status.
+    /// Control a running warren as rabbitmqctl does: limits (set_vm_memory_high_watermark,
+    /// set_disk_free_limit, status), users, vhosts, permissions, listings, connections,
+    /// export_definitions/import_definitions.
     Ctl(crate::ctl::CtlCommand),
 }
 
@@ -39,7 +40,8 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
     pub data_dir: std::path::PathBuf,
 
-    /// The default user's name (RabbitMQ's default_user).
+    /// The default user's name (RabbitMQ's default_user): created with the vhost "/" on a fresh
+    /// data directory only, as an administrator with all permissions on "/".
     #[arg(long, env = "WARREN_DEFAULT_USER", default_value = "guest")]
     pub default_user: String,
 
@@ -47,7 +49,8 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_DEFAULT_PASS", default_value = "guest", hide_env_values = true)]
     pub default_pass: String,
 
-    /// Let the user `guest` log in from other hosts than loopback (RabbitMQ refuses by default).
+    /// Let the user `guest` log in from other hosts than loopback (RabbitMQ refuses by default:
+    /// its loopback_users).
     #[arg(long, env = "WARREN_GUEST_REMOTE")]
     pub guest_remote: bool,
 
@@ -159,19 +162,16 @@ impl ServerOptions {
 
 impl ServerOptions {
     pub fn broker_config(&self) -> BrokerConfig {
-        let user = User {
-            name: self.default_user.clone(),
-            password: self.default_pass.clone(),
-            loopback_only: self.default_user == "guest" && !self.guest_remote,
-        };
+        let user = User { name: self.default_user.clone(), password: self.default_pass.clone() };
         let mut users = vec![user];
         if let (Some(name), Some(password)) = (&self.chat.chat_user, &self.chat.chat_pass)
             && *name != self.default_user
         {
-            users.push(User { name: name.clone(), password: password.clone(), loopback_only: false });
+            users.push(User { name: name.clone(), password: password.clone() });
         }
         BrokerConfig {
             users,
+            loopback_users: if self.guest_remote { Vec::new() } else { vec!["guest".into()] },
             max_message_size: self.max_message_size,
             disk_free_limit: self.disk_free_limit,
             memory_high_watermark: Some(self.memory_high_watermark),
@@ -194,7 +194,8 @@ mod tests {
         assert_eq!(cli.server.amqp_bind, "0.0.0.0:5672");
         assert_eq!(c.max_message_size, 128 * 1024 * 1024);
         assert_eq!(c.frame_max, 131_072);
-        assert!(c.users[0].loopback_only);
+        assert_eq!(c.loopback_users, ["guest"]);
+        assert!(Cli::parse_from(["warren", "--guest-remote"]).server.broker_config().loopback_users.is_empty());
         assert!(cli.command.is_none());
     }
 

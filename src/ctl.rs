@@ -1,9 +1,15 @@
 //! `warren ctl`: change a running broker's settings, as `rabbitmqctl` does for RabbitMQ. The
 //! broker listens on a Unix socket in its data directory (`warren.sock`, mode 0600: whoever
-//! may read the data may control the broker); a command is one line, the answer one line
-//! starting with `ok` or `error:`.
+//! may read the data may control the broker).
 //!
-//! Commands (RabbitMQ's names and value forms):
+//! Protocol: the client sends one line, its arguments as a JSON array of strings (a plain
+//! line split at whitespace is accepted too), followed for `import_definitions` by the file's
+//! bytes; then it shuts its side down. The answer is a status line, `ok`, `ok: <what was
+//! done>` or `error: <why>`, followed by the command's output lines (listings: a header row
+//! and tab-separated rows, as `rabbitmqctl --quiet`). Both directions are bounded.
+//!
+//! Commands (RabbitMQ's names and value forms); users, vhosts, permissions, listings and
+//! definitions are in [`crate::ctl_access`]:
 //! - `set_vm_memory_high_watermark <fraction>` or `set_vm_memory_high_watermark absolute <size>`
 //! - `set_disk_free_limit <size>`
 //! - `status`: the limits in force and the current alarm
@@ -15,6 +21,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+pub use crate::ctl_access::Reply;
 use tokio::net::{UnixListener, UnixStream};
 use warren_broker::Broker;
 use warren_broker::alarm;
@@ -22,7 +30,9 @@ use warren_broker::alarm;
 /// The control socket's file name inside the data directory.
 const SOCKET: &str = "warren.sock";
 /// The longest command line accepted.
-const MAX_LINE: u64 = 1024;
+const MAX_LINE: u64 = 64 * 1024;
+/// The largest definitions file accepted by import_definitions, and the largest answer.
+pub const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct CtlCommand {
@@ -33,7 +43,7 @@ pub struct CtlCommand {
     /// The command and its arguments, e.g. `set_vm_memory_high_watermark 0.6`,
     /// `set_vm_memory_high_watermark absolute 2GB`, `set_disk_free_limit 1GB`, `status`,
     /// `close_all_connections "maintenance"`.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
@@ -44,6 +54,24 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// Send one command to the warren running on `data_dir`; print its answer.
 pub async fn run(cmd: CtlCommand) -> anyhow::Result<()> {
     let path = socket_path(&cmd.data_dir);
+    let mut request = serde_json::to_vec(&cmd.command)?;
+    request.push(b'\n');
+    // Files are read and written here, by the caller, not by the broker.
+    let mut export_to = None;
+    match cmd.command.as_slice() {
+        [verb, file] if verb == "import_definitions" => {
+            let body = if file == "-" {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), MAX_BODY), &mut body)?;
+                body
+            } else {
+                tokio::fs::read(file).await.map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
+            };
+            request.extend_from_slice(&body);
+        }
+        [verb, file] if verb == "export_definitions" && file != "-" => export_to = Some(file.clone()),
+        _ => {}
+    }
     let stream = UnixStream::connect(&path).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach a running warren at {}: {e} (is it running with --data-dir {}?)",
@@ -52,13 +80,23 @@ pub async fn run(cmd: CtlCommand) -> anyhow::Result<()> {
         )
     })?;
     let (read, mut write) = stream.into_split();
-    write.write_all(format!("{}\n", cmd.command.join(" ")).as_bytes()).await?;
+    write.write_all(&request).await?;
     write.shutdown().await?;
     let mut answer = String::new();
-    BufReader::new(read.take(64 * 1024)).read_line(&mut answer).await?;
-    let answer = answer.trim_end();
-    println!("{answer}");
-    if answer.starts_with("ok") { Ok(()) } else { Err(anyhow::anyhow!("the command was refused")) }
+    read.take(MAX_BODY).read_to_string(&mut answer).await?;
+    let (status, output) = answer.split_once('\n').unwrap_or((answer.as_str(), ""));
+    if !status.starts_with("ok") {
+        println!("{status}");
+        return Err(anyhow::anyhow!("the command was refused"));
+    }
+    if status != "ok" {
+        println!("{status}");
+    }
+    match export_to {
+        Some(file) => tokio::fs::write(&file, output).await.map_err(|e| anyhow::anyhow!("cannot write {file}: {e}"))?,
+        None => print!("{output}"),
+    }
+    Ok(())
 }
 
 /// Listen for control commands until the process ends.
@@ -89,18 +127,53 @@ pub fn serve(data_dir: &Path, broker: Arc<Broker>) -> anyhow::Result<()> {
 
 async fn answer(stream: UnixStream, broker: Arc<Broker>) {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    let reply = match BufReader::new(read.take(MAX_LINE)).read_line(&mut line).await {
-        Ok(_) => match execute(&broker, &line) {
-            Ok(done) => {
-                tracing::info!(command = line.trim(), "control: {done}");
-                format!("ok: {done}\n")
+    let mut reader = BufReader::new(read.take(MAX_LINE + MAX_BODY));
+    let mut line = Vec::new();
+    let reply = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line).await {
+        Ok(_) => match parse_request(&line) {
+            Ok(args) => {
+                let mut body = Vec::new();
+                let read_body = if args.first().is_some_and(|a| a == "import_definitions") {
+                    reader.read_to_end(&mut body).await.map(|_| ())
+                } else {
+                    Ok(())
+                };
+                match read_body {
+                    Ok(()) => run_command(&broker, &args, &body),
+                    Err(e) => format!("error: unreadable definitions: {e}\n"),
+                }
             }
             Err(why) => format!("error: {why}\n"),
         },
         Err(e) => format!("error: unreadable command: {e}\n"),
     };
     let _ = write.write_all(reply.as_bytes()).await;
+}
+
+/// The arguments of a request line: a JSON array of strings, or words.
+fn parse_request(line: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "the command is not UTF-8".to_owned())?.trim();
+    if text.starts_with('[') {
+        return serde_json::from_str(text).map_err(|e| format!("unreadable command: {e}"));
+    }
+    Ok(text.split_whitespace().map(String::from).collect())
+}
+
+/// Run a command; the answer as it goes on the wire.
+fn run_command(broker: &Broker, args: &[String], body: &[u8]) -> String {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match crate::ctl_access::execute(broker, &words, body) {
+        Some(result) => result,
+        None => execute(broker, &words.join(" ")).map(Reply::done),
+    };
+    match result {
+        Ok(reply) => {
+            let logged: Vec<&str> = words.iter().take(2).copied().collect();
+            tracing::info!(command = logged.join(" "), "control: {}", reply.summary.as_deref().unwrap_or("done"));
+            reply.to_wire()
+        }
+        Err(why) => format!("error: {}\n", why.replace('\n', " ")),
+    }
 }
 
 /// Run one command line against the broker; the text says what was done.
@@ -145,7 +218,9 @@ pub fn execute(broker: &Broker, line: &str) -> Result<String, String> {
         ["close_all_connections"] => Err("close_all_connections needs an explanation".into()),
         [] => Err("empty command".into()),
         [other, ..] => Err(format!(
-            "unknown command {other:?} (known: set_vm_memory_high_watermark, set_disk_free_limit, status, close_all_connections)"
+            "unknown command {other:?} (known: set_vm_memory_high_watermark, set_disk_free_limit, status, \
+             close_all_connections, {})",
+            crate::ctl_access::COMMANDS.join(", ")
         )),
     }
 }

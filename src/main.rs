@@ -2,6 +2,7 @@
 
 mod config;
 mod ctl;
+mod ctl_access;
 mod perf_cli;
 
 use clap::Parser;

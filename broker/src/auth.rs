@@ -1,22 +1,21 @@
-//! Users and SASL (PLAIN and AMQPLAIN). `guest` may log in from loopback only, as in RabbitMQ.
-
-use std::net::IpAddr;
+//! SASL (PLAIN and AMQPLAIN) and the users a broker starts with. Users themselves live in
+//! [`crate::access`]; `guest` may log in from loopback only, as in RabbitMQ.
 
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable};
 
+/// A user the broker creates when it starts on a fresh data directory (the default user),
+/// or at every start (a service user the binary needs, such as the chat's).
 #[derive(Clone, Debug)]
 pub struct User {
     pub name: String,
     pub password: String,
-    /// Refuse this user unless it connects from a loopback address.
-    pub loopback_only: bool,
 }
 
 impl User {
     /// RabbitMQ's default user.
     pub fn guest() -> Self {
-        Self { name: "guest".into(), password: "guest".into(), loopback_only: true }
+        Self { name: "guest".into(), password: "guest".into() }
     }
 }
 
@@ -30,25 +29,20 @@ pub enum AuthError {
     InvalidCredentials(String),
     #[error("user '{0}' can only connect via localhost")]
     LoopbackOnly(String),
+    #[error("user '{0}' attempted to log in with a blank password")]
+    BlankPassword(String),
 }
 
 /// The SASL mechanisms offered in connection.start.
 pub const MECHANISMS: &str = "AMQPLAIN PLAIN";
 
-/// Check a start-ok response; returns the user name.
-pub fn authenticate(users: &[User], mechanism: &str, response: &[u8], peer: IpAddr) -> Result<String, AuthError> {
-    let (name, password) = match mechanism {
-        "PLAIN" => parse_plain(response)?,
-        "AMQPLAIN" => parse_amqplain(response)?,
-        other => return Err(AuthError::UnknownMechanism(other.to_owned())),
-    };
-    let Some(user) = users.iter().find(|u| u.name == name && u.password == password) else {
-        return Err(AuthError::InvalidCredentials(name));
-    };
-    if user.loopback_only && !peer.is_loopback() {
-        return Err(AuthError::LoopbackOnly(name));
+/// The user name and password of a start-ok response.
+pub fn parse_response(mechanism: &str, response: &[u8]) -> Result<(String, String), AuthError> {
+    match mechanism {
+        "PLAIN" => parse_plain(response),
+        "AMQPLAIN" => parse_amqplain(response),
+        other => Err(AuthError::UnknownMechanism(other.to_owned())),
     }
-    Ok(name)
 }
 
 /// PLAIN: `authzid \0 authcid \0 password`.
@@ -85,27 +79,16 @@ fn parse_amqplain(response: &[u8]) -> Result<(String, String), AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
     #[test]
     fn plain() {
-        let users = [User::guest()];
-        assert_eq!(authenticate(&users, "PLAIN", b"\0guest\0guest", LOCAL), Ok("guest".into()));
-        assert!(matches!(
-            authenticate(&users, "PLAIN", b"\0guest\0nope", LOCAL),
-            Err(AuthError::InvalidCredentials(_))
-        ));
-        assert!(matches!(authenticate(&users, "PLAIN", b"\0guest\0guest", REMOTE), Err(AuthError::LoopbackOnly(_))));
-        assert!(matches!(authenticate(&users, "PLAIN", b"garbage", LOCAL), Err(AuthError::Malformed(_))));
-        assert!(matches!(authenticate(&users, "EXTERNAL", b"", LOCAL), Err(AuthError::UnknownMechanism(_))));
+        assert_eq!(parse_response("PLAIN", b"\0guest\0guest"), Ok(("guest".into(), "guest".into())));
+        assert!(matches!(parse_response("PLAIN", b"garbage"), Err(AuthError::Malformed(_))));
+        assert!(matches!(parse_response("EXTERNAL", b""), Err(AuthError::UnknownMechanism(_))));
     }
 
     #[test]
     fn amqplain() {
-        let users = [User::guest()];
         let mut body = Vec::new();
         for (k, v) in [("LOGIN", "guest"), ("PASSWORD", "guest")] {
             body.push(k.len() as u8);
@@ -114,7 +97,7 @@ mod tests {
             body.extend_from_slice(&(v.len() as u32).to_be_bytes());
             body.extend_from_slice(v.as_bytes());
         }
-        assert_eq!(authenticate(&users, "AMQPLAIN", &body, LOCAL), Ok("guest".into()));
-        assert!(authenticate(&users, "AMQPLAIN", &body[..5], LOCAL).is_err());
+        assert_eq!(parse_response("AMQPLAIN", &body), Ok(("guest".into(), "guest".into())));
+        assert!(parse_response("AMQPLAIN", &body[..5]).is_err());
     }
 }

@@ -199,7 +199,7 @@ fn republish(vhost: &VirtualHost, dl: DeadLetter) {
     };
     let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
     let enqueues: Vec<(&str, u64)> =
-        routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.name.as_str(), s))).collect();
+        routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.journal_name.as_str(), s))).collect();
     let stored = store.journal.publish(&msg.to_stored(), crate::clock::now_ms(), &enqueues);
     msg.set_store_id(stored.id);
     for (q, seq) in routed.iter().zip(seqs) {

@@ -18,7 +18,7 @@ use crate::sink::ConnectionSink;
 use crate::vhost::{QueueSpec, VirtualHost};
 
 pub const PSEUDO_QUEUE: &str = "amq.rabbitmq.reply-to";
-const PREFIX: &str = "amq.rabbitmq.reply-to.";
+pub const PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 pub fn is_pseudo_queue(name: &str) -> bool {
     name == PSEUDO_QUEUE
@@ -49,6 +49,7 @@ pub fn consumer_queue(
     vhost.declare_private_queue(
         QueueSpec {
             name: name.as_str(),
+            server_named: true,
             passive: false,
             durable: false,
             exclusive: true,

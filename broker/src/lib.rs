@@ -19,11 +19,17 @@
 //! - [`queue_args`]: the queue arguments warren acts on (TTL, limits, DLX, priority) and their validation.
 //! - [`direct_reply`]: the `amq.rabbitmq.reply-to` pseudo-queue for RPC.
 //! - [`dead_letter`]: republishing rejected, expired and dropped messages with `x-death`.
-//! - [`auth`]: users, PLAIN and AMQPLAIN.
+//! - [`auth`]: SASL (PLAIN and AMQPLAIN) and the users a broker starts with.
+//! - [`access`]: users, vhosts, permissions and topic permissions (RabbitMQ's internal backend),
+//!   compiled per user and vhost for the checks on every method.
+//! - [`admin`]: what `warren ctl` does beyond limits: vhosts, listings, connections.
+//! - [`definitions`]: export and import of definitions in RabbitMQ's JSON format.
 //! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
 //! - [`clock`]: wall-clock milliseconds, as records and stream entries keep them.
 //! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
 
+pub mod access;
+pub mod admin;
 pub mod alarm;
 pub mod args;
 pub mod auth;
@@ -32,6 +38,7 @@ pub mod channel;
 pub mod clock;
 pub mod connection;
 pub mod dead_letter;
+pub mod definitions;
 pub mod direct_reply;
 pub mod error;
 pub mod exchange;
@@ -45,17 +52,27 @@ pub mod sink;
 pub mod stream;
 pub mod vhost;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
 
 pub use server::serve;
 
 /// Broker settings; the binary fills them from flags.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
+    /// The users created at start: the first is the default user (RabbitMQ's default_user,
+    /// an administrator), created with the vhosts below on a fresh data directory only; the
+    /// others (service users) are created or given their password again at every start. All
+    /// get full permissions on `vhosts` when created.
     pub users: Vec<auth::User>,
+    /// The vhosts of a fresh data directory (RabbitMQ's default_vhost).
     pub vhosts: Vec<String>,
+    /// Users that may log in from loopback addresses only, whoever creates them (RabbitMQ's
+    /// loopback_users: `guest` by default).
+    pub loopback_users: Vec<String>,
     /// The largest frame we accept and propose in connection.tune.
     pub frame_max: u32,
     pub channel_max: u16,
@@ -76,6 +93,7 @@ impl Default for BrokerConfig {
         Self {
             users: vec![auth::User::guest()],
             vhosts: vec!["/".into()],
+            loopback_users: vec!["guest".into()],
             frame_max: 131_072,
             channel_max: 2047,
             heartbeat: 60,
@@ -89,7 +107,11 @@ impl Default for BrokerConfig {
 /// The broker's shared state: a cheap handle cloned into every connection.
 pub struct Broker {
     pub config: BrokerConfig,
-    vhosts: HashMap<String, Arc<vhost::VirtualHost>>,
+    /// Users, vhost records and permissions.
+    pub access: access::AccessControl,
+    vhosts: RwLock<HashMap<String, Arc<vhost::VirtualHost>>>,
+    /// Open client connections, for listings and for closing them one by one.
+    connections: Mutex<BTreeMap<u64, admin::ConnectionInfo>>,
     next_id: AtomicU64,
     /// Durable storage; None keeps everything in memory.
     pub store: Option<Arc<warren_persistence::Store>>,
@@ -99,8 +121,8 @@ pub struct Broker {
     _alarm_sender: Option<tokio::sync::watch::Sender<alarm::AlarmState>>,
     /// What the resource monitor checks, changeable at run time (brokers on a data directory).
     limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
-    /// Every open connection listens: an explanation sent here closes them all with 320.
-    forced_close: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Every open connection listens: the connections a message names close with 320.
+    forced_close: tokio::sync::broadcast::Sender<Arc<admin::ForcedClose>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -112,13 +134,13 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// A broker that keeps everything in memory.
     pub fn new(config: BrokerConfig) -> Arc<Self> {
-        Self::build(config, None, None, None)
+        Self::build(config, None, &Default::default(), None, None)
     }
 
     /// A broker that keeps everything in memory and blocks publishers while `alarm` is set:
     /// for embedders that watch resources of their own, and for tests.
     pub fn with_alarm(config: BrokerConfig, alarm: tokio::sync::watch::Receiver<alarm::AlarmState>) -> Arc<Self> {
-        Self::build(config, None, Some(alarm), None)
+        Self::build(config, None, &Default::default(), Some(alarm), None)
     }
 
     /// A broker on a data directory: durable definitions and persistent messages survive
@@ -133,8 +155,8 @@ impl Broker {
             })
         });
         let (alarm, limits) = monitor.unzip();
-        let broker = Self::build(config, Some(Arc::new(store)), alarm, limits);
-        for vhost in broker.vhosts.values() {
+        let broker = Self::build(config, Some(Arc::new(store)), &defs, alarm, limits);
+        for vhost in broker.vhosts.read().values() {
             vhost.recover(&defs, &mut recovery);
         }
         Ok(broker)
@@ -143,6 +165,7 @@ impl Broker {
     fn build(
         config: BrokerConfig,
         store: Option<Arc<warren_persistence::Store>>,
+        defs: &warren_persistence::DefinitionSet,
         alarm: Option<tokio::sync::watch::Receiver<alarm::AlarmState>>,
         limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
     ) -> Arc<Self> {
@@ -153,23 +176,45 @@ impl Broker {
                 (rx, Some(tx))
             }
         };
-        let vhosts = config
-            .vhosts
+        let access = access::AccessControl::new(store.clone(), defs, config.loopback_users.clone());
+        if let Err(e) = admin::seed(&access, &config, defs.seeded, store.as_deref()) {
+            tracing::error!(error = %e, "cannot create the default user and vhost");
+        }
+        let vhosts = access
+            .vhosts()
             .iter()
-            .map(|v| (v.clone(), Arc::new_cyclic(|me| vhost::VirtualHost::new(v, store.clone()).with_self(me.clone()))))
+            .map(|v| (v.name.clone(), vhost::VirtualHost::shared(&v.name, store.clone())))
             .collect();
         let (forced_close, _) = tokio::sync::broadcast::channel(16);
-        Arc::new(Self { config, vhosts, next_id: AtomicU64::new(1), store, alarm, _alarm_sender, limits, forced_close })
+        Arc::new(Self {
+            config,
+            access,
+            vhosts: RwLock::new(vhosts),
+            connections: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            store,
+            alarm,
+            _alarm_sender,
+            limits,
+            forced_close,
+        })
     }
 
     /// Close every open connection with 320 CONNECTION_FORCED and `explanation`, as
     /// `rabbitmqctl close_all_connections`; returns how many were told.
     pub fn close_all_connections(&self, explanation: &str) -> usize {
-        self.forced_close.send(explanation.into()).unwrap_or(0)
+        self.force_close(admin::CloseTarget::All, explanation)
     }
 
-    /// For a connection: the explanations of `close_all_connections`.
-    pub fn forced_closes(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+    /// Close the connections `target` names with 320 and `explanation`; returns how many
+    /// connections were told (each decides whether it is named).
+    pub fn force_close(&self, target: admin::CloseTarget, explanation: &str) -> usize {
+        let close = Arc::new(admin::ForcedClose { target, explanation: explanation.into() });
+        self.forced_close.send(close).unwrap_or(0)
+    }
+
+    /// For a connection: the forced closes (each names the connections it is for).
+    pub fn forced_closes(&self) -> tokio::sync::broadcast::Receiver<Arc<admin::ForcedClose>> {
         self.forced_close.subscribe()
     }
 
@@ -205,13 +250,20 @@ impl Broker {
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<vhost::VirtualHost>> {
-        self.vhosts.get(name).cloned()
+        self.vhosts.read().get(name).cloned()
+    }
+
+    /// Every vhost, by name.
+    pub fn vhost_list(&self) -> Vec<Arc<vhost::VirtualHost>> {
+        let mut list: Vec<_> = self.vhosts.read().values().cloned().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     /// A process-wide unique id (connections, consumers).
     /// Apply every stream's retention now (streams also apply it when appended to).
     pub fn enforce_stream_retention(&self) {
-        for vhost in self.vhosts.values() {
+        for vhost in self.vhost_list() {
             vhost.enforce_stream_retention();
         }
     }

@@ -49,10 +49,23 @@ pub struct Consumer {
     pub priority: i64,
 }
 
+/// A consumer as `list_consumers` shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerInfo {
+    pub tag: ShortString,
+    pub connection: u64,
+    pub channel: u16,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    pub prefetch: u16,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub name: ShortString,
     pub vhost: String,
+    /// The queue's name in the journal: unique across vhosts (see `journal_name`).
+    pub journal_name: String,
     pub durable: bool,
     /// The connection that owns an exclusive queue.
     pub exclusive_owner: Option<u64>,
@@ -113,12 +126,13 @@ impl Queue {
         let state = QueueState {
             ready: ReadyList::with_priorities(args.max_priority.unwrap_or(0)),
             stream: stream.then(|| {
-                let dir = store.as_ref().map(|s| s.journal.stream_dir(name.as_str()));
+                let dir = store.as_ref().map(|s| s.journal.stream_dir(&journal_name(vhost, name.as_str())));
                 StreamLog::new(Retention::from_arguments(&arguments).unwrap_or_default(), dir)
             }),
             ..Default::default()
         };
         Self {
+            journal_name: journal_name(vhost, name.as_str()),
             name,
             vhost: vhost.to_owned(),
             durable,
@@ -156,7 +170,7 @@ impl Queue {
         let log = st.stream.as_mut()?;
         let (offset, stamped) = log.append(msg, now);
         let ticket =
-            self.store.as_ref().map(|s| s.journal.stream_append(self.name.as_str(), offset, now, &stamped.to_stored()));
+            self.store.as_ref().map(|s| s.journal.stream_append(&self.journal_name, offset, now, &stamped.to_stored()));
         if let (Some(ticket), Some(store)) = (ticket, &self.store) {
             log.stored(ticket);
             log.trim_tail(store.journal.synced_now());
@@ -164,7 +178,7 @@ impl Queue {
         if let Some(first) = log.enforce_retention(now)
             && let Some(store) = &self.store
         {
-            store.journal.stream_retain(self.name.as_str(), first);
+            store.journal.stream_retain(&self.journal_name, first);
         }
         self.dispatch_locked(&mut st);
         ticket
@@ -189,7 +203,7 @@ impl Queue {
         if let Some(first) = log.enforce_retention(now_ms())
             && let Some(store) = &self.store
         {
-            store.journal.stream_retain(self.name.as_str(), first);
+            store.journal.stream_retain(&self.journal_name, first);
         }
     }
 
@@ -227,7 +241,7 @@ impl Queue {
         if let Some(store) = &self.store
             && let Some(id) = msg.journal_id()
         {
-            store.journal.ack(self.name.as_str(), seq, id);
+            store.journal.ack(&self.journal_name, seq, id);
         }
     }
 
@@ -237,6 +251,25 @@ impl Queue {
 
     pub fn describe(&self) -> String {
         queue_res(self.name.as_str(), &self.vhost)
+    }
+
+    /// The consumers, as `list_consumers` shows them.
+    pub fn consumer_list(&self) -> Vec<ConsumerInfo> {
+        let consumers: Vec<(u64, ShortString, u16, bool, bool, Arc<ConnectionSink>)> = {
+            let st = self.state.lock();
+            st.consumers
+                .iter()
+                .map(|c| (c.id, c.tag.clone(), c.channel, c.no_ack, c.exclusive, c.sink.clone()))
+                .collect()
+        };
+        consumers
+            .into_iter()
+            .map(|(id, tag, channel, no_ack, exclusive, sink)| {
+                let prefetch =
+                    sink.lock().channels.get(&channel).and_then(|ch| ch.consumers.get(&id)).map_or(0, |c| c.prefetch);
+                ConsumerInfo { tag, connection: sink.id, channel, ack_required: !no_ack, exclusive, prefetch }
+            })
+            .collect()
     }
 
     /// `(ready messages, consumers)` as declare-ok reports them.
@@ -275,7 +308,7 @@ impl Queue {
                 if let Some(store) = &self.store
                     && let Some(id) = msg.journal_id()
                 {
-                    store.journal.ack_many(self.name.as_str(), &[(0, id)]);
+                    store.journal.ack_many(&self.journal_name, &[(0, id)]);
                 }
             }
             return;
@@ -404,10 +437,10 @@ impl Queue {
             let mut acks = Self::stored_ids(&dropped);
             acks.extend(spilled.acks);
             if !acks.is_empty() {
-                store.journal.ack_many(self.name.as_str(), &acks);
+                store.journal.ack_many(&self.journal_name, &acks);
             }
             if !spilled.ranges.is_empty() {
-                store.journal.ack_ranges(self.name.as_str(), &spilled.ranges, spilled.released);
+                store.journal.ack_ranges(&self.journal_name, &spilled.ranges, spilled.released);
             }
         }
         (dropped.len() + spilled.count) as u32
@@ -425,7 +458,7 @@ impl Queue {
         let spilled = Self::drop_spilled(&mut st);
         if let Some(log) = st.stream.take() {
             if let Some(store) = &self.store {
-                store.journal.stream_delete(self.name.as_str());
+                store.journal.stream_delete(&self.journal_name);
             }
             return Deleted { message_count: log.len() as u32, consumers: std::mem::take(&mut st.consumers) };
         }
@@ -436,9 +469,15 @@ impl Queue {
                 .map(|(_, id)| (id, 1))
                 .chain(spilled.released)
                 .collect();
-            store.journal.purge(self.name.as_str(), st.next_seq, released);
+            store.journal.purge(&self.journal_name, st.next_seq, released);
         }
         let message_count = (dropped.len() + spilled.count) as u32;
         Deleted { message_count, consumers: std::mem::take(&mut st.consumers) }
     }
+}
+
+/// A queue's name in the journal: its name in the default vhost (as before vhosts could be
+/// added), `vhost` NUL `name` in any other, so same-named queues of two vhosts stay apart.
+pub fn journal_name(vhost: &str, name: &str) -> String {
+    if vhost == "/" { name.to_owned() } else { format!("{vhost}\u{0}{name}") }
 }

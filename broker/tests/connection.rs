@@ -56,9 +56,10 @@ async fn bad_credentials_are_refused_with_403() {
 
 #[tokio::test]
 async fn guest_is_refused_from_a_non_loopback_peer() {
-    let users = [warren_broker::auth::User::guest()];
+    let broker = warren_broker::Broker::new(Default::default());
     let remote = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
-    assert!(warren_broker::auth::authenticate(&users, "PLAIN", b"\0guest\0guest", remote).is_err());
+    assert!(broker.access.login("PLAIN", b"\0guest\0guest", remote).is_err());
+    assert!(broker.access.login("PLAIN", b"\0guest\0guest", std::net::Ipv4Addr::LOCALHOST.into()).is_ok());
 }
 
 #[tokio::test]

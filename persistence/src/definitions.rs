@@ -41,12 +41,57 @@ pub struct BindingDef {
     pub to_exchange: bool,
 }
 
+/// A user as RabbitMQ keeps it: `password_hash` is base64(salt ++ hash(salt ++ password)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    pub password_hash: String,
+    pub hashing_algorithm: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VhostDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A user's configure/write/read regular expressions on one vhost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A user's write/read regular expressions for routing keys on one topic exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
 /// Everything durable that was declared.
 #[derive(Debug, Default)]
 pub struct DefinitionSet {
     pub exchanges: Vec<ExchangeDef>,
     pub queues: Vec<QueueDef>,
     pub bindings: Vec<BindingDef>,
+    pub users: Vec<UserDef>,
+    pub vhosts: Vec<VhostDef>,
+    pub permissions: Vec<PermissionDef>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
+    /// The default user and vhost were created once (RabbitMQ does it on a fresh node only).
+    pub seeded: bool,
 }
 
 pub struct Definitions {
@@ -54,10 +99,18 @@ pub struct Definitions {
     exchanges: sled::Tree,
     queues: sled::Tree,
     bindings: sled::Tree,
+    users: sled::Tree,
+    vhosts: sled::Tree,
+    permissions: sled::Tree,
+    topic_permissions: sled::Tree,
+    meta: sled::Tree,
     dir: PathBuf,
     /// sled's files, fsync'd after each flush.
     files: Vec<File>,
 }
+
+/// The meta key set once the default user and vhost exist.
+const SEEDED: &str = "seeded";
 
 fn key(parts: &[&str]) -> Vec<u8> {
     // A NUL separator cannot occur in AMQP names that matter here and keeps keys unambiguous.
@@ -89,6 +142,8 @@ impl Definitions {
             db.open_tree(name).map_err(|e| StoreError::Definitions { path: path.clone(), reason: e.to_string() })
         };
         let (exchanges, queues, bindings) = (tree("exchanges")?, tree("queues")?, tree("bindings")?);
+        let (users, vhosts, meta) = (tree("users")?, tree("vhosts")?, tree("meta")?);
+        let (permissions, topic_permissions) = (tree("permissions")?, tree("topic_permissions")?);
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(|e| StoreError::io(&path, e))?.filter_map(Result::ok) {
             if entry.path().is_file() {
@@ -96,7 +151,19 @@ impl Definitions {
             }
         }
         files.push(File::open(&path).map_err(|e| StoreError::io(&path, e))?);
-        Ok(Self { db, exchanges, queues, bindings, dir: path, files })
+        Ok(Self {
+            db,
+            exchanges,
+            queues,
+            bindings,
+            users,
+            vhosts,
+            permissions,
+            topic_permissions,
+            meta,
+            dir: path,
+            files,
+        })
     }
 
     pub fn load(&self) -> Result<DefinitionSet, StoreError> {
@@ -116,6 +183,14 @@ impl Definitions {
             exchanges: all(&self.exchanges, &self.dir)?,
             queues: all(&self.queues, &self.dir)?,
             bindings: all(&self.bindings, &self.dir)?,
+            users: all(&self.users, &self.dir)?,
+            vhosts: all(&self.vhosts, &self.dir)?,
+            permissions: all(&self.permissions, &self.dir)?,
+            topic_permissions: all(&self.topic_permissions, &self.dir)?,
+            seeded: self
+                .meta
+                .contains_key(SEEDED)
+                .map_err(|e| StoreError::Definitions { path: self.dir.clone(), reason: e.to_string() })?,
         })
     }
 
@@ -188,5 +263,95 @@ impl Definitions {
             }
             Ok(())
         })
+    }
+
+    /// Remember that the default user and vhost were created.
+    pub fn mark_seeded(&self) -> Result<(), StoreError> {
+        self.durable_write(|| self.meta.insert(SEEDED, &b"1"[..]).map(|_| ()))
+    }
+
+    pub fn put_user(&self, d: &UserDef) -> Result<(), StoreError> {
+        self.put(&self.users, key(&[&d.name]), d)
+    }
+
+    /// Delete a user with its permissions and topic permissions in every vhost.
+    pub fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let perms = self.keys_where::<PermissionDef>(&self.permissions, |p| p.user == name);
+        let topics = self.keys_where::<TopicPermissionDef>(&self.topic_permissions, |p| p.user == name);
+        self.durable_write(|| {
+            self.users.remove(key(&[name]))?;
+            for k in perms {
+                self.permissions.remove(k)?;
+            }
+            for k in topics {
+                self.topic_permissions.remove(k)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn put_vhost(&self, d: &VhostDef) -> Result<(), StoreError> {
+        self.put(&self.vhosts, key(&[&d.name]), d)
+    }
+
+    /// Delete a vhost and everything defined in it.
+    pub fn delete_vhost(&self, name: &str) -> Result<(), StoreError> {
+        let exchanges = self.keys_where::<ExchangeDef>(&self.exchanges, |d| d.vhost == name);
+        let queues = self.keys_where::<QueueDef>(&self.queues, |d| d.vhost == name);
+        let bindings = self.keys_where::<BindingDef>(&self.bindings, |d| d.vhost == name);
+        let perms = self.keys_where::<PermissionDef>(&self.permissions, |p| p.vhost == name);
+        let topics = self.keys_where::<TopicPermissionDef>(&self.topic_permissions, |p| p.vhost == name);
+        self.durable_write(|| {
+            self.vhosts.remove(key(&[name]))?;
+            for (tree, keys) in [
+                (&self.exchanges, exchanges),
+                (&self.queues, queues),
+                (&self.bindings, bindings),
+                (&self.permissions, perms),
+                (&self.topic_permissions, topics),
+            ] {
+                for k in keys {
+                    tree.remove(k)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn put_permission(&self, d: &PermissionDef) -> Result<(), StoreError> {
+        self.put(&self.permissions, key(&[&d.vhost, &d.user]), d)
+    }
+
+    pub fn delete_permission(&self, vhost: &str, user: &str) -> Result<(), StoreError> {
+        self.durable_write(|| self.permissions.remove(key(&[vhost, user])).map(|_| ()))
+    }
+
+    pub fn put_topic_permission(&self, d: &TopicPermissionDef) -> Result<(), StoreError> {
+        self.put(&self.topic_permissions, key(&[&d.vhost, &d.user, &d.exchange]), d)
+    }
+
+    /// Delete a user's topic permissions on a vhost: for one exchange, or all of them.
+    pub fn delete_topic_permissions(&self, vhost: &str, user: &str, exchange: Option<&str>) -> Result<(), StoreError> {
+        let keys = self.keys_where::<TopicPermissionDef>(&self.topic_permissions, |p| {
+            p.vhost == vhost && p.user == user && exchange.is_none_or(|x| p.exchange == x)
+        });
+        self.durable_write(|| {
+            for k in keys {
+                self.topic_permissions.remove(k)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn keys_where<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &sled::Tree,
+        pick: impl Fn(&T) -> bool,
+    ) -> Vec<sled::IVec> {
+        tree.iter()
+            .filter_map(Result::ok)
+            .filter(|(_, v)| serde_json::from_slice::<T>(v).is_ok_and(|d| pick(&d)))
+            .map(|(k, _)| k)
+            .collect()
     }
 }

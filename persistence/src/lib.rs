@@ -1,7 +1,7 @@
 //! warren-persistence: what survives a restart.
 //!
 //! # Layout
-//! - [`definitions`]: durable exchanges, queues and bindings in sled (fsync'd after each change).
+//! - [`definitions`]: durable exchanges, queues, bindings, users, vhosts and permissions in sled (fsync'd after each change).
 //! - [`journal`]: persistent messages and stream entries in append-only segment files, written
 //!   by one persister thread with group commit (one fdatasync per file per batch); the
 //!   highest ticket on disk is published for confirms.
@@ -19,7 +19,9 @@ pub mod stream_read;
 
 use std::path::{Path, PathBuf};
 
-pub use definitions::{BindingDef, DefinitionSet, Definitions, ExchangeDef, QueueDef};
+pub use definitions::{
+    BindingDef, DefinitionSet, Definitions, ExchangeDef, PermissionDef, QueueDef, TopicPermissionDef, UserDef, VhostDef,
+};
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
 pub use spill::{JournalWarmer, SpillBody, SpillFile, SpillRecord};

@@ -3,6 +3,7 @@
 use amq_protocol::protocol::{AMQPClass, basic};
 
 use super::{Channel, ChannelCtx, consumer_gone};
+use crate::access::{Perm, Resource};
 use crate::connection::codec;
 use crate::error::{AmqpError, AmqpResult};
 use crate::names::generated;
@@ -37,6 +38,7 @@ impl Channel {
         let queue = if crate::direct_reply::is_pseudo_queue(name.as_str()) {
             crate::direct_reply::consumer_queue(ctx.vhost, ctx.sink, self.id, ctx.conn_id, m.no_ack)?
         } else {
+            ctx.permissions.check(Perm::Read, Resource::Queue, name.as_str())?;
             ctx.vhost.queue(name.as_str(), ctx.conn_id)?
         };
         let stream_start = if queue.is_stream() { self.stream_consumer_start(ctx, &queue, &m)? } else { StartAt::Next };
@@ -117,6 +119,7 @@ impl Channel {
 
     pub(super) fn get(&mut self, ctx: &ChannelCtx<'_>, m: basic::Get) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
+        ctx.permissions.check(Perm::Read, Resource::Queue, name.as_str())?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
         if queue.is_stream() {
             return Err(crate::stream::not_supported("basic.get", &queue));

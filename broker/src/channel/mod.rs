@@ -15,6 +15,7 @@ use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchang
 use amq_protocol::types::ShortString;
 
 use crate::Broker;
+use crate::access::{Perm, Permissions, Resource};
 use crate::connection::codec::Frame;
 use crate::error::{AmqpError, AmqpResult};
 use crate::queue::Queue;
@@ -30,6 +31,8 @@ pub struct ChannelCtx<'a> {
     pub vhost: &'a Arc<VirtualHost>,
     pub sink: &'a Arc<ConnectionSink>,
     pub user: &'a str,
+    /// What the user may do on this vhost.
+    pub permissions: &'a Arc<Permissions>,
 }
 
 #[derive(Debug)]
@@ -50,6 +53,9 @@ pub struct Channel {
     /// This channel published into the journal (persistent messages, streams) since the
     /// connection last looked: the journal's backlog throttles it (taken after each batch).
     pub wrote_journal: bool,
+    /// The exchange last published to with write permission, and the permissions'
+    /// generation then: a publisher repeating itself skips the regular expression.
+    may_publish_to: Option<(ShortString, u64)>,
 }
 
 impl Channel {
@@ -64,6 +70,7 @@ impl Channel {
             routed: Vec::new(),
             pressed_by: None,
             wrote_journal: false,
+            may_publish_to: None,
         }
     }
 
@@ -159,6 +166,41 @@ fn consumer_gone(vhost: &VirtualHost, queue: &Arc<Queue>, consumer_id: u64) {
     if queue.remove_consumer(consumer_id) == Some(0) && queue.auto_delete {
         vhost.remove_queue(queue);
     }
+}
+
+impl Channel {
+    /// basic.publish: write on the exchange (remembered for the next publish to the same
+    /// exchange), and the topic permission for the routing key on a topic exchange.
+    fn check_publish(&mut self, ctx: &ChannelCtx<'_>, exchange: &ShortString, routing_key: &str) -> AmqpResult<()> {
+        let perms = ctx.permissions;
+        let known = matches!(&self.may_publish_to, Some((x, g)) if *g == perms.generation && x == exchange);
+        if !known {
+            perms.check(Perm::Write, Resource::Exchange, exchange.as_str())?;
+            self.may_publish_to = Some((exchange.clone(), perms.generation));
+        }
+        if perms.has_topic_rules() && ctx.vhost.is_topic_exchange(exchange.as_str()) {
+            perms.check_topic(Perm::Write, exchange.as_str(), routing_key)?;
+        }
+        Ok(())
+    }
+}
+
+/// RabbitMQ's `binding_action` checks: write on the destination, read on the source (unless
+/// it is the default exchange, refused later), and for a topic source the topic read
+/// permission on the routing key.
+fn check_binding(ctx: &ChannelCtx<'_>, dest: Resource, dest_name: &str, source: &str, key: &str) -> AmqpResult<()> {
+    let perms = ctx.permissions;
+    perms.check(Perm::Write, dest, dest_name)?;
+    if dest == Resource::Exchange && dest_name.is_empty() {
+        return Ok(());
+    }
+    if !source.is_empty() {
+        perms.check(Perm::Read, Resource::Exchange, source)?;
+        if perms.has_topic_rules() && ctx.vhost.is_topic_exchange(source) {
+            perms.check_topic(Perm::Read, source, key)?;
+        }
+    }
+    Ok(())
 }
 
 fn stamp(e: AmqpError, class_id: u16, method_id: u16) -> AmqpError {

@@ -55,6 +55,7 @@ impl Channel {
         if publish.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
+        self.check_publish(ctx, &publish.exchange, publish.routing_key.as_str())?;
         if let Some(user_id) = header.properties.user_id()
             && user_id.as_str() != ctx.user
         {
@@ -132,7 +133,7 @@ impl Channel {
         };
         let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
         let enqueues: Vec<(&str, u64)> =
-            routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.name.as_str(), s))).collect();
+            routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.journal_name.as_str(), s))).collect();
         let stored = store.journal.publish(&msg.to_stored(), crate::clock::now_ms(), &enqueues);
         let ticket = stored.ticket;
         msg.set_store_id(stored.id);

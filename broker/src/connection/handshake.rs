@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use super::codec::{self, Frame, FrameError};
 use crate::Broker;
+use crate::access::Permissions;
 use crate::auth::{self, AuthError};
 use crate::error::{AmqpError, ReplyCode};
 use crate::vhost::VirtualHost;
@@ -26,6 +27,8 @@ const CHANNEL_MIN: u32 = 1;
 pub struct Negotiated {
     pub user: String,
     pub vhost: Arc<VirtualHost>,
+    /// What the user may do on the vhost.
+    pub permissions: Arc<Permissions>,
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
@@ -252,7 +255,7 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
     let blocked_notify = client_capability(&start_ok.client_properties, "connection.blocked");
     let mechanism = start_ok.mechanism.as_str();
-    let user = match auth::authenticate(&config.users, mechanism, start_ok.response.as_bytes(), peer.ip()) {
+    let user = match broker.access.login(mechanism, start_ok.response.as_bytes(), peer.ip()) {
         Ok(user) => user,
         // Not a login failure but a protocol error: the socket just closes.
         Err(e @ (AuthError::UnknownMechanism(_) | AuthError::Malformed(_))) => return Err(HandshakeError::Auth(e)),
@@ -287,6 +290,11 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
         let e = AmqpError::new(ReplyCode::NotAllowed, format!("vhost {} not found", open.virtual_host)).at(10, 40);
         return Err(refuse(stream, e).await);
     };
+    let permissions = broker.access.permissions(&user, &vhost.name);
+    if !permissions.may_open() {
+        let text = format!("access to vhost '{}' refused for user '{user}'", vhost.name);
+        return Err(refuse(stream, AmqpError::not_allowed(text).at(10, 40)).await);
+    }
     write_frame(
         stream,
         &AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {}))),
@@ -296,6 +304,7 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
     Ok(Negotiated {
         user,
         vhost,
+        permissions,
         frame_max,
         channel_max,
         heartbeat: tune_ok.heartbeat,

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::Broker;
+use crate::access::Permissions;
 use crate::channel::assembler::Assembled;
 use crate::channel::{Channel, ChannelCtx};
 use crate::error::{AmqpError, ReplyCode};
@@ -60,6 +61,16 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         }
     };
     let id = broker.next_id();
+    let local = stream.local_addr().unwrap_or(peer);
+    broker.register_connection(crate::admin::ConnectionInfo {
+        id,
+        user: negotiated.user.clone(),
+        vhost: negotiated.vhost.name.clone(),
+        peer,
+        local,
+        connected_at: crate::clock::now_ms(),
+    });
+    let _registered = Registered { broker: broker.clone(), id };
     let (drained_tx, drained_rx) = mpsc::unbounded_channel();
     let (reader, write_half) = stream.into_split();
     let write_half = Arc::new(write_half);
@@ -73,6 +84,7 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         broker,
         vhost: negotiated.vhost,
         user: negotiated.user,
+        permissions: negotiated.permissions,
         sink,
         frame_max: negotiated.frame_max,
         channel_max: negotiated.channel_max,
@@ -93,12 +105,26 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
     conn.serve(reader, negotiated.read_buf, drained_rx, shutdown, writer).await;
 }
 
+/// Takes a connection out of the broker's list when it ends, however it ends.
+struct Registered {
+    broker: Arc<Broker>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.broker.unregister_connection(self.id);
+    }
+}
+
 struct Connection {
     id: u64,
     peer: SocketAddr,
     broker: Arc<Broker>,
     vhost: Arc<VirtualHost>,
     user: String,
+    /// The user's permissions on the vhost, fetched again when the access control changes.
+    permissions: Arc<Permissions>,
     sink: Arc<ConnectionSink>,
     frame_max: u32,
     channel_max: u16,
@@ -173,7 +199,22 @@ async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Opti
 
 impl Connection {
     fn ctx(&self) -> ChannelCtx<'_> {
-        ChannelCtx { conn_id: self.id, broker: &self.broker, vhost: &self.vhost, sink: &self.sink, user: &self.user }
+        ChannelCtx {
+            conn_id: self.id,
+            broker: &self.broker,
+            vhost: &self.vhost,
+            sink: &self.sink,
+            user: &self.user,
+            permissions: &self.permissions,
+        }
+    }
+
+    /// Users or permissions changed since the connection last looked: fetch its permissions
+    /// again (one atomic load when nothing changed).
+    fn refresh_permissions(&mut self) {
+        if self.broker.access.generation() != self.permissions.generation {
+            self.permissions = self.broker.access.permissions(&self.user, &self.vhost.name);
+        }
     }
 
     async fn serve(
@@ -249,9 +290,17 @@ impl Connection {
                     self.flush_confirms();
                 }
                 forced = forced_closes.recv(), if !shutting_down => {
-                    shutting_down = true;
-                    let explanation = forced.map_or_else(|_| "closed by the administrator".into(), |e| e.to_string());
-                    self.start_close(AmqpError::new(ReplyCode::ConnectionForced, explanation));
+                    let explanation = match forced {
+                        Ok(f) if f.applies_to(self.id, &self.user, &self.vhost.name) => Some(f.explanation.clone()),
+                        Ok(_) => None,
+                        // Missed some: be on the safe side, as they may have named this one.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some("closed by the administrator".into()),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                    };
+                    if let Some(explanation) = explanation {
+                        shutting_down = true;
+                        self.start_close(AmqpError::new(ReplyCode::ConnectionForced, explanation));
+                    }
                 }
                 changed = shutdown.changed(), if !shutting_down => {
                     shutting_down = true;
@@ -390,6 +439,7 @@ impl Connection {
             vhost: &self.vhost,
             sink: &self.sink,
             user: &self.user,
+            permissions: &self.permissions,
         };
         for ch in self.channels.values_mut() {
             ch.flush_confirms(&ctx, synced);
@@ -460,11 +510,27 @@ impl Connection {
             // below, as RabbitMQ's reader does: 504 in connection state running.)
             AMQPClass::Connection(connection::AMQPMethod::Blocked(_))
             | AMQPClass::Connection(connection::AMQPMethod::Unblocked(_)) => Ok(()),
+            AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(m)) => {
+                // RabbitMQ asks each auth backend to refresh its state; its internal backend's
+                // state never expires (`state_can_expire() -> false`), so the new secret is
+                // taken without a check and the user keeps its permissions. A secret that
+                // happens to be the user's password is noted in the log, nothing more.
+                let matches = std::str::from_utf8(m.new_secret.as_bytes())
+                    .is_ok_and(|secret| self.broker.access.check_password(&self.user, secret));
+                tracing::info!(
+                    peer = %self.peer, user = %self.user, reason = %m.reason, password = matches,
+                    "user updated secret"
+                );
+                let ok = connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {});
+                self.sink.send_method(0, AMQPClass::Connection(ok));
+                Ok(())
+            }
             other => Err(AmqpError::channel_error("unexpected method in connection state running").for_method(&other)),
         }
     }
 
     fn handle_channel_frame(&mut self, id: u16, frame: Frame, refusal: Option<AmqpError>) -> Result<(), AmqpError> {
+        self.refresh_permissions();
         let Some(channel) = self.channels.get_mut(&id) else {
             // RabbitMQ limits how many channels are open, not their numbers.
             let open = self.channels.len();
@@ -513,6 +579,7 @@ impl Connection {
             vhost: &self.vhost,
             sink: &self.sink,
             user: &self.user,
+            permissions: &self.permissions,
         };
         match channel.handle_frame(&ctx, frame, refusal) {
             Ok(()) => Ok(()),

@@ -193,6 +193,11 @@ impl Exchange {
         doomed.len()
     }
 
+    /// A copy of every binding (listings, definitions export).
+    pub fn binding_list(&self) -> Vec<Binding> {
+        self.table.read().bindings().cloned().collect()
+    }
+
     /// The alternate-exchange argument, if any.
     pub fn alternate_exchange(&self) -> Option<String> {
         self.arguments.inner().get("alternate-exchange").and_then(crate::args::as_text)

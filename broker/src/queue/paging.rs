@@ -373,7 +373,7 @@ impl Queue {
             }
             None if store_id != 0 => {
                 if let Some(store) = &self.store {
-                    store.journal.ack(self.name.as_str(), seq, store_id);
+                    store.journal.ack(&self.journal_name, seq, store_id);
                 }
             }
             None => {}
@@ -385,7 +385,7 @@ impl Queue {
         if let Some(store) = &self.store
             && !released.is_empty()
         {
-            store.journal.ack_ranges(self.name.as_str(), ranges, released);
+            store.journal.ack_ranges(&self.journal_name, ranges, released);
         }
     }
 
