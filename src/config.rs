@@ -102,12 +102,13 @@ pub struct ChatOptions {
     #[arg(long, env = "WARREN_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
 
-    /// AMQP user the chat connects to the embedded broker as (added to the broker's users);
-    /// default: the default user.
+    /// The chat's own AMQP user on the embedded broker (its service user, the only one whose
+    /// `x-chat-author` and directory events the chat believes); created at every start with
+    /// full permissions on the vhost `chat` and none elsewhere. Default: `warren-chat`.
     #[arg(long, env = "WARREN_CHAT_USER")]
     pub chat_user: Option<String>,
 
-    /// Password of --chat-user.
+    /// Password of --chat-user; default: a new random one at every start (nobody else needs it).
     #[arg(long, env = "WARREN_CHAT_PASS", hide_env_values = true)]
     pub chat_pass: Option<String>,
 
@@ -135,14 +136,29 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// The vhost the chat keeps its exchanges and streams in on the embedded broker: the default
+/// user has no permissions there, so no AMQP login but the chat's own (and whoever an
+/// administrator grants) reads private rooms or the directory.
+pub const CHAT_VHOST: &str = "chat";
+/// The chat's service user on the embedded broker unless --chat-user names another.
+pub const CHAT_SERVICE_USER: &str = "warren-chat";
+
+/// A random password for the chat's service user, the same for the whole process.
+fn generated_chat_password() -> &'static str {
+    static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PASSWORD.get_or_init(|| {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+    })
+}
+
 impl ServerOptions {
-    /// The (user, password) the chat uses on the embedded broker.
+    /// The (user, password) the chat uses on the embedded broker: its service user.
     pub fn chat_credentials(&self) -> (String, String) {
-        match (&self.chat.chat_user, &self.chat.chat_pass) {
-            (Some(u), Some(p)) => (u.clone(), p.clone()),
-            (Some(u), None) => (u.clone(), String::new()),
-            _ => (self.default_user.clone(), self.default_pass.clone()),
-        }
+        let user = self.chat.chat_user.clone().unwrap_or_else(|| CHAT_SERVICE_USER.to_owned());
+        let pass = self.chat.chat_pass.clone().unwrap_or_else(|| generated_chat_password().to_owned());
+        (user, pass)
     }
 
     /// The chat's AMQP URL: --amqp-url, or the embedded broker at `amqp_addr` over loopback.
@@ -156,19 +172,14 @@ impl ServerOptions {
         } else {
             amqp_addr
         };
-        format!("amqp://{}:{}@{host}/%2f", encode(&user), encode(&pass))
+        format!("amqp://{}:{}@{host}/{}", encode(&user), encode(&pass), encode(CHAT_VHOST))
     }
 }
 
 impl ServerOptions {
     pub fn broker_config(&self) -> BrokerConfig {
-        let user = User { name: self.default_user.clone(), password: self.default_pass.clone() };
-        let mut users = vec![user];
-        if let (Some(name), Some(password)) = (&self.chat.chat_user, &self.chat.chat_pass)
-            && *name != self.default_user
-        {
-            users.push(User { name: name.clone(), password: password.clone() });
-        }
+        // (the chat's service user is set up by the binary, on the chat's vhost only)
+        let users = vec![User { name: self.default_user.clone(), password: self.default_pass.clone() }];
         BrokerConfig {
             users,
             loopback_users: if self.guest_remote { Vec::new() } else { vec!["guest".into()] },
@@ -204,11 +215,14 @@ mod tests {
         let cli = Cli::parse_from(["warren"]);
         assert_eq!(cli.server.chat.http_bind, "0.0.0.0:8080");
         let url = cli.server.chat_amqp_url("0.0.0.0:5672".parse().unwrap());
-        assert_eq!(url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        let (user, pass) = cli.server.chat_credentials();
+        assert_eq!((user.as_str(), pass.len()), ("warren-chat", 32));
+        assert_eq!(url, format!("amqp://warren-chat:{pass}@127.0.0.1:5672/chat"));
+        assert_eq!(cli.server.chat_credentials().1, pass, "one password for the whole process");
         let cli = Cli::parse_from(["warren", "--chat-user", "chat", "--chat-pass", "p@ss word"]);
-        assert_eq!(cli.server.broker_config().users.len(), 2);
+        assert_eq!(cli.server.broker_config().users.len(), 1, "the chat's user is not a broker-wide one");
         let url = cli.server.chat_amqp_url("10.0.0.1:5673".parse().unwrap());
-        assert_eq!(url, "amqp://chat:p%40ss%20word@10.0.0.1:5673/%2f");
+        assert_eq!(url, "amqp://chat:p%40ss%20word@10.0.0.1:5673/chat");
         let cli = Cli::parse_from(["warren", "--amqp-url", "amqp://u:p@rabbit:5672/%2f"]);
         assert_eq!(cli.server.chat_amqp_url("0.0.0.0:1".parse().unwrap()), "amqp://u:p@rabbit:5672/%2f");
     }

@@ -1,5 +1,6 @@
 //! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
 
+mod chat_identity;
 mod config;
 mod ctl;
 mod ctl_access;
@@ -37,6 +38,11 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
         let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", options.data_dir.display()))?;
         ctl::serve(&options.data_dir, broker.clone())?;
+        if !options.chat.no_chat {
+            let (user, pass) = options.chat_credentials();
+            chat_identity::set_up(&broker, &user, &pass, config::CHAT_VHOST)
+                .map_err(|e| anyhow::anyhow!("cannot set up the chat's AMQP user: {e}"))?;
+        }
         let listener = TcpListener::bind(&options.amqp_bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;

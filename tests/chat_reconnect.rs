@@ -7,36 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ChatFrontEnd, Warren};
+use common::{ChatFrontEnd, Http, Warren};
 use futures_util::{SinkExt, StreamExt};
-use hyper::{Body, Client, Method, Request};
+use hyper::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-struct Http {
-    base: String,
-}
-
-impl Http {
-    async fn req(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-        let resp = Client::new().request(req.body(body).expect("request")).await.expect("http request");
-        let status = resp.status().as_u16();
-        let bytes = hyper::body::to_bytes(resp.into_body()).await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn post_message(&self, token: &str, room: &str, text: &str) -> (u16, Value) {
-        self.req(Method::POST, &format!("/api/rooms/{room}/messages"), Some(token), Some(json!({"text": text}))).await
-    }
-}
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hyper::{Body, Client, Method, Request};
+use serde_json::{Value, json};
+
 pub struct Warren {
     pub child: Child,
     pub amqp: SocketAddr,
@@ -14,6 +17,8 @@ pub struct Warren {
     wrapped: bool,
     /// Removes the data directory when the test ends (None when the caller owns it).
     _temp: Option<tempfile::TempDir>,
+    /// Its log lines not read yet.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Warren {
@@ -51,7 +56,13 @@ impl Warren {
             data_dir: data_dir.to_owned(),
             wrapped: !wrapper.is_empty(),
             _temp: None,
+            lines,
         }
+    }
+
+    /// The embedded chat's address, e.g. `http://127.0.0.1:40123`, once it serves.
+    pub fn chat_base(&self) -> String {
+        format!("http://{}", wait_for_line(&self.lines, "chat on http://"))
     }
 
     pub fn url(&self) -> String {
@@ -149,5 +160,31 @@ impl Drop for Warren {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A small JSON client for the chat's HTTP API.
+pub struct Http {
+    pub base: String,
+}
+
+impl Http {
+    pub async fn req(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+        let resp = Client::new().request(req.body(body).expect("request")).await.expect("http request");
+        let status = resp.status().as_u16();
+        let bytes = hyper::body::to_bytes(resp.into_body()).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn post_message(&self, token: &str, room: &str, text: &str) -> (u16, Value) {
+        self.req(Method::POST, &format!("/api/rooms/{room}/messages"), Some(token), Some(json!({"text": text}))).await
     }
 }

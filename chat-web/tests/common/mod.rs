@@ -55,11 +55,9 @@ fn embedded_broker() -> std::net::SocketAddr {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let mut config = warren_broker::BrokerConfig::default();
-                config.users.push(warren_broker::auth::User {
-                    name: SERVICE_USER.into(),
-                    password: SERVICE_PASS.into(),
-                    loopback_only: false,
-                });
+                config
+                    .users
+                    .push(warren_broker::auth::User { name: SERVICE_USER.into(), password: SERVICE_PASS.into() });
                 let broker = warren_broker::Broker::new(config);
                 let (_keep, shutdown) = watch::channel(false);
                 tx.send(addr).expect("send addr");

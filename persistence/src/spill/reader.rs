@@ -19,9 +19,11 @@ use super::writer::{Chunk, Shared};
 use crate::journal::Location;
 use crate::record::{self, Read, Record};
 
+type Warm = dyn Fn(&[Location]) + Send + Sync;
+
 /// Reads the journal's bytes at these places so that reading them again is cheap.
 #[derive(Clone)]
-pub struct JournalWarmer(Arc<dyn Fn(&[Location]) + Send + Sync>);
+pub struct JournalWarmer(Arc<Warm>);
 
 impl JournalWarmer {
     pub fn new(warm: impl Fn(&[Location]) + Send + Sync + 'static) -> Self {
