@@ -36,15 +36,7 @@ start() { # binary
     for _ in $(seq 500); do ss -ltnH "sport = :$PORT" | grep -q . && break; sleep 0.01; done
     sleep 1
 }
-ROWS=(
-    "16 B transient, autoack, 1 pub 1 con (msg/s)|throughput|consumed_per_sec|--size 16"
-    "1 KiB, manual ack, prefetch 100, ack every 10 (msg/s)|throughput|consumed_per_sec|--size 1024 --manual-ack --prefetch 100 --ack-every 10"
-    "16 B fanout to 10 queues (deliveries/s)|fanout|consumed_per_sec|--queues 10 --size 16"
-    "1 KiB persistent, durable queue, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --persistent --confirm 1000"
-    "1 KiB transient, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --confirm 1000"
-    "latency at 1000 msg/s, p99 (µs, lower is better)|latency|p99_us|--rate 1000"
-    "queue declare/bind/delete (cycles/s)|churn|cycles_per_sec|"
-)
+ROWS=("${BENCH_ROWS[@]}")
 for pass in $(seq "$PASSES"); do
     for row in "${ROWS[@]}"; do
         IFS='|' read -r name scenario metric flags <<< "$row"

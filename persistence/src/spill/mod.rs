@@ -376,6 +376,24 @@ impl SpillFile {
     }
 }
 
+/// Start a thread named `name` that runs `run` on every job sent to the returned sender, for
+/// as long as the process lives; None (with a warning) where it cannot be started.
+fn start_worker<J: Send + 'static>(name: &str, run: fn(&J)) -> Option<parking_lot::Mutex<std::sync::mpsc::Sender<J>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<J>();
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        for job in rx {
+            run(&job);
+        }
+    });
+    match spawned {
+        Ok(_) => Some(parking_lot::Mutex::new(tx)),
+        Err(e) => {
+            tracing::warn!(thread = name, error = %e, "cannot start a spill thread; its work is done inline or not at all");
+            None
+        }
+    }
+}
+
 /// Copy the part of `data` (at logical `data_start`) that falls in `out` (at logical `from`).
 fn copy_overlap(out: &mut [u8], from: u64, data_start: u64, data: &[u8]) {
     let to = from + out.len() as u64;

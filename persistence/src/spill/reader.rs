@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Buf, Bytes};
@@ -52,21 +52,7 @@ pub(super) struct Job {
 /// started the job is dropped: reading ahead is only an optimisation.
 pub(super) fn submit(job: Job) {
     static READER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
-    let reader = READER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new().name("warren-spill-read".into()).spawn(move || {
-            for job in rx {
-                run(&job);
-            }
-        });
-        match spawned {
-            Ok(_) => Some(Mutex::new(tx)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the spill reader thread; spill files are read on demand");
-                None
-            }
-        }
-    });
+    let reader = READER.get_or_init(|| super::start_worker("warren-spill-read", run));
     match reader {
         Some(tx) => {
             if tx.lock().send(job).is_err() {

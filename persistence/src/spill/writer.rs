@@ -110,21 +110,7 @@ pub(super) struct Job {
 /// started, the job is done here.
 pub(super) fn submit(job: Job) {
     static WRITER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
-    let writer = WRITER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new().name("warren-spill".into()).spawn(move || {
-            for job in rx {
-                run(&job);
-            }
-        });
-        match spawned {
-            Ok(_) => Some(Mutex::new(tx)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the spill writer thread; spill files are written inline");
-                None
-            }
-        }
-    });
+    let writer = WRITER.get_or_init(|| super::start_worker("warren-spill", run));
     let job = match writer {
         Some(tx) => match tx.lock().send(job) {
             Ok(()) => return,
