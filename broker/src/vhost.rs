@@ -56,6 +56,9 @@ pub struct VirtualHost {
     /// the registries' locks are only taken around the in-memory change: publishers keep
     /// routing while a durable declare waits for its fsync.
     definitions: parking_lot::Mutex<()>,
+    /// Set once the vhost is deleted: nothing more may be declared in it (its connections
+    /// are being closed).
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind, bool)] = &[
@@ -119,6 +122,7 @@ impl VirtualHost {
             me: std::sync::Weak::new(),
             dead_letters: Default::default(),
             definitions: parking_lot::Mutex::new(()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -147,6 +151,17 @@ impl VirtualHost {
         q.attach(self.me.clone());
     }
 
+    /// 320 once the vhost is deleted (a connection of it may still be on its way out).
+    fn check_alive(&self) -> AmqpResult<()> {
+        if self.deleted.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(AmqpError::new(
+                crate::error::ReplyCode::ConnectionForced,
+                format!("vhost '{}' is deleted", self.name),
+            ));
+        }
+        Ok(())
+    }
+
     fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
         self.exchanges
             .read()
@@ -167,6 +182,7 @@ impl VirtualHost {
         };
         check_not_default_exchange(spec.name)?;
         let _definitions = self.definitions.lock();
+        self.check_alive()?;
         let what = exchange_res(spec.name, &self.name);
         let existing = self.exchanges.read().get(spec.name).cloned();
         if let Some(ex) = existing {
@@ -273,6 +289,11 @@ impl VirtualHost {
 
     /// The vhost is being deleted: every queue goes (with its messages and consumers).
     pub fn destroy(&self) {
+        {
+            // After any declaration in progress: none starts from now on.
+            let _definitions = self.definitions.lock();
+            self.deleted.store(true, std::sync::atomic::Ordering::Release);
+        }
         for q in self.queue_list() {
             self.remove_queue(&q);
         }
@@ -323,6 +344,7 @@ impl VirtualHost {
         };
         crate::queue_args::check_queue_args(&spec.arguments, &queue_res(name.as_str(), &self.name))?;
         let _definitions = self.definitions.lock();
+        self.check_alive()?;
         let existing = self.queues.read().get(name.as_str()).cloned();
         if let Some(q) = existing {
             let what = queue_res(name.as_str(), &self.name);
@@ -429,6 +451,7 @@ impl VirtualHost {
             Destination::Queue(q) => (q.name.as_str(), false, q.journaled()),
             Destination::Exchange(x) => (x.name.as_str(), true, x.durable),
         };
+        self.check_alive()?;
         let Some(store) = self.store.as_ref().filter(|_| source.durable && dest_durable) else { return Ok(()) };
         let def = BindingDef {
             vhost: self.name.clone(),

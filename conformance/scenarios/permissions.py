@@ -265,3 +265,57 @@ def wrong_password_and_deleted_user(t: T):
     c.expect_closed()
     again = _as(t, user, "again")
     again.expect_closed()
+
+
+@scenario
+def dead_letter_and_alternate_exchanges_need_write(t: T):
+    """A new queue with x-dead-letter-exchange needs read on itself and write on the DLX; a
+    new exchange with alternate-exchange read on itself and write on the alternate; redeclaring
+    an existing one checks configure only."""
+    user = _user(t, ".*", "^mine", "^mine")
+    if user is None:
+        return
+    c = _as(t, user)
+    st: dict = {}
+    c.declare_queue(1, t.n("mine.dl"), exclusive=True, arguments={"x-dead-letter-exchange": "amq.direct"})
+    ch = _fresh_channel(c, st)
+    c.declare_queue(ch, t.n("other.dl"), exclusive=True, arguments={"x-dead-letter-exchange": t.n("mine.dlx")})
+    ch = _fresh_channel(c, st)
+    ok = t.n("mine.ok")
+    c.declare_queue(ch, ok, exclusive=True, arguments={"x-dead-letter-exchange": t.n("mine.dlx")})
+    c.declare_queue(ch, ok, exclusive=True, arguments={"x-dead-letter-exchange": t.n("mine.dlx")})
+    c.declare_exchange(ch, t.n("mine.ae"), "direct", auto_delete=True, arguments={"alternate-exchange": "amq.fanout"})
+    ch = _fresh_channel(c, st)
+    c.declare_exchange(ch, t.n("other.ae"), "direct", auto_delete=True,
+                       arguments={"alternate-exchange": t.n("mine.x")})
+    ch = _fresh_channel(c, st)
+    x = t.n("mine.x2")
+    c.declare_exchange(ch, x, "direct", auto_delete=True, arguments={"alternate-exchange": t.n("mine.x")})
+    c.declare_exchange(ch, x, "direct", auto_delete=True, arguments={"alternate-exchange": t.n("mine.x")})
+    c.call(ch, "exchange.delete", exchange=x)
+    c.close()
+
+
+@scenario
+def passive_declares_and_system_exchanges(t: T):
+    """A user with no permissions at all on anything but its vhost: passive declares of
+    existing queues and exchanges work, the default and amq.* exchanges are refused for what
+    they are before any permission."""
+    user = _user(t, "^$", "^$", "^$")
+    if user is None:
+        return
+    admin = t.connect("admin")
+    q = t.n("other")
+    admin.declare_queue(1, q)
+    c = _as(t, user)
+    st: dict = {}
+    c.declare_queue(1, q, passive=True)
+    c.declare_exchange(1, "amq.topic", "topic", passive=True)
+    c.call(1, "exchange.delete", exchange="amq.topic")
+    c.call(_fresh_channel(c, st), "exchange.delete", exchange="")
+    c.declare_exchange(_fresh_channel(c, st), "", "direct")
+    c.declare_exchange(_fresh_channel(c, st), "amq.direct", "direct", durable=True)
+    c.declare_queue(_fresh_channel(c, st), "amq.reserved", exclusive=True)
+    c.declare_queue(_fresh_channel(c, st), "", exclusive=True)
+    c.close()
+    admin.close()
