@@ -174,6 +174,12 @@ impl Permissions {
         &self.user
     }
 
+    /// Whether write is `.*`: every publish may go to any exchange (checked first on the
+    /// publish path, where even comparing exchange names shows in profiles).
+    pub fn writes_anywhere(&self) -> bool {
+        matches!(&self.granted, Some([_, Pattern::Any, _]))
+    }
+
     /// Whether the user has any permissions on the vhost (may open it).
     pub fn may_open(&self) -> bool {
         self.granted.is_some()

@@ -173,7 +173,8 @@ impl Channel {
     /// exchange), and the topic permission for the routing key on a topic exchange.
     fn check_publish(&mut self, ctx: &ChannelCtx<'_>, exchange: &ShortString, routing_key: &str) -> AmqpResult<()> {
         let perms = ctx.permissions;
-        let known = matches!(&self.may_publish_to, Some((x, g)) if *g == perms.generation && x == exchange);
+        let known = perms.writes_anywhere()
+            || matches!(&self.may_publish_to, Some((x, g)) if *g == perms.generation && x == exchange);
         if !known {
             perms.check(Perm::Write, Resource::Exchange, exchange.as_str())?;
             self.may_publish_to = Some((exchange.clone(), perms.generation));
