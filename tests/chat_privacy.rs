@@ -6,27 +6,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Http, Warren};
+use common::{Http, Warren, ctl_ok};
 use hyper::Method;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
 use serde_json::{Value, json};
-
-fn ctl(data_dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .arg("ctl")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run warren ctl");
-    assert!(out.status.success(), "warren ctl {args:?}: {}", String::from_utf8_lossy(&out.stdout));
-}
 
 fn code(err: &lapin::Error) -> u16 {
     match err.kind() {
@@ -88,8 +75,8 @@ async fn guest_and_bots_cannot_read_the_chat_or_speak_for_its_users() {
     assert_eq!(code(&err), 530);
 
     // a bot user, as the README sets one up: it may publish to `chat` and nothing else
-    ctl(&w.data_dir, &["add_user", "weatherbot", "s3cret"]);
-    ctl(&w.data_dir, &["set_permissions", "-p", "chat", "weatherbot", "^$", "^chat$", "^$"]);
+    ctl_ok(&w.data_dir, &["add_user", "weatherbot", "s3cret"]);
+    ctl_ok(&w.data_dir, &["set_permissions", "-p", "chat", "weatherbot", "^$", "^chat$", "^$"]);
     let bot_url = format!("amqp://weatherbot:s3cret@{}/chat", w.amqp);
     let bot = Connection::connect(&bot_url, ConnectionProperties::default()).await.expect("the bot logs in");
     let room_queue = format!("chat.room.{private}");

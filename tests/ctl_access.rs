@@ -5,31 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::Warren;
+use common::{Warren, ctl, ctl_ok};
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind};
-
-/// `warren ctl ARGS` on a data directory; (success, stdout).
-fn ctl(data_dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .arg("ctl")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run warren ctl");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn ctl_ok(data_dir: &Path, args: &[&str]) -> String {
-    let (ok, out) = ctl(data_dir, args);
-    assert!(ok, "warren ctl {args:?} failed: {out}");
-    out
-}
 
 async fn connect(w: &Warren, user: &str, password: &str, vhost: &str) -> lapin::Result<Connection> {
     let url = format!("amqp://{user}:{password}@{}/{}", w.amqp, vhost.replace('/', "%2f"));

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -187,4 +188,22 @@ impl Http {
     pub async fn post_message(&self, token: &str, room: &str, text: &str) -> (u16, Value) {
         self.req(Method::POST, &format!("/api/rooms/{room}/messages"), Some(token), Some(json!({"text": text}))).await
     }
+}
+
+/// `warren ctl ARGS` on a data directory; (success, stdout).
+pub fn ctl(data_dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .arg("ctl")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run warren ctl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn ctl_ok(data_dir: &Path, args: &[&str]) -> String {
+    let (ok, out) = ctl(data_dir, args);
+    assert!(ok, "warren ctl {args:?} failed: {out}");
+    out
 }
