@@ -1,9 +1,12 @@
 //! warren-broker: an AMQP 0-9-1 broker that RabbitMQ's clients accept as RabbitMQ.
 //!
 //! # Layout
-//! - [`server`]: accept loop and graceful shutdown.
+//! - [`server`]: accept loops (AMQP, AMQPS) and graceful shutdown.
+//! - [`tls`]: AMQPS: certificates and keys checked at start-up, the TLS handshake with its
+//!   timeout, and the relay that hands the connection code plaintext.
 //! - [`connection`]: one task per client: `handshake` (start, tune, open), `codec` (the only
-//!   code that touches bytes), the frame dispatch loop, and `writer` (batched socket writes).
+//!   code that touches bytes), the frame dispatch loop, `writer` (batched socket writes) and
+//!   `socket` (a TCP socket, or a TLS relay's socket pair).
 //! - [`channel`]: per-channel state machine: content `assembler`, declare/bind methods,
 //!   publish with confirms and transactions, consume/get, acks and QoS.
 //! - [`sink`]: a connection's outgoing buffer plus its delivery state, where queues hand over
@@ -43,13 +46,14 @@ pub mod queue_args;
 pub mod server;
 pub mod sink;
 pub mod stream;
+pub mod tls;
 pub mod vhost;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use server::serve;
+pub use server::{serve, serve_tls};
 
 /// Broker settings; the binary fills them from flags.
 #[derive(Clone, Debug)]
