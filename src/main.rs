@@ -156,7 +156,7 @@ async fn start_chat(
 async fn resolve(flag: &str, addr: &str) -> Option<std::net::SocketAddr> {
     let resolved = tokio::net::lookup_host(addr).await.ok().and_then(|mut a| a.next());
     if resolved.is_none() {
-        tracing::error!("chat disabled: cannot resolve {flag} {addr}");
+        tracing::error!("cannot resolve {flag} {addr}: not serving it");
     }
     resolved
 }

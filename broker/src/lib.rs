@@ -5,8 +5,7 @@
 //! - [`tls`]: AMQPS: certificates and keys checked at start-up, the TLS handshake with its
 //!   timeout, and the relay that hands the connection code plaintext.
 //! - [`connection`]: one task per client: `handshake` (start, tune, open), `codec` (the only
-//!   code that touches bytes), the frame dispatch loop, `writer` (batched socket writes) and
-//!   `socket` (a TCP socket, or a TLS relay's socket pair).
+//!   code that touches bytes), the frame dispatch loop, and `writer` (batched socket writes).
 //! - [`channel`]: per-channel state machine: content `assembler`, declare/bind methods,
 //!   publish with confirms and transactions, consume/get, acks and QoS.
 //! - [`sink`]: a connection's outgoing buffer plus its delivery state, where queues hand over

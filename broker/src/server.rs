@@ -75,7 +75,7 @@ fn spawn_connection(
 ) {
     match tls {
         None => {
-            connections.spawn(connection::run(stream.into(), peer, broker.clone(), shutdown.clone()));
+            connections.spawn(connection::run(stream, peer, broker.clone(), shutdown.clone()));
         }
         Some(tls) => {
             connections.spawn(tls.clone().serve(stream, peer, broker.clone(), shutdown.clone()));

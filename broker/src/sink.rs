@@ -21,10 +21,10 @@ use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::ShortString;
 use parking_lot::{Mutex, MutexGuard};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 
 use crate::connection::codec;
-use crate::connection::socket::WriteHalf;
 use crate::message::Message;
 use crate::queue::{Consumer, Queue, ReadyList};
 
@@ -117,7 +117,7 @@ pub struct SinkState {
     pub starved: bool,
     pub channels: HashMap<u16, ChannelDeliveries>,
     /// The socket, shared with the writer task for write-through (None once it is done).
-    pub socket: Option<Arc<WriteHalf>>,
+    pub socket: Option<Arc<OwnedWriteHalf>>,
     /// The writer task holds bytes it has not written yet: nobody else may write now.
     pub writer_busy: bool,
 }
@@ -185,7 +185,7 @@ impl ConnectionSink {
         frame_max: u32,
         cancel_notify: bool,
         drained: mpsc::UnboundedSender<()>,
-        socket: Option<Arc<WriteHalf>>,
+        socket: Option<Arc<OwnedWriteHalf>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             id,

@@ -4,9 +4,21 @@
 //! [`Tls::load`] reads and checks the PEM files once, at start-up, so a bad certificate or
 //! key stops the broker with a clear [`TlsError`] instead of failing each client. Each
 //! accepted socket then gets [`Tls::serve`] in a task of its own: the TLS handshake (bounded by
-//! `handshake_timeout`, RabbitMQ's `ssl_handshake_timeout`), then a relay task that
-//! decrypts into one end of a Unix socket pair while the ordinary connection code runs on the
-//! other end (see [`crate::connection::socket`] for why).
+//! `handshake_timeout`, RabbitMQ's `ssl_handshake_timeout`), then a relay that decrypts into
+//! one end of a Unix socket pair while the ordinary connection code runs on the other end.
+//!
+//! Why a socket pair: the connection reads and writes with readiness plus non-blocking
+//! `try_read`/`try_write`, and queues write through to the socket from their own tasks under
+//! the sink's lock (see [`crate::sink`]); that needs a file descriptor, not a `TlsStream`
+//! (which buffers records and cannot be written from two tasks). So TLS is terminated beside
+//! the connection, as RabbitMQ's `ssl` application runs each TLS connection in a process of
+//! its own and hands the reader plaintext. The connection's end of the pair is given to it as
+//! a `tokio::net::TcpStream` built on the Unix socket's descriptor ([`socket_pair`]): every
+//! call the connection code makes on its stream (recv, send, readiness, shutdown, split) is the
+//! same system call on a Unix stream socket, so the plain TCP path stays exactly as it was,
+//! with no enum or trait object in it. (Calls that are TCP-only, `peer_addr` or `set_nodelay`,
+//! would return an error on it; the connection makes none, and gets the client's address as
+//! an argument.)
 //!
 //! rustls (through tokio-rustls) rather than OpenSSL: no system library to link or to match at
 //! run time, memory-safe parsing of what unauthenticated clients send, TLS 1.2 and 1.3 with
@@ -70,16 +82,16 @@ impl TlsOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read the TLS {what} {path}: {source}")]
-    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot read the TLS {what} {path}: {error}")]
+    Read { what: &'static str, path: PathBuf, error: std::io::Error },
     #[error("the TLS {what} {path} is not valid PEM: {detail}")]
     Pem { what: &'static str, path: PathBuf, detail: String },
     #[error("the TLS {what} {path} holds no {expected}")]
     Empty { what: &'static str, path: PathBuf, expected: &'static str },
-    #[error("the CA certificate in {path} is not usable: {source}")]
-    BadCa { path: PathBuf, source: rustls::Error },
-    #[error("the certificate {cert} and the key {key} cannot be used together: {source}")]
-    BadPair { cert: PathBuf, key: PathBuf, source: rustls::Error },
+    #[error("the CA certificate in {path} is not usable: {error}")]
+    BadCa { path: PathBuf, error: rustls::Error },
+    #[error("the certificate {cert} and the key {key} cannot be used together: {error}")]
+    BadPair { cert: PathBuf, key: PathBuf, error: rustls::Error },
     #[error("client certificate verification: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("{0}")]
@@ -98,7 +110,7 @@ pub struct Tls {
 fn pem_error(what: &'static str, path: &Path, e: rustls::pki_types::pem::Error) -> TlsError {
     use rustls::pki_types::pem::Error;
     match e {
-        Error::Io(source) => TlsError::Read { what, path: path.to_owned(), source },
+        Error::Io(error) => TlsError::Read { what, path: path.to_owned(), error },
         Error::NoItemsFound => TlsError::Empty { what, path: path.to_owned(), expected: "PEM item of the right kind" },
         other => TlsError::Pem { what, path: path.to_owned(), detail: other.to_string() },
     }
@@ -148,7 +160,7 @@ impl Tls {
             };
             let mut roots = RootCertStore::empty();
             for cert in read_certificates("CA certificate", ca)? {
-                roots.add(cert).map_err(|source| TlsError::BadCa { path: ca.clone(), source })?;
+                roots.add(cert).map_err(|error| TlsError::BadCa { path: ca.clone(), error })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if options.fail_if_no_peer_cert {
@@ -168,10 +180,10 @@ impl Tls {
             }
             builder.with_no_client_auth()
         };
-        let config = builder.with_single_cert(certs, key).map_err(|source| TlsError::BadPair {
+        let config = builder.with_single_cert(certs, key).map_err(|error| TlsError::BadPair {
             cert: options.cert.clone(),
             key: options.key.clone(),
-            source,
+            error,
         })?;
         Ok(Tls { config: Arc::new(config), handshake_timeout: options.handshake_timeout })
     }
@@ -206,7 +218,7 @@ impl Tls {
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let (plain, relay_end) = match UnixStream::pair() {
+        let (plain, relay_end) = match socket_pair() {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "no socket pair for a TLS connection");
@@ -214,7 +226,7 @@ impl Tls {
             }
         };
         tracing::debug!(%peer, "TLS handshake done");
-        let conn = connection::run(plain.into(), peer, broker, shutdown);
+        let conn = connection::run(plain, peer, broker, shutdown);
         let relay = relay(tls_stream, relay_end);
         tokio::pin!(conn, relay);
         tokio::select! {
@@ -225,6 +237,16 @@ impl Tls {
             _ = &mut relay => conn.await,
         }
     }
+}
+
+/// A connected pair of Unix stream sockets: the connection's end as a `TcpStream` (see the
+/// module docs), the relay's end as what it is.
+fn socket_pair() -> std::io::Result<(TcpStream, UnixStream)> {
+    let (conn_end, relay_end) = std::os::unix::net::UnixStream::pair()?;
+    conn_end.set_nonblocking(true)?;
+    relay_end.set_nonblocking(true)?;
+    let conn_end = std::net::TcpStream::from(std::os::fd::OwnedFd::from(conn_end));
+    Ok((TcpStream::from_std(conn_end)?, UnixStream::from_std(relay_end)?))
 }
 
 /// Pass plaintext between the TLS stream and the connection's socket until the connection

@@ -143,7 +143,7 @@ impl Server {
 }
 
 /// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true; reconnect
-/// to the broker whenever the connection is lost.
+/// to the broker whenever the connection is lost. [`Server::serve_https`] adds HTTPS.
 pub async fn start(
     config: ChatConfig,
     bind: SocketAddr,

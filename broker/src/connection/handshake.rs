@@ -10,9 +10,9 @@ use amq_protocol::protocol::{AMQPClass, connection};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::codec::{self, Frame, FrameError};
-use super::socket::Socket;
 use crate::Broker;
 use crate::auth::{self, AuthError};
 use crate::error::{AmqpError, ReplyCode};
@@ -53,7 +53,11 @@ pub enum HandshakeError {
     Auth(AuthError),
 }
 
-pub async fn handshake(stream: &mut Socket, peer: SocketAddr, broker: &Broker) -> Result<Negotiated, HandshakeError> {
+pub async fn handshake(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    broker: &Broker,
+) -> Result<Negotiated, HandshakeError> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, peer, broker)).await {
         Ok(result) => result,
         Err(_) => Err(HandshakeError::Timeout),
@@ -101,7 +105,7 @@ fn client_capability(props: &FieldTable, name: &str) -> bool {
     }
 }
 
-async fn write_frame(stream: &mut Socket, frame: &AMQPFrame) -> Result<(), HandshakeError> {
+async fn write_frame(stream: &mut TcpStream, frame: &AMQPFrame) -> Result<(), HandshakeError> {
     let mut out = Vec::new();
     codec::write_frame(&mut out, frame);
     stream.write_all(&out).await?;
@@ -109,7 +113,7 @@ async fn write_frame(stream: &mut Socket, frame: &AMQPFrame) -> Result<(), Hands
 }
 
 /// Send connection.close for a handshake error, then give up on the connection.
-async fn refuse(stream: &mut Socket, error: AmqpError) -> HandshakeError {
+async fn refuse(stream: &mut TcpStream, error: AmqpError) -> HandshakeError {
     let close = connection::Close {
         reply_code: error.code.code(),
         reply_text: error.reply_text().into(),
@@ -145,7 +149,7 @@ impl Phase {
 /// A handshake error. RabbitMQ does not trust a client before the connection is open and
 /// closes the socket without a word (`rabbit_reader:handle_exception/3`), except for a frame
 /// out of place once tuned (505) and the errors of connection.open itself.
-async fn fail(stream: &mut Socket, phase: Phase, error: AmqpError) -> HandshakeError {
+async fn fail(stream: &mut TcpStream, phase: Phase, error: AmqpError) -> HandshakeError {
     if phase == Phase::Opening && error.code == ReplyCode::UnexpectedFrame {
         return refuse(stream, error).await;
     }
@@ -154,7 +158,7 @@ async fn fail(stream: &mut Socket, phase: Phase, error: AmqpError) -> HandshakeE
 
 /// Read the next connection-class method on channel 0, skipping heartbeats.
 async fn read_method(
-    stream: &mut Socket,
+    stream: &mut TcpStream,
     buf: &mut BytesMut,
     frame_max: u32,
     phase: Phase,
@@ -221,7 +225,7 @@ fn check_negotiated(field: &str, client: u32, min: u32, server: u32) -> Result<(
     ))
 }
 
-async fn negotiate(stream: &mut Socket, peer: SocketAddr, broker: &Broker) -> Result<Negotiated, HandshakeError> {
+async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) -> Result<Negotiated, HandshakeError> {
     let config = &broker.config;
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).await?;

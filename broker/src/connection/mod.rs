@@ -7,7 +7,6 @@
 pub mod codec;
 pub(crate) mod erl;
 pub mod handshake;
-pub mod socket;
 mod writer;
 
 use std::collections::HashMap;
@@ -17,6 +16,8 @@ use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,7 +29,6 @@ use crate::error::{AmqpError, ReplyCode};
 use crate::sink::{ChannelDeliveries, ConnectionSink, DeferWrites};
 use crate::vhost::VirtualHost;
 use codec::{Frame, FrameError, Payloads};
-use socket::{ReadHalf, Socket};
 
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,9 +50,8 @@ enum State {
     Done,
 }
 
-/// Run one client connection to the end. `peer` is the client's address (for a TLS client,
-/// that of its TCP socket, not of the relay's socket pair).
-pub async fn run(mut stream: Socket, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+/// Run one client connection to the end.
+pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let negotiated = match handshake::handshake(&mut stream, peer, &broker).await {
         Ok(n) => n,
         Err(e) => {
@@ -135,7 +134,7 @@ enum ReadOutcome {
     HeartbeatTimeout,
 }
 
-async fn read_some(reader: &mut ReadHalf, buf: &mut BytesMut, timeout: Option<Duration>) -> ReadOutcome {
+async fn read_some(reader: &mut OwnedReadHalf, buf: &mut BytesMut, timeout: Option<Duration>) -> ReadOutcome {
     if buf.is_empty() && buf.capacity() > 0 {
         // Everything read so far is parsed. While data keeps coming, read straight into the
         // buffer we have; once the socket is idle, give the buffer back before waiting, so an
@@ -179,7 +178,7 @@ impl Connection {
 
     async fn serve(
         &mut self,
-        mut reader: ReadHalf,
+        mut reader: OwnedReadHalf,
         mut buf: BytesMut,
         mut drained: mpsc::UnboundedReceiver<()>,
         mut shutdown: watch::Receiver<bool>,

@@ -6,14 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
 use super::codec;
-use super::socket::WriteHalf;
 use crate::sink::ConnectionSink;
 
 /// Largest buffer kept between writes; a bigger one is released after a burst.
 const KEEP_CAPACITY: usize = 4 << 20;
 
-pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<WriteHalf>, heartbeat: Option<Duration>) {
+pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<OwnedWriteHalf>, heartbeat: Option<Duration>) {
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let finished = {
@@ -64,7 +66,7 @@ pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<WriteHalf>, heartbeat: O
 }
 
 /// `write_all` through a shared write half.
-async fn write_all(socket: &WriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
+async fn write_all(socket: &OwnedWriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
     while !buf.is_empty() {
         socket.writable().await?;
         match socket.try_write(buf) {
