@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser tests of the web chat: build warren, start it on loopback ports (embedded broker, or
-# the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core.
-# Installs Debian's chromium and the npm package when missing. Screenshots: target/chat-screenshots/.
+# the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core,
+# over HTTP (chat.test.mjs), then over HTTPS/WSS on a self-signed certificate made here with
+# openssl (tls.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and
+# the npm package. Screenshots: target/chat-screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +14,7 @@ MISSING=()
 [ -x /usr/bin/chromium ] || MISSING+=(chromium)
 command -v node > /dev/null || MISSING+=(nodejs)
 command -v npm > /dev/null || MISSING+=(npm)
+command -v openssl > /dev/null || MISSING+=(openssl)
 if [ "${#MISSING[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q
@@ -24,12 +27,21 @@ fi
 cargo build --locked -p warren
 BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
 HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
+HTTPS_PORT="${CHAT_HTTPS_PORT:-18443}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
+AMQPS_PORT="${CHAT_AMQPS_PORT:-15698}"
 LOG="$(mktemp)"
 DATA="$(mktemp -d)"
-"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" > "$LOG" 2>&1 &
+TLS="$(mktemp -d)"
+# a self-signed certificate for 127.0.0.1 (the page is opened with ignoreHTTPSErrors)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$TLS/key.pem" -out "$TLS/cert.pem" 2> /dev/null
+"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" \
+    --tls-cert "$TLS/cert.pem" --tls-key "$TLS/key.pem" \
+    --amqps-bind "127.0.0.1:$AMQPS_PORT" --https-bind "127.0.0.1:$HTTPS_PORT" > "$LOG" 2>&1 &
 PID=$!
-trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; rm -rf "$DATA" "$LOG"' EXIT
+trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; rm -rf "$DATA" "$LOG" "$TLS"' EXIT
 for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$HTTP_PORT/" > /dev/null 2>&1; then break; fi
     if ! kill -0 "$PID" 2> /dev/null; then cat "$LOG"; echo "warren exited" >&2; exit 1; fi
@@ -46,3 +58,5 @@ else
 fi
 SHOTS="target/chat-screenshots/$BROKER"
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+curl -fsSk "https://127.0.0.1:$HTTPS_PORT/" > /dev/null || { tail -n 50 "$LOG"; echo "no chat on HTTPS" >&2; exit 1; }
+node chat-web/browser/tls.test.mjs "https://127.0.0.1:$HTTPS_PORT" "$SHOTS-tls" || { tail -n 50 "$LOG"; exit 1; }

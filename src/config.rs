@@ -83,7 +83,62 @@ pub struct ServerOptions {
     pub heartbeat: u16,
 
     #[command(flatten)]
+    pub tls: TlsOptions,
+
+    #[command(flatten)]
     pub chat: ChatOptions,
+}
+
+/// TLS: AMQPS (RabbitMQ's `listeners.ssl.default` and `ssl_options.*`) and the chat over
+/// HTTPS, on one certificate. Off unless --tls-cert is given.
+#[derive(Debug, Args)]
+pub struct TlsOptions {
+    /// Server certificate chain, PEM, leaf first (RabbitMQ's ssl_options.certfile). Turns on
+    /// AMQPS on --amqps-bind and the chat on --https-bind.
+    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1 (ssl_options.keyfile).
+    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// CA certificates, PEM, trusted to sign client certificates (ssl_options.cacertfile).
+    #[arg(long, env = "WARREN_TLS_CA", requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Ask AMQPS clients for a certificate and verify it against --tls-ca
+    /// (ssl_options.verify = verify_peer; default verify_none).
+    #[arg(long, env = "WARREN_TLS_VERIFY_PEER", requires = "tls_ca")]
+    pub tls_verify_peer: bool,
+
+    /// With --tls-verify-peer: refuse clients that send no certificate
+    /// (ssl_options.fail_if_no_peer_cert).
+    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT", requires = "tls_verify_peer")]
+    pub tls_fail_if_no_peer_cert: bool,
+
+    /// Address to serve AMQPS on when --tls-cert is given (listeners.ssl.default).
+    #[arg(long, env = "WARREN_AMQPS_BIND", default_value = "0.0.0.0:5671")]
+    pub amqps_bind: String,
+
+    /// Milliseconds a client has to finish the TLS handshake (RabbitMQ's
+    /// ssl_handshake_timeout); the AMQP handshake's own 10 s start after it.
+    #[arg(long, env = "WARREN_TLS_HANDSHAKE_TIMEOUT", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout: u64,
+}
+
+impl TlsOptions {
+    /// The broker's TLS settings; None when TLS is off (no certificate).
+    pub fn broker_tls(&self) -> Option<warren_broker::tls::TlsOptions> {
+        let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        Some(warren_broker::tls::TlsOptions {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: self.tls_ca.clone(),
+            verify_peer: self.tls_verify_peer,
+            fail_if_no_peer_cert: self.tls_fail_if_no_peer_cert,
+            handshake_timeout: std::time::Duration::from_millis(self.tls_handshake_timeout),
+        })
+    }
 }
 
 /// The web chat (an AMQP client of the embedded broker, or of `--amqp-url`).
@@ -92,6 +147,16 @@ pub struct ChatOptions {
     /// Address to serve the web chat (UI, REST, WebSocket) on.
     #[arg(long, env = "WARREN_HTTP_BIND", default_value = "0.0.0.0:8080")]
     pub http_bind: String,
+
+    /// Address to serve the web chat over HTTPS on, when --tls-cert is given (same certificate
+    /// as AMQPS). Plain HTTP stays on --http-bind: bind that to 127.0.0.1 for HTTPS only.
+    #[arg(long, env = "WARREN_HTTPS_BIND", default_value = "0.0.0.0:8443")]
+    pub https_bind: String,
+
+    /// CA certificates, PEM, the chat trusts for an amqps:// --amqp-url besides the system's
+    /// (e.g. the CA of a RabbitMQ with a self-signed certificate).
+    #[arg(long, env = "WARREN_AMQP_CA")]
+    pub amqp_ca: Option<std::path::PathBuf>,
 
     /// Don't serve the web chat (AMQP broker only).
     #[arg(long, env = "WARREN_NO_CHAT")]
@@ -225,6 +290,34 @@ mod tests {
         assert_eq!(url, "amqp://chat:p%40ss%20word@10.0.0.1:5673/chat");
         let cli = Cli::parse_from(["warren", "--amqp-url", "amqp://u:p@rabbit:5672/%2f"]);
         assert_eq!(cli.server.chat_amqp_url("0.0.0.0:1".parse().unwrap()), "amqp://u:p@rabbit:5672/%2f");
+    }
+
+    #[test]
+    fn tls_is_off_without_a_certificate() {
+        let cli = Cli::parse_from(["warren"]);
+        assert!(cli.server.tls.broker_tls().is_none());
+        assert_eq!(cli.server.tls.amqps_bind, "0.0.0.0:5671");
+        assert_eq!(cli.server.chat.https_bind, "0.0.0.0:8443");
+        let cli = Cli::parse_from(["warren", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let tls = cli.server.tls.broker_tls().expect("TLS on");
+        assert!(!tls.verify_peer);
+        assert_eq!(tls.handshake_timeout, std::time::Duration::from_secs(5));
+        // a certificate needs its key, peer verification needs a CA
+        assert!(Cli::try_parse_from(["warren", "--tls-cert", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["warren", "--tls-cert", "c", "--tls-key", "k", "--tls-verify-peer"]).is_err());
+        let cli = Cli::parse_from([
+            "warren",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--tls-ca",
+            "ca",
+            "--tls-verify-peer",
+            "--tls-fail-if-no-peer-cert",
+        ]);
+        let tls = cli.server.tls.broker_tls().expect("TLS on");
+        assert!(tls.verify_peer && tls.fail_if_no_peer_cert);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use config::Cli;
+use warren_broker::tls::Tls;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -30,8 +31,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     let signals = Signals::install()?;
+    // Certificates and keys are checked before anything starts: a bad one stops warren here.
+    let tls = match options.tls.broker_tls() {
+        Some(tls_options) => Some(std::sync::Arc::new(Tls::load(&tls_options)?)),
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // With --amqp-url the chat uses that broker and the embedded one is not started.
+    let mut amqps = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
         (None, None)
     } else {
@@ -48,11 +55,19 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
         let addr = listener.local_addr()?;
         tracing::info!("AMQP listening on {addr}");
+        if let Some(tls) = &tls {
+            let listener = TcpListener::bind(&options.tls.amqps_bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for AMQPS on {}: {e}", options.tls.amqps_bind))?;
+            tracing::info!("AMQPS listening on {}", listener.local_addr()?);
+            let serve = warren_broker::serve_tls(listener, tls.clone(), broker.clone(), shutdown_rx.clone());
+            amqps = Some(tokio::spawn(serve));
+        }
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
     // The chat stops first, closing its AMQP connection while the embedded broker still runs.
     let (chat_stop_tx, chat_stop_rx) = watch::channel(false);
-    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, chat_stop_rx).await };
+    let chat = if options.chat.no_chat { None } else { start_chat(&options, amqp_addr, chat_stop_rx).await? };
     signals.wait().await;
     tracing::info!("shutting down");
     stop_by_deadline(SHUTDOWN_DEADLINE);
@@ -65,6 +80,9 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     if let Some(server) = server {
         server.await?;
+    }
+    if let Some(amqps) = amqps {
+        amqps.await?;
     }
     tracing::info!("stopped");
     Ok(())
@@ -88,37 +106,70 @@ fn stop_by_deadline(deadline: std::time::Duration) {
 }
 
 /// Start the web chat. A chat that cannot start (port taken, broker without stream queues)
-/// is logged and leaves the broker running.
+/// is logged and leaves the broker running; an unreadable --amqp-ca or TLS file is an error.
 async fn start_chat(
     options: &config::ServerOptions,
     amqp_addr: Option<std::net::SocketAddr>,
     shutdown: watch::Receiver<bool>,
-) -> Option<warren_chat::Server> {
+) -> anyhow::Result<Option<warren_chat::Server>> {
     let url = match amqp_addr {
         Some(addr) => options.chat_amqp_url(addr),
-        None => options.chat.amqp_url.clone()?,
+        None => match options.chat.amqp_url.clone() {
+            Some(url) => url,
+            None => return Ok(None),
+        },
     };
-    let bind = match tokio::net::lookup_host(&options.chat.http_bind).await.ok().and_then(|mut a| a.next()) {
-        Some(addr) => addr,
-        None => {
-            tracing::error!("chat disabled: cannot resolve --http-bind {}", options.chat.http_bind);
-            return None;
+    let https = match (&options.tls.tls_cert, &options.tls.tls_key) {
+        (Some(cert), Some(key)) => Some(warren_chat::Https {
+            cert_pem: read_file("TLS certificate", cert)?,
+            key_pem: read_file("TLS key", key)?,
+        }),
+        _ => None,
+    };
+    let amqp_ca_pem = match &options.chat.amqp_ca {
+        Some(path) => {
+            // The same checks as the broker's own CA file, for a clear error now.
+            warren_broker::tls::read_certificates("CA certificate", path)?;
+            Some(String::from_utf8(read_file("--amqp-ca", path)?)?)
         }
+        None => None,
     };
+    let Some(bind) = resolve("--http-bind", &options.chat.http_bind).await else { return Ok(None) };
     let mut config = warren_chat::ChatConfig::new(url);
+    config.amqp_ca_pem = amqp_ca_pem;
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
-    match warren_chat::start(config, bind, shutdown).await {
-        Ok(server) => {
-            tracing::info!("chat on http://{}", server.addr);
-            Some(server)
-        }
+    let mut server = match warren_chat::start(config, bind, shutdown.clone()).await {
+        Ok(server) => server,
         Err(e) => {
             tracing::error!("chat disabled: {e}");
-            None
+            return Ok(None);
+        }
+    };
+    tracing::info!("chat on http://{}", server.addr);
+    if let Some(https) = https
+        && let Some(bind) = resolve("--https-bind", &options.chat.https_bind).await
+    {
+        match server.serve_https(https, bind, shutdown) {
+            Ok(addr) => tracing::info!("chat on https://{addr}"),
+            Err(e) => tracing::error!("chat HTTPS disabled: {e}"),
         }
     }
+    Ok(Some(server))
+}
+
+/// The first address `addr` resolves to; None (logged) when it does not.
+async fn resolve(flag: &str, addr: &str) -> Option<std::net::SocketAddr> {
+    let resolved = tokio::net::lookup_host(addr).await.ok().and_then(|mut a| a.next());
+    if resolved.is_none() {
+        tracing::error!("cannot resolve {flag} {addr}: not serving it");
+    }
+    resolved
+}
+
+fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", path.display()))
 }
 
 /// SIGINT and SIGTERM handlers, installed before anything starts: a signal that arrives while

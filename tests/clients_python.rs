@@ -1,5 +1,6 @@
 //! pika (Python) against the real binary: the suite in tests/python, run in the venv that
-//! scripts/python-venv.sh creates (installing python3-venv if needed). Never skipped.
+//! scripts/python-venv.sh creates (installing python3-venv if needed), and tests/python_tls
+//! over AMQPS with a certificate the test makes. Never skipped.
 
 mod common;
 
@@ -26,4 +27,26 @@ fn pika_suite_passes_against_the_binary() {
         .status()
         .expect("run pytest");
     assert!(status.success(), "pika suite failed against warren ({status})");
+}
+
+#[test]
+fn pika_over_amqps_against_the_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = Command::new("bash")
+        .arg(root.join("scripts/python-venv.sh"))
+        .current_dir(root)
+        .output()
+        .expect("run python-venv.sh");
+    assert!(venv.status.success(), "python-venv.sh failed:\n{}", String::from_utf8_lossy(&venv.stderr));
+    let venv = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    let pki = common::pki::Pki::new();
+    let (_w, amqps, _) = Warren::start_tls(&pki, &["--no-chat"]);
+    let status = Command::new(Path::new(&venv).join("bin/pytest"))
+        .args(["-q", "-p", "no:cacheprovider", "tests/python_tls"])
+        .current_dir(root)
+        .env("AMQPS_URL", format!("amqps://guest:guest@127.0.0.1:{}/%2f", amqps.port()))
+        .env("AMQPS_CA", pki.ca())
+        .status()
+        .expect("run pytest");
+    assert!(status.success(), "pika AMQPS suite failed against warren ({status})");
 }

@@ -1,7 +1,9 @@
 //! warren-broker: an AMQP 0-9-1 broker that RabbitMQ's clients accept as RabbitMQ.
 //!
 //! # Layout
-//! - [`server`]: accept loop and graceful shutdown.
+//! - [`server`]: accept loops (AMQP, AMQPS) and graceful shutdown.
+//! - [`tls`]: AMQPS: certificates and keys checked at start-up, the TLS handshake with its
+//!   timeout, and the relay that hands the connection code plaintext.
 //! - [`connection`]: one task per client: `handshake` (start, tune, open), `codec` (the only
 //!   code that touches bytes), the frame dispatch loop, and `writer` (batched socket writes).
 //! - [`channel`]: per-channel state machine: content `assembler`, declare/bind methods,
@@ -50,6 +52,7 @@ pub mod queue_args;
 pub mod server;
 pub mod sink;
 pub mod stream;
+pub mod tls;
 pub mod vhost;
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,7 +61,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-pub use server::serve;
+pub use server::{serve, serve_tls};
 
 /// Broker settings; the binary fills them from flags.
 #[derive(Clone, Debug)]

@@ -47,8 +47,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
-    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f` or `amqps://...` (TLS).
     pub amqp_url: String,
+    /// For an `amqps://` URL: CA certificates (PEM) trusted besides the system's.
+    pub amqp_ca_pem: Option<String>,
     pub token_ttl: Duration,
     /// Failed logins to one account (then per address) within a minute before a lockout.
     pub login_attempts_per_user: u32,
@@ -67,6 +69,7 @@ impl ChatConfig {
     pub fn new(amqp_url: impl Into<String>) -> Self {
         ChatConfig {
             amqp_url: amqp_url.into(),
+            amqp_ca_pem: None,
             token_ttl: Duration::from_secs(24 * 3600),
             login_attempts_per_user: 5,
             login_attempts_per_addr: 30,
@@ -79,25 +82,68 @@ impl ChatConfig {
     }
 }
 
+/// The certificate and key (PEM) the chat serves HTTPS with.
+pub struct Https {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Https {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Https").finish_non_exhaustive()
+    }
+}
+
 /// A running chat front end.
 pub struct Server {
+    /// Where HTTP is served.
     pub addr: SocketAddr,
+    /// Where HTTPS is served, once [`Server::serve_https`] started it.
+    pub https_addr: Option<SocketAddr>,
     pub live: Live,
     task: tokio::task::JoinHandle<()>,
+    https_task: Option<tokio::task::JoinHandle<()>>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
+    /// Serve the same routes over HTTPS (and WebSocket over WSS) on `bind` too, until
+    /// `shutdown` turns true.
+    pub fn serve_https(
+        &mut self,
+        https: Https,
+        bind: SocketAddr,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<SocketAddr, ApiError> {
+        let routes = routes::routes(self.live.clone());
+        let signal = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        let (addr, serve) = warp::serve(routes)
+            .tls()
+            .cert(&https.cert_pem)
+            .key(&https.key_pem)
+            .try_bind_with_graceful_shutdown(bind, signal)
+            .map_err(|e| ApiError::BadRequest(format!("cannot serve HTTPS on {bind}: {e}")))?;
+        tracing::info!("chat listening on https://{addr}");
+        self.https_task = Some(tokio::spawn(serve));
+        self.https_addr = Some(addr);
+        Ok(addr)
+    }
+
     /// Wait for the HTTP server to stop (after the shutdown signal).
     pub async fn wait(self) {
         let _ = self.task.await;
+        if let Some(task) = self.https_task {
+            let _ = task.await;
+        }
         let _ = self.supervisor.await;
         self.live.app().shutdown().await;
     }
 }
 
 /// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true; reconnect
-/// to the broker whenever the connection is lost.
+/// to the broker whenever the connection is lost. [`Server::serve_https`] adds HTTPS.
 pub async fn start(
     config: ChatConfig,
     bind: SocketAddr,
@@ -115,5 +161,5 @@ pub async fn start(
         .map_err(|e| ApiError::BadRequest(format!("cannot listen for HTTP on {bind}: {e}")))?;
     tracing::info!("chat listening on http://{addr}");
     let task = tokio::spawn(serve);
-    Ok(Server { addr, live, task, supervisor })
+    Ok(Server { addr, https_addr: None, live, task, https_task: None, supervisor })
 }

@@ -118,7 +118,7 @@ impl App {
     }
 
     pub(crate) async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
-        let amqp = Amqp::connect(&config.amqp_url).await?;
+        let amqp = Amqp::connect(&config.amqp_url, config.amqp_ca_pem.as_deref()).await?;
         let (global, _) = broadcast::channel(1024);
         let app = App {
             inner: Arc::new(Inner {

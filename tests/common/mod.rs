@@ -1,6 +1,8 @@
 //! Spawn the real `warren` binary on an ephemeral loopback port and wait until it is ready.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -70,6 +72,22 @@ impl Warren {
         format!("amqp://guest:guest@{}/%2f", self.amqp)
     }
 
+    /// Start with TLS on `pki`'s certificate (a fresh temporary data directory): returns the
+    /// AMQPS address, and the chat's HTTPS address unless `extra_args` has --no-chat.
+    pub fn start_tls(pki: &pki::Pki, extra_args: &[&str]) -> (Self, SocketAddr, Option<SocketAddr>) {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+        command.arg("--data-dir").arg(temp.path());
+        command.arg("--tls-cert").arg(pki.cert()).arg("--tls-key").arg(pki.key());
+        let (child, lines) = spawn_logged(command, extra_args);
+        let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
+        let amqps = wait_for_line(&lines, "AMQPS listening on ").parse().expect("address");
+        let https = (!extra_args.contains(&"--no-chat"))
+            .then(|| wait_for_line(&lines, "chat on https://").parse().expect("address"));
+        let w = Self { child, amqp, data_dir: temp.path().to_owned(), wrapped: false, _temp: Some(temp), lines };
+        (w, amqps, https)
+    }
+
     /// The pid of the warren process itself (the wrapper's child when started under one).
     pub fn warren_pid(&self) -> u32 {
         let pid = self.child.id();
@@ -104,7 +122,12 @@ pub struct ChatFrontEnd {
 
 impl ChatFrontEnd {
     pub fn start(amqp_url: &str) -> Self {
-        let (child, lines) = spawn_logged(Command::new(env!("CARGO_BIN_EXE_warren")), &["--amqp-url", amqp_url]);
+        Self::start_with(amqp_url, &[])
+    }
+
+    pub fn start_with(amqp_url: &str, extra_args: &[&str]) -> Self {
+        let args: Vec<&str> = ["--amqp-url", amqp_url].into_iter().chain(extra_args.iter().copied()).collect();
+        let (child, lines) = spawn_logged(Command::new(env!("CARGO_BIN_EXE_warren")), &args);
         let addr = wait_for_line(&lines, "chat on http://");
         Self { child, base: format!("http://{addr}") }
     }
@@ -121,7 +144,7 @@ impl Drop for ChatFrontEnd {
 /// none (tests run in parallel, and never on 0.0.0.0); its stdout goes to stderr line by line
 /// and to the returned channel.
 fn spawn_logged(mut command: Command, extra_args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    for flag in ["--amqp-bind", "--http-bind"] {
+    for flag in ["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind"] {
         if !extra_args.contains(&flag) {
             command.args([flag, "127.0.0.1:0"]);
         }

@@ -40,13 +40,16 @@ fn stream_args(max_age_days: Option<u32>) -> FieldTable {
 }
 
 impl Amqp {
-    /// Connect and declare the chat's shared topology.
-    pub async fn connect(url: &str) -> Result<Amqp, ApiError> {
+    /// Connect and declare the chat's shared topology. An `amqps://` URL connects over TLS,
+    /// trusting the system's CA certificates and those in `ca_pem`.
+    pub async fn connect(url: &str, ca_pem: Option<&str>) -> Result<Amqp, ApiError> {
         let uri: lapin::uri::AMQPUri =
             url.parse().map_err(|e: String| ApiError::BadRequest(format!("bad AMQP URL: {e}")))?;
         let user = uri.authority.userinfo.username.clone();
         let props = ConnectionProperties::default().with_connection_name("warren-chat".into());
-        let connection = Connection::connect(url, props).await?;
+        let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: ca_pem.map(str::to_owned) };
+        let runtime = lapin::runtime::default_runtime()?;
+        let connection = Connection::connect_with_config(url, props, tls, runtime).await?;
         let publisher = connection.create_channel().await?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await?;
         let amqp = Amqp { inner: Arc::new(Inner { connection, publisher, user }) };
