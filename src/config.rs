@@ -173,7 +173,8 @@ pub struct ChatOptions {
     #[arg(long, env = "WARREN_CHAT_USER")]
     pub chat_user: Option<String>,
 
-    /// Password of --chat-user; default: a new random one at every start (nobody else needs it).
+    /// Password of --chat-user; default: a random one made at the first start and kept in the
+    /// data directory (`chat-service-password`, mode 0600).
     #[arg(long, env = "WARREN_CHAT_PASS", hide_env_values = true)]
     pub chat_pass: Option<String>,
 
@@ -208,21 +209,49 @@ pub const CHAT_VHOST: &str = "chat";
 /// The chat's service user on the embedded broker unless --chat-user names another.
 pub const CHAT_SERVICE_USER: &str = "warren-chat";
 
-/// A random password for the chat's service user, the same for the whole process.
-fn generated_chat_password() -> &'static str {
+/// The file in the data directory that keeps the chat's service password (mode 0600).
+const CHAT_PASSWORD_FILE: &str = "chat-service-password";
+
+/// The chat's service password: the one kept in `data_dir` (made at the first start, random),
+/// the same for the whole process. Where the file cannot be read or written, a random one for
+/// this process only (the service user is given it again at every start).
+fn chat_service_password(data_dir: &std::path::Path) -> &'static str {
     static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PASSWORD.get_or_init(|| {
-        use rand::Rng;
-        let mut rng = rand::rng();
-        (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+        let path = data_dir.join(CHAT_PASSWORD_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(kept) if kept.trim().len() >= 16 => return kept.trim().to_owned(),
+            _ => {}
+        }
+        let fresh: String = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+        };
+        if let Err(e) = keep_secret(&path, &fresh) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the chat's service password; a new one each start");
+        }
+        fresh
     })
+}
+
+/// Write `secret` to a new file at `path` readable by this user only.
+fn keep_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()
 }
 
 impl ServerOptions {
     /// The (user, password) the chat uses on the embedded broker: its service user.
     pub fn chat_credentials(&self) -> (String, String) {
         let user = self.chat.chat_user.clone().unwrap_or_else(|| CHAT_SERVICE_USER.to_owned());
-        let pass = self.chat.chat_pass.clone().unwrap_or_else(|| generated_chat_password().to_owned());
+        let pass = self.chat.chat_pass.clone().unwrap_or_else(|| chat_service_password(&self.data_dir).to_owned());
         (user, pass)
     }
 
@@ -277,13 +306,18 @@ mod tests {
 
     #[test]
     fn chat_defaults_and_urls() {
-        let cli = Cli::parse_from(["warren"]);
+        let dir = tempfile::tempdir().unwrap();
+        let cli = Cli::parse_from(["warren", "--data-dir", dir.path().to_str().unwrap()]);
         assert_eq!(cli.server.chat.http_bind, "0.0.0.0:8080");
         let url = cli.server.chat_amqp_url("0.0.0.0:5672".parse().unwrap());
         let (user, pass) = cli.server.chat_credentials();
         assert_eq!((user.as_str(), pass.len()), ("warren-chat", 32));
         assert_eq!(url, format!("amqp://warren-chat:{pass}@127.0.0.1:5672/chat"));
         assert_eq!(cli.server.chat_credentials().1, pass, "one password for the whole process");
+        let kept = dir.path().join(CHAT_PASSWORD_FILE);
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), pass, "kept in the data directory");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
         let cli = Cli::parse_from(["warren", "--chat-user", "chat", "--chat-pass", "p@ss word"]);
         assert_eq!(cli.server.broker_config().users.len(), 1, "the chat's user is not a broker-wide one");
         let url = cli.server.chat_amqp_url("10.0.0.1:5673".parse().unwrap());

@@ -53,6 +53,10 @@ where
 async fn guest_and_bots_cannot_read_the_chat_or_speak_for_its_users() {
     let w = Warren::start(&[]);
     let http = Http { base: w.chat_base() };
+    // the chat's password is kept in the data directory, for its owner only
+    let kept = w.data_dir.join("chat-service-password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kept).expect("kept").permissions());
+    assert_eq!(mode & 0o777, 0o600);
     let alice = sign_up(&http, "alice").await;
     let private = room(&http, &alice, "plans", false).await;
     let public = room(&http, &alice, "lobby", true).await;
