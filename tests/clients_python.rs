@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::Warren;
 
-#[test]
-fn pika_suite_passes_against_the_binary() {
+/// The repository root and the venv scripts/python-venv.sh made (or found).
+fn python_venv() -> (&'static Path, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let venv = Command::new("bash")
         .arg(root.join("scripts/python-venv.sh"))
@@ -18,7 +18,12 @@ fn pika_suite_passes_against_the_binary() {
         .output()
         .expect("run python-venv.sh");
     assert!(venv.status.success(), "python-venv.sh failed:\n{}", String::from_utf8_lossy(&venv.stderr));
-    let venv = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    (root, String::from_utf8_lossy(&venv.stdout).trim().to_owned())
+}
+
+#[test]
+fn pika_suite_passes_against_the_binary() {
+    let (root, venv) = python_venv();
     let w = Warren::start(&[]);
     let status = Command::new(Path::new(&venv).join("bin/pytest"))
         .args(["-q", "-p", "no:cacheprovider", "tests/python"])
@@ -31,14 +36,7 @@ fn pika_suite_passes_against_the_binary() {
 
 #[test]
 fn pika_over_amqps_against_the_binary() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = Command::new("bash")
-        .arg(root.join("scripts/python-venv.sh"))
-        .current_dir(root)
-        .output()
-        .expect("run python-venv.sh");
-    assert!(venv.status.success(), "python-venv.sh failed:\n{}", String::from_utf8_lossy(&venv.stderr));
-    let venv = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    let (root, venv) = python_venv();
     let pki = common::pki::Pki::new();
     let (_w, amqps, _) = Warren::start_tls(&pki, &["--no-chat"]);
     let status = Command::new(Path::new(&venv).join("bin/pytest"))
