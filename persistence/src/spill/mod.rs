@@ -201,6 +201,18 @@ impl SpillFile {
         Ok(out)
     }
 
+    /// Whether the next `take` reads only memory (what was read ahead, what the writer has not
+    /// written yet), not the disk: then it need not be treated as blocking I/O. (A record
+    /// longer than the read-ahead is read whole by a second read, from the disk.)
+    pub fn next_take_in_memory(&self) -> bool {
+        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+            return true;
+        };
+        let to = seg.end().min(self.read_at + READ_AHEAD);
+        let st = self.shared.state.lock();
+        st.prefetched_end(self.read_at) >= to.min(st.written)
+    }
+
     fn take_records(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
         let mut out = Vec::with_capacity(max.min(self.records as usize));
         while out.len() < max && self.read_at < self.end {
