@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use amq_protocol::types::{FieldTable, ShortString};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::clock::now_ms;
 use crate::error::{AmqpError, AmqpResult};
@@ -223,9 +223,7 @@ impl Queue {
             return Enqueued::Accepted;
         }
         st.next_seq = st.next_seq.max(seq + 1);
-        let enqueued = self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, Some(stored));
-        MutexGuard::unlock_fair(st);
-        enqueued
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, Some(stored))
     }
 
     /// Enqueue a message read back after a restart (redelivered: it may have been delivered).
@@ -295,13 +293,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let enqueued = self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, None);
-        // A publisher at full speed takes this lock again within a microsecond: released the
-        // usual way, it kept it from a consumer's ack (which waited for it on a runtime thread)
-        // for 2 ms at the median, until parking_lot's own fairness stepped in. Handed straight
-        // to a waiter instead (costs nothing when none waits).
-        MutexGuard::unlock_fair(st);
-        enqueued
+        self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, None)
     }
 
     /// Put messages back in their original place, marked redelivered.

@@ -5,7 +5,7 @@
 //! thread keeps the publisher's socket full of publishes (unroutable, so nothing is kept),
 //! and only once it has written several MiB does a lapin client connect and make a round
 //! trip. The flood stops when that round trip is done, or after `FLOOD_CAP`: the test fails if
-//! it was the cap. Before the connection gave its thread back every 16 KiB it read, one
+//! it was the cap. Before a connection gave its thread back after a millisecond of reading, one
 //! publisher's connection ran for 30 s in a single poll in `bench/hardening.sh`'s flow row.
 
 mod common;
