@@ -87,12 +87,8 @@ pub fn seed(
         users.next();
     }
     for service in users {
-        let existing = access.user(&service.name);
-        if !access.check_password(&service.name, &service.password) {
-            let tags = existing.as_ref().map(|u| u.tags.clone()).unwrap_or_default();
-            access.put_user(new_user(&service.name, &service.password, tags))?;
-        }
-        if existing.is_none() {
+        let existed = access.ensure_password(&service.name, &service.password)?;
+        if !existed {
             for v in config.vhosts.iter().filter(|v| access.vhost_exists(v)) {
                 access.set_permissions(full_permissions(&service.name, v))?;
             }

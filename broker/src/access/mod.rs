@@ -196,6 +196,18 @@ impl AccessControl {
         self.put_user_locked(new_user(name, password, Vec::new()))
     }
 
+    /// A service user (the chat's, one from the configuration) logs in with `password`: made
+    /// without tags if missing, its password replaced (tags kept) if it differs, nothing
+    /// written if it matches. Returns whether the user existed before.
+    pub fn ensure_password(&self, name: &str, password: &str) -> Result<bool, AccessError> {
+        let existing = self.user(name);
+        if !self.check_password(name, password) {
+            let tags = existing.as_ref().map(|u| u.tags.clone()).unwrap_or_default();
+            self.put_user(new_user(name, password, tags))?;
+        }
+        Ok(existing.is_some())
+    }
+
     /// Create or replace a user as given (definitions import, seeding).
     pub fn put_user(&self, def: UserDef) -> Result<(), AccessError> {
         let _changing = self.changing.lock();
