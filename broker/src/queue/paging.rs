@@ -295,13 +295,11 @@ impl Queue {
         let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return };
         let take = run.count.min(want as u64) as usize;
         let read = match st.paging.file.as_mut() {
-            // What the reader thread read ahead is a copy, not I/O: no need to hand the runtime
+            // a take served from the read-ahead is a copy, not I/O: no need to hand the runtime
             // thread over for it (`block_in_place` starts another thread for the worker's other
-            // tasks), with the queue's lock held. A read from the disk still is blocking I/O.
-            Some(file) => match file.take_from_memory(take) {
-                Some(read) => read,
-                None => blocking(|| file.take(take)),
-            },
+            // tasks), with the queue's lock held
+            Some(file) if file.next_take_in_memory() => file.take(take),
+            Some(file) => blocking(|| file.take(take)),
             None => Ok(Vec::new()),
         };
         let records = match read {

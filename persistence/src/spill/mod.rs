@@ -40,14 +40,6 @@ const PREFETCH_MIN: u64 = 256 << 10;
 /// ... and at most this much.
 const PREFETCH_MAX: u64 = 4 << 20;
 
-/// Where a take may read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Anywhere,
-    /// What is in memory only: no disk read (see `SpillFile::take_from_memory`).
-    MemoryOnly,
-}
-
 /// A record read back.
 #[derive(Debug)]
 pub struct SpillRecord {
@@ -204,35 +196,25 @@ impl SpillFile {
     /// they took is let go of (a segment read to its end is deleted).
     pub fn take(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
         let from = self.read_at;
-        let out = self.take_records(max, Source::Anywhere)?;
+        let out = self.take_records(max)?;
         self.read_ahead(self.read_at - from);
         Ok(out)
     }
 
-    /// As `take`, but only what is in memory (read ahead by the reader thread, or not written
-    /// yet), one read-ahead window at most: `None` when the next record is on disk only, and
-    /// the caller then takes it with `take`, as the blocking I/O it is. A copy from memory
-    /// needs no hand-over of the runtime thread.
-    pub fn take_from_memory(&mut self, max: usize) -> Option<Result<Vec<SpillRecord>, StoreError>> {
-        let from = self.read_at;
-        match self.take_records(max, Source::MemoryOnly) {
-            Ok(out) if out.is_empty() => None,
-            read => {
-                self.read_ahead(self.read_at - from);
-                Some(read)
-            }
-        }
-    }
-
-    /// Whether [from, to) is all in memory: read ahead, or above what the writer has written.
-    fn in_memory(&self, from: u64, to: u64) -> bool {
+    /// Whether the next `take` reads only memory (what was read ahead, what the writer has not
+    /// written yet), not the disk: then it need not be treated as blocking I/O. (A record
+    /// longer than the read-ahead is read whole by a second read, from the disk.)
+    pub fn next_take_in_memory(&self) -> bool {
+        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+            return true;
+        };
+        let to = seg.end().min(self.read_at + READ_AHEAD);
         let st = self.shared.state.lock();
-        st.prefetched_end(from) >= to.min(st.written)
+        st.prefetched_end(self.read_at) >= to.min(st.written)
     }
 
-    fn take_records(&mut self, max: usize, source: Source) -> Result<Vec<SpillRecord>, StoreError> {
+    fn take_records(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
         let mut out = Vec::with_capacity(max.min(self.records as usize));
-        let mut windows = 0;
         while out.len() < max && self.read_at < self.end {
             let Some(seg) = self.segments.front() else { break };
             if self.read_at >= seg.end() {
@@ -240,12 +222,7 @@ impl SpillFile {
                 continue;
             }
             let seg_end = seg.end();
-            let window_end = seg_end.min(self.read_at + READ_AHEAD);
-            if source == Source::MemoryOnly && (windows == 1 || !self.in_memory(self.read_at, window_end)) {
-                break;
-            }
-            windows += 1;
-            let mut bytes = self.fetch(self.read_at, window_end)?;
+            let mut bytes = self.fetch(self.read_at, seg_end.min(self.read_at + READ_AHEAD))?;
             let mut used = 0u64;
             while out.len() < max {
                 match record::decode(&bytes) {
@@ -259,9 +236,6 @@ impl SpillFile {
                         let whole = self.record_len(&bytes)?;
                         if whole <= bytes.len() as u64 || self.read_at + whole > seg_end {
                             return Err(self.corrupt("a record longer than its segment"));
-                        }
-                        if source == Source::MemoryOnly && !self.in_memory(self.read_at, self.read_at + whole) {
-                            break;
                         }
                         bytes = self.fetch(self.read_at, self.read_at + whole)?;
                     }
@@ -597,33 +571,6 @@ mod tests {
             read = spill.read_at - start;
         }
         assert!(seen > 1_000, "a read-ahead of at least 256 KiB holds over 900 records: {seen}");
-    }
-
-    #[test]
-    fn a_take_from_memory_reads_no_disk_and_one_window_at_most() {
-        let root = tempfile::tempdir().unwrap();
-        let mut spill = SpillFile::new(root.path().join("q"));
-        for i in 0..4_000u64 {
-            spill.append_message(i, false, 0, msg(vec![(i % 251) as u8; 200])).unwrap();
-        }
-        settle(&spill);
-        assert!(spill.take_from_memory(100).is_none(), "the front is on disk only, nothing read ahead yet");
-        assert_eq!(spill.read_at, 0, "and nothing was taken");
-        assert_eq!(spill.take(100).unwrap().len(), 100);
-        for _ in 0..500 {
-            if !spill.shared.state.lock().prefetched.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let ahead = spill.shared.state.lock().prefetched.front().map(|p| p.end() - p.start);
-        assert!(ahead.is_some(), "the reader thread read ahead");
-        let from = spill.read_at;
-        let read = spill.take_from_memory(4_000).expect("read ahead: in memory").unwrap();
-        assert_eq!(read.first().map(|r| r.seq), Some(100));
-        assert!(read.windows(2).all(|w| w[1].seq == w[0].seq + 1));
-        assert!(spill.read_at - from <= READ_AHEAD, "one window at most: {} bytes", spill.read_at - from);
-        assert!(read.len() < 3_900, "not everything: {}", read.len());
     }
 
     #[test]
