@@ -295,9 +295,9 @@ impl Queue {
         let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return };
         let take = run.count.min(want as u64) as usize;
         let read = match st.paging.file.as_mut() {
-            // a take served from the read-ahead is a copy, not I/O: no need to hand the runtime
-            // thread over for it (`block_in_place` starts another thread for the worker's other
-            // tasks), with the queue's lock held
+            // a take that starts in the read-ahead is mostly a copy, not I/O: no hand-over of
+            // the runtime thread for it (`block_in_place` starts another thread for the
+            // worker's other tasks), with the queue's lock held; see `next_take_in_memory`
             Some(file) if file.next_take_in_memory() => file.take(take),
             Some(file) => blocking(|| file.take(take)),
             None => Ok(Vec::new()),
