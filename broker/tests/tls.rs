@@ -4,9 +4,11 @@
 //! bad files at start-up.
 
 mod common;
+#[path = "../../tests/common/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,9 +19,7 @@ use lapin::options::{
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::KeyPair;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -27,63 +27,19 @@ use warren_broker::tls::{Tls, TlsError, TlsOptions};
 use warren_broker::{Broker, BrokerConfig};
 
 use common::WAIT;
+use pki::Pki;
 
-/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, as PEM
-/// files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    client_cert_pem: String,
-    client_key_pem: String,
+/// What these tests need of the shared test PKI: the broker's TLS options and lapin's client
+/// configurations.
+trait PkiExt {
+    fn options(&self) -> TlsOptions;
+    fn client(&self) -> OwnedTLSConfig;
+    fn client_with_certificate(&self) -> OwnedTLSConfig;
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "warren test CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca, ca_key);
-
-        let server_key = KeyPair::generate().expect("server key");
-        let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("params");
-        server.distinguished_name.push(DnType::CommonName, "warren");
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = server.signed_by(&server_key, &issuer).expect("server certificate");
-
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
-        client.distinguished_name.push(DnType::CommonName, "guest");
-        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client_cert = client.signed_by(&client_key, &issuer).expect("client certificate");
-
-        let dir = tempfile::tempdir().expect("temp dir");
-        let pki = Pki {
-            dir,
-            ca_pem: ca_cert.pem(),
-            client_cert_pem: client_cert.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        };
-        pki.write("ca.pem", &pki.ca_pem);
-        pki.write("server.pem", &server_cert.pem());
-        pki.write("server.key", &server_key.serialize_pem());
-        pki
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, content).expect("write PEM");
-        path
-    }
-
+impl PkiExt for Pki {
     fn options(&self) -> TlsOptions {
-        TlsOptions::new(self.path("server.pem"), self.path("server.key"))
+        TlsOptions::new(self.cert(), self.key())
     }
 
     /// Trust our CA, no client certificate.
