@@ -332,9 +332,14 @@ async fn a_stream_longer_than_its_memory_tail_reads_from_disk_before_and_after_k
 /// Publish `n` numbered messages (a 4-byte big-endian counter, padded to 1 KiB) with
 /// confirms; every `transient_every`-th one is transient (0: none).
 async fn publish_numbered(ch: &lapin::Channel, queue: &str, n: u32, transient_every: u32) {
+    publish_numbered_from(ch, queue, 0, n, transient_every).await
+}
+
+/// Publish messages numbered `from..from + n` (persistent unless `i % transient_every == 0`).
+async fn publish_numbered_from(ch: &lapin::Channel, queue: &str, from: u32, n: u32, transient_every: u32) {
     ch.confirm_select(Default::default()).await.unwrap();
     let mut pending = Vec::new();
-    for i in 0..n {
+    for i in from..from + n {
         let mut body = vec![0u8; 1024];
         body[..4].copy_from_slice(&i.to_be_bytes());
         let props =
@@ -399,7 +404,8 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 #[tokio::test]
 async fn a_long_transient_queue_spills_to_disk_and_keeps_order() {
     // 12,000 transient messages of 1 KiB on a non-durable queue: beyond the 4096-message
-    // window they go to the queue's spill file, not memory, and come back in order.
+    // window and the 4096 of the memory tier behind it they go to the queue's spill file, not
+    // memory, and come back in order.
     let dir = tempfile::tempdir().unwrap();
     let mut w = Warren::start_on(dir.path(), &[]);
     let (c, ch) = connect(&w).await;
@@ -407,14 +413,22 @@ async fn a_long_transient_queue_spills_to_disk_and_keeps_order() {
     publish_numbered(&ch, "transient", 12_000, 1).await;
     let spill = dir.path().join("spill");
     let spilled = dir_bytes(&spill);
-    assert!(spilled >= (12_000 - 4096) * 1024, "only {spilled} bytes spilled");
+    assert!(spilled >= (12_000 - 2 * 4096) * 1024, "only {spilled} bytes spilled");
+    // Half drained, the tier takes new messages again: they wait in memory behind the file's,
+    // then the file gets the rest; all come back in order.
+    for i in 0..6_000u32 {
+        let got = ch.basic_get("transient".into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("a message");
+        assert_eq!(&got.delivery.data[..4], &i.to_be_bytes()[..]);
+    }
+    publish_numbered_from(&ch, "transient", 12_000, 6_000, 1).await;
+    assert!(dir_bytes(&spill) > spilled, "the tier's overflow goes to the file");
     let got = drain_numbered(&c, "transient", 12_000).await;
-    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..12_000).collect::<Vec<_>>());
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (6_000..18_000).collect::<Vec<_>>());
     assert_eq!(dir_bytes(&spill), 0, "a drained queue keeps nothing on disk");
     // A purge drops what is spilled, and a restart finds no spill file of the last run.
-    publish_numbered(&ch, "transient", 6_000, 1).await;
+    publish_numbered(&ch, "transient", 10_000, 1).await;
     assert!(dir_bytes(&spill) > 0);
-    assert_eq!(ch.queue_purge("transient".into(), Default::default()).await.unwrap(), 6_000);
+    assert_eq!(ch.queue_purge("transient".into(), Default::default()).await.unwrap(), 10_000);
     assert_eq!(dir_bytes(&spill), 0);
     publish_numbered(&ch, "transient", 6_000, 1).await;
     drop((c, ch));
