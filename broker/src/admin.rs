@@ -20,6 +20,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// Unix milliseconds.
     pub connected_at: i64,
+    /// What it published, was delivered, acked... (the sink's counters).
+    pub stats: std::sync::Arc<crate::stats::MessageStats>,
 }
 
 impl ConnectionInfo {
@@ -104,7 +106,48 @@ impl Broker {
     }
 
     pub fn unregister_connection(&self, id: u64) {
-        self.connections.lock().remove(&id);
+        let gone = self.connections.lock().remove(&id);
+        if let Some(info) = gone {
+            self.retired.absorb(&info.stats.counts());
+        }
+    }
+
+    /// Everything counted since the broker started: closed connections and open ones.
+    pub fn message_totals(&self) -> crate::stats::Counts {
+        let mut totals = self.retired.counts();
+        for info in self.connections.lock().values() {
+            totals.add(&info.stats.counts());
+        }
+        totals
+    }
+
+    /// Close a rate interval (every `stats::SAMPLE_EVERY`, from the accept loop): each
+    /// queue's, exchange's and connection's counters get their rate, the totals a sample in
+    /// the history.
+    pub fn sample_rates(&self) {
+        let now = std::time::Instant::now();
+        let mut history = self.history.lock();
+        let secs = history.1.map_or(0.0, |then| now.duration_since(then).as_secs_f64());
+        history.1 = Some(now);
+        for vhost in self.vhost_list() {
+            for q in vhost.queue_list() {
+                q.stats.sample(secs);
+            }
+            for ex in vhost.exchange_list() {
+                ex.stats.sample(secs);
+            }
+        }
+        for info in self.connection_list() {
+            info.stats.sample(secs);
+        }
+        history.0.push(crate::clock::now_ms(), self.message_totals());
+    }
+
+    /// The broker's totals at each sample (oldest first, Unix ms), and the latest rates.
+    pub fn message_history(&self) -> (Vec<(i64, crate::stats::Counts)>, Vec<(&'static str, f64)>) {
+        let history = self.history.lock();
+        let rates = history.0.last_rates().map(|(_, r)| r).unwrap_or_default();
+        (history.0.samples().copied().collect(), rates)
     }
 
     pub fn connection_list(&self) -> Vec<ConnectionInfo> {

@@ -27,6 +27,8 @@
 //! - [`admin`]: what `warren ctl` does beyond limits: vhosts, listings, connections.
 //! - [`definitions`]: export and import of definitions in RabbitMQ's JSON format.
 //! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
+//! - [`stats`]: message counters per queue, exchange and connection, their rates, and the
+//!   broker's totals (the management API's `message_stats`, Prometheus' `*_total`).
 //! - [`clock`]: wall-clock milliseconds, as records and stream entries keep them.
 //! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
 
@@ -51,6 +53,7 @@ pub mod queue;
 pub mod queue_args;
 pub mod server;
 pub mod sink;
+pub mod stats;
 pub mod stream;
 pub mod tls;
 pub mod vhost;
@@ -126,6 +129,10 @@ pub struct Broker {
     limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
     /// Every open connection listens: the connections a message names close with 320.
     forced_close: tokio::sync::broadcast::Sender<Arc<admin::ForcedClose>>,
+    /// What closed connections counted (the broker's totals are these plus the open ones').
+    retired: stats::MessageStats,
+    /// The totals at each rate sample, for charts; and when the last sample was taken.
+    history: Mutex<(stats::History, Option<std::time::Instant>)>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -200,6 +207,8 @@ impl Broker {
             _alarm_sender,
             limits,
             forced_close,
+            retired: Default::default(),
+            history: Default::default(),
         })
     }
 

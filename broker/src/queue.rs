@@ -81,6 +81,8 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// Over its memory bound: publishers into it are throttled (see `pressure`).
     pressure: std::sync::atomic::AtomicBool,
+    /// Messages in, delivered, got, acked (see `crate::stats`).
+    pub stats: crate::stats::MessageStats,
     /// The arguments warren acts on, parsed once.
     pub args: QueueArgs,
     /// Its vhost, for dead-lettering and x-expires.
@@ -145,6 +147,7 @@ impl Queue {
             spill_dir,
             state: Mutex::new(state),
             pressure: std::sync::atomic::AtomicBool::new(false),
+            stats: Default::default(),
             owner_vhost: std::sync::OnceLock::new(),
             me: std::sync::OnceLock::new(),
         }
@@ -168,6 +171,7 @@ impl Queue {
         }
         let now = now_ms();
         let log = st.stream.as_mut()?;
+        self.stats.publish.add(1);
         let (offset, stamped) = log.append(msg, now);
         let ticket =
             self.store.as_ref().map(|s| s.journal.stream_append(&self.journal_name, offset, now, &stamped.to_stored()));
@@ -223,6 +227,7 @@ impl Queue {
             return Enqueued::Accepted;
         }
         st.next_seq = st.next_seq.max(seq + 1);
+        self.stats.publish.add(1);
         self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, Some(stored))
     }
 
@@ -293,6 +298,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        self.stats.publish.add(1);
         self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, None)
     }
 

@@ -18,7 +18,8 @@ use crate::tls::Tls;
 /// How often streams drop what their retention (x-max-age) no longer keeps, besides on append.
 const RETENTION_SWEEP: Duration = Duration::from_secs(10);
 
-/// Serve AMQP on `listener` until `shutdown` turns true.
+/// Serve AMQP on `listener` until `shutdown` turns true; also sweeps stream retention and
+/// samples message rates.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     accept_loop(listener, broker, shutdown, None).await;
 }
@@ -39,6 +40,8 @@ async fn accept_loop(
     let mut retention = tokio::time::interval(RETENTION_SWEEP);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let sweep = tls.is_none();
+    let mut rates = tokio::time::interval(crate::stats::SAMPLE_EVERY);
+    rates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,6 +57,7 @@ async fn accept_loop(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = retention.tick(), if sweep => broker.enforce_stream_retention(),
+            _ = rates.tick(), if sweep => broker.sample_rates(),
             _ = shutdown.changed() => break,
         }
     }

@@ -135,6 +135,8 @@ pub struct ConnectionSink {
     me: Weak<ConnectionSink>,
     /// On that list already.
     deferred: AtomicBool,
+    /// What this connection published, was delivered, acked... (see `stats`).
+    pub stats: Arc<crate::stats::MessageStats>,
 }
 
 thread_local! {
@@ -195,6 +197,7 @@ impl ConnectionSink {
             drained,
             me: me.clone(),
             deferred: AtomicBool::new(false),
+            stats: Arc::default(),
         })
     }
 
@@ -291,6 +294,7 @@ impl ConnectionSink {
         let ChannelDeliveries { next_tag, unacked, global_prefetch, consumers, .. } = ch;
         let Some(cs) = consumers.get_mut(&consumer.id) else { return 0 };
         let mut delivered = 0;
+        let mut redelivered = 0;
         while delivered < max {
             if out.len() >= HIGH_WATER {
                 *starved = true;
@@ -303,6 +307,7 @@ impl ConnectionSink {
                 break;
             }
             let Some(qm) = ready.pop_front() else { break };
+            redelivered += u64::from(qm.redelivered);
             *next_tag += 1;
             let tag = *next_tag;
             codec::write_deliver(
@@ -329,8 +334,12 @@ impl ConnectionSink {
             }
             delivered += 1;
         }
+        let acked = !cs.no_ack;
         drop(guard);
         if delivered > 0 {
+            let n = delivered as u64;
+            queue.stats.delivered(n, redelivered, acked, false);
+            self.stats.delivered(n, redelivered, acked, false);
             self.wake_writer();
         }
         delivered

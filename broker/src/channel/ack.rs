@@ -33,6 +33,14 @@ pub fn settle(unacked: &[Unacked]) {
     }
 }
 
+/// Count acks on the connection and on each queue (runs of one queue counted at once).
+fn count_acks(ctx: &ChannelCtx<'_>, taken: &[Unacked]) {
+    ctx.sink.stats.ack.add(taken.len() as u64);
+    for run in taken.chunk_by(|a, b| Arc::ptr_eq(&a.queue, &b.queue)) {
+        run[0].queue.stats.ack.add(run.len() as u64);
+    }
+}
+
 /// Deliveries rejected without requeue: dead-lettered where the queue says so, then settled.
 pub fn discard(unacked: &[Unacked]) {
     for u in unacked {
@@ -51,6 +59,7 @@ impl Channel {
 
     pub(super) fn ack(&mut self, ctx: &ChannelCtx<'_>, tag: u64, multiple: bool) -> AmqpResult<()> {
         let taken = self.take_unacked(ctx, tag, multiple)?;
+        count_acks(ctx, &taken);
         if let Some(tx) = self.in_tx() {
             tx.settle(taken, None);
             return Ok(());

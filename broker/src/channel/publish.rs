@@ -74,6 +74,7 @@ impl Channel {
             self.routed = routed;
             return Err(e);
         }
+        ctx.sink.stats.publish.add(1);
         if let Some(tx) = self.tx.as_mut() {
             tx.publishes.push((msg, routed, publish.mandatory));
             return Ok(());
@@ -115,6 +116,9 @@ impl Channel {
                     routing_key: msg.routing_key.clone(),
                 };
                 ctx.sink.send_with_content(self.id, AMQPClass::Basic(basic::AMQPMethod::Return(ret)), msg);
+                ctx.sink.stats.return_unroutable.add(1);
+            } else {
+                ctx.sink.stats.drop_unroutable.add(1);
             }
             return (None, false);
         }
@@ -165,6 +169,7 @@ impl Channel {
             }
         }
         let Some(c) = self.confirms.as_mut() else { return };
+        let from = c.acked;
         while c.on_disk_wait.front().is_some_and(|(_, ticket)| *ticket <= synced) {
             c.on_disk_wait.pop_front();
         }
@@ -181,10 +186,12 @@ impl Channel {
             c.acked = nack;
         }
         if upto <= c.acked {
+            ctx.sink.stats.confirm.add(c.acked - from);
             return;
         }
         let ack = basic::Ack { delivery_tag: upto, multiple: upto - c.acked > 1 };
         c.acked = upto;
+        ctx.sink.stats.confirm.add(upto - from);
         ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
     }
 

@@ -69,6 +69,11 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
     };
     let id = broker.next_id();
     let local = stream.local_addr().unwrap_or(peer);
+    let (drained_tx, drained_rx) = mpsc::unbounded_channel();
+    let (reader, write_half) = stream.into_split();
+    let write_half = Arc::new(write_half);
+    let sink =
+        ConnectionSink::new(id, negotiated.frame_max, negotiated.cancel_notify, drained_tx, Some(write_half.clone()));
     broker.register_connection(crate::admin::ConnectionInfo {
         id,
         user: negotiated.user.clone(),
@@ -76,13 +81,9 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         peer,
         local,
         connected_at: crate::clock::now_ms(),
+        stats: sink.stats.clone(),
     });
     let _registered = Registered { broker: broker.clone(), id };
-    let (drained_tx, drained_rx) = mpsc::unbounded_channel();
-    let (reader, write_half) = stream.into_split();
-    let write_half = Arc::new(write_half);
-    let sink =
-        ConnectionSink::new(id, negotiated.frame_max, negotiated.cancel_notify, drained_tx, Some(write_half.clone()));
     let heartbeat = (negotiated.heartbeat > 0).then(|| Duration::from_secs(u64::from(negotiated.heartbeat)));
     let writer = tokio::spawn(writer::run(sink.clone(), write_half, heartbeat));
     let mut conn = Connection {

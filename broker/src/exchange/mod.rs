@@ -133,6 +133,8 @@ pub struct Exchange {
     pub internal: bool,
     pub arguments: FieldTable,
     table: RwLock<RoutingTable>,
+    /// Messages published into it and routed on (see `crate::stats`).
+    pub stats: crate::stats::MessageStats,
 }
 
 impl Exchange {
@@ -144,7 +146,16 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
-        Self { name, kind, durable, auto_delete, internal, arguments, table: RwLock::new(RoutingTable::new(kind)) }
+        Self {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            table: RwLock::new(RoutingTable::new(kind)),
+            stats: Default::default(),
+        }
     }
 
     /// Check a binding's arguments before it is added (406 when the kind refuses them).
