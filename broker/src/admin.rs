@@ -144,7 +144,7 @@ impl Broker {
     }
 
     /// The broker's totals at each sample (oldest first, Unix ms), and the latest rates.
-    pub fn message_history(&self) -> (Vec<(i64, crate::stats::Counts)>, Vec<(&'static str, f64)>) {
+    pub fn message_history(&self) -> (Vec<(i64, crate::stats::Counts)>, crate::stats::Rates) {
         let history = self.history.lock();
         let rates = history.0.last_rates().map(|(_, r)| r).unwrap_or_default();
         (history.0.samples().copied().collect(), rates)

@@ -158,6 +158,9 @@ impl Counts {
     }
 }
 
+/// Per-second rates by RabbitMQ's names.
+pub type Rates = Vec<(&'static str, f64)>;
+
 /// The broker's totals at each of the last [`HISTORY`] samples, oldest first: (Unix ms, counts).
 #[derive(Debug, Default)]
 pub struct History {
@@ -177,7 +180,7 @@ impl History {
     }
 
     /// Rates over the last interval (zeros before two samples exist).
-    pub fn last_rates(&self) -> Option<(Counts, Vec<(&'static str, f64)>)> {
+    pub fn last_rates(&self) -> Option<(Counts, Rates)> {
         let n = self.samples.len();
         let (t1, now) = self.samples.back()?;
         let rates = match n {
