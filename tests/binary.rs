@@ -74,3 +74,41 @@ fn unusable_address_is_a_clear_error() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("cannot listen for AMQP on 256.0.0.1:5672"), "{text}");
 }
+
+/// `--amqp-bind` with a port alone is the default's form: every interface, one `[::]` socket
+/// that takes IPv4 clients too (IPv4 only where the host has no IPv6).
+#[tokio::test]
+async fn a_port_alone_listens_on_ipv6_and_ipv4() {
+    let w = Warren::start(&["--amqp-bind", "0", "--no-chat"]);
+    assert!(w.amqp.ip().is_unspecified(), "every interface: {}", w.amqp);
+    let port = w.amqp.port();
+    // guest may log in from loopback only: 127.0.0.1, seen as ::ffff:127.0.0.1 on the [::]
+    // socket, must count as loopback
+    let mut urls = vec![format!("amqp://guest:guest@127.0.0.1:{port}/%2f")];
+    if w.amqp.is_ipv4() {
+        eprintln!("no IPv6 on this host: warren fell back to {}; checked IPv4 only", w.amqp);
+    } else if let Err(e) = std::net::TcpListener::bind("[::1]:0") {
+        eprintln!("::1 is not available on this host ({e}): checked IPv4 only");
+    } else {
+        urls.push(format!("amqp://guest:guest@[::1]:{port}/%2f"));
+    }
+    for url in urls {
+        let conn = Connection::connect(&url, ConnectionProperties::default()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        ch.basic_publish("".into(), q.name().clone(), Default::default(), url.as_bytes(), BasicProperties::default())
+            .await
+            .unwrap();
+        let got = loop {
+            if let Some(got) = ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }).await.unwrap() {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(got.delivery.data, url.as_bytes());
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+}

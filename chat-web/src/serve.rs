@@ -60,6 +60,11 @@ pub enum ServeError {
 
 type Routes = BoxedFilter<(Box<dyn Reply>,)>;
 
+/// An IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) as the IPv4 address it is.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// The routes as a hyper service for one connection from `client`: each request gets the
 /// client's address.
 #[derive(Clone)]
@@ -95,7 +100,7 @@ pub fn http(
     incoming.set_nodelay(true);
     let routes = warp::service(routes);
     let make = make_service_fn(move |conn: &AddrStream| {
-        let service = WithClient { routes: routes.clone(), client: conn.remote_addr() };
+        let service = WithClient { routes: routes.clone(), client: canonical(conn.remote_addr()) };
         async move { Ok::<_, Infallible>(service) }
     });
     let server = hyper::Server::builder(incoming).serve(make).with_graceful_shutdown(shutdown);
@@ -122,7 +127,7 @@ pub fn https(
     let incoming = accept::from_stream(tokio_stream::wrappers::ReceiverStream::new(ready_rx));
     let routes = warp::service(routes);
     let make = make_service_fn(move |conn: &TlsConnection| {
-        let service = WithClient { routes: routes.clone(), client: conn.client };
+        let service = WithClient { routes: routes.clone(), client: canonical(conn.client) };
         async move { Ok::<_, Infallible>(service) }
     });
     let mut shutdown = shutdown;

@@ -68,7 +68,7 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         }
     };
     let id = broker.next_id();
-    let local = stream.local_addr().unwrap_or(peer);
+    let local = stream.local_addr().map_or(peer, |a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()));
     broker.register_connection(crate::admin::ConnectionInfo {
         id,
         user: negotiated.user.clone(),
