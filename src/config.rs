@@ -39,32 +39,40 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServerOptions {
     /// A configuration file in RabbitMQ's rabbitmq.conf format: `key = value` lines, `#`
-    /// comments. Its settings override the built-in defaults; WARREN_* variables and flags
-    /// override it. An unknown key or a bad value stops warren, naming the line. Keys read
-    /// (the flag each sets): listeners.tcp.default (--amqp-bind), listeners.ssl.default
-    /// (--amqps-bind), ssl_options.certfile/keyfile/cacertfile/verify/fail_if_no_peer_cert,
-    /// ssl_handshake_timeout (--tls-*), default_user, default_pass, loopback_users.guest = false
-    /// or loopback_users = none (--guest-remote), vm_memory_high_watermark.relative/absolute,
-    /// disk_free_limit.relative/absolute, max_message_size, heartbeat, frame_max, channel_max,
-    /// management.tcp.ip/port (--management-bind), prometheus.tcp.ip/port (--prometheus-bind),
-    /// load_definitions or definitions.local.path (--load-definitions), log.console.level (--log).
+    /// comments. It overrides the built-in defaults; WARREN_* variables and flags override it.
+    /// An unknown key or a bad value stops warren, naming the line. Keys, and the flag each sets:
+    ///   listeners.tcp.default                          --amqp-bind
+    ///   listeners.ssl.default                          --amqps-bind
+    ///   ssl_options.certfile, .keyfile, .cacertfile    --tls-cert, --tls-key, --tls-ca
+    ///   ssl_options.verify = verify_peer               --tls-verify-peer
+    ///   ssl_options.fail_if_no_peer_cert = true        --tls-fail-if-no-peer-cert
+    ///   ssl_handshake_timeout                          --tls-handshake-timeout
+    ///   default_user, default_pass                     --default-user, --default-pass
+    ///   loopback_users.guest = false (or = none)       --guest-remote
+    ///   vm_memory_high_watermark.relative, .absolute   --memory-high-watermark
+    ///   disk_free_limit.absolute, .relative            --disk-free-limit
+    ///   max_message_size, heartbeat, frame_max, channel_max   the flags of those names
+    ///   management.tcp.ip, .port                       --management-bind
+    ///   prometheus.tcp.ip, .port                       --prometheus-bind
+    ///   load_definitions (definitions.local.path)      --load-definitions
+    ///   log.console.level                              --log
     #[arg(long, env = "WARREN_CONFIG", value_name = "FILE", verbatim_doc_comment)]
     pub config: Option<std::path::PathBuf>,
 
-    /// Address to serve AMQP on (listeners.tcp.default): ip:port, [ipv6]:port, host:port, or a
-    /// port alone for every interface, IPv6 and IPv4 ([::] with IPv4 accepted too; 0.0.0.0
-    /// where the host has no IPv6). An address is used as given.
-    #[arg(long, env = "WARREN_AMQP_BIND", default_value = "5672")]
+    /// Address to serve AMQP on (listeners.tcp.default): ip:port, [ipv6]:port or host:port,
+    /// used as given; or a port alone: every interface, IPv6 and IPv4 (one [::] socket that
+    /// takes IPv4 clients too; 0.0.0.0 where the host has no IPv6), as by default ([::]:5672).
+    #[arg(long, env = "WARREN_AMQP_BIND", default_value = "5672", value_name = "ADDR")]
     pub amqp_bind: ListenAddr,
 
-    /// Address of the management HTTP API and dashboard (management.tcp.ip and .port); not
-    /// served yet.
-    #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672")]
+    /// Where the management HTTP API and dashboard will listen (management.tcp.ip, .port);
+    /// not served yet.
+    #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672", value_name = "ADDR")]
     pub management_bind: ListenAddr,
 
-    /// Address of the Prometheus metrics endpoint, /metrics (prometheus.tcp.ip and .port); a
-    /// port alone is every interface; not served yet.
-    #[arg(long, env = "WARREN_PROMETHEUS_BIND", default_value = "15692")]
+    /// Where Prometheus metrics (/metrics) will listen (prometheus.tcp.ip, .port); a port alone
+    /// is every interface ([::]:15692); not served yet.
+    #[arg(long, env = "WARREN_PROMETHEUS_BIND", default_value = "15692", value_name = "ADDR")]
     pub prometheus_bind: ListenAddr,
 
     /// A definitions file (RabbitMQ's JSON: users, vhosts, permissions, exchanges, queues,
@@ -154,8 +162,8 @@ pub struct TlsOptions {
     pub tls_fail_if_no_peer_cert: bool,
 
     /// Address to serve AMQPS on when --tls-cert is given (listeners.ssl.default); a port
-    /// alone is every interface, IPv6 and IPv4, as for --amqp-bind.
-    #[arg(long, env = "WARREN_AMQPS_BIND", default_value = "5671")]
+    /// alone is every interface, IPv6 and IPv4, as for --amqp-bind ([::]:5671).
+    #[arg(long, env = "WARREN_AMQPS_BIND", default_value = "5671", value_name = "ADDR")]
     pub amqps_bind: ListenAddr,
 
     /// Milliseconds a client has to finish the TLS handshake (RabbitMQ's
@@ -176,7 +184,9 @@ impl TlsOptions {
             return fail("--tls-ca (ssl_options.cacertfile) needs --tls-cert and --tls-key");
         }
         if self.tls_verify_peer && self.tls_ca.is_none() {
-            return fail("--tls-verify-peer (ssl_options.verify = verify_peer) needs --tls-ca (ssl_options.cacertfile)");
+            return fail(
+                "--tls-verify-peer (ssl_options.verify = verify_peer) needs --tls-ca (ssl_options.cacertfile)",
+            );
         }
         if self.tls_fail_if_no_peer_cert && !self.tls_verify_peer {
             return fail(
@@ -204,13 +214,14 @@ impl TlsOptions {
 #[derive(Debug, Args)]
 pub struct ChatOptions {
     /// Address to serve the web chat (UI, REST, WebSocket) on; a port alone is every
-    /// interface, IPv6 and IPv4, as for --amqp-bind.
-    #[arg(long, env = "WARREN_HTTP_BIND", default_value = "8080")]
+    /// interface, IPv6 and IPv4, as for --amqp-bind ([::]:8080).
+    #[arg(long, env = "WARREN_HTTP_BIND", default_value = "8080", value_name = "ADDR")]
     pub http_bind: ListenAddr,
 
     /// Address to serve the web chat over HTTPS on, when --tls-cert is given (same certificate
-    /// as AMQPS). Plain HTTP stays on --http-bind: bind that to 127.0.0.1 for HTTPS only.
-    #[arg(long, env = "WARREN_HTTPS_BIND", default_value = "8443")]
+    /// as AMQPS); a port alone is every interface ([::]:8443). Plain HTTP stays on
+    /// --http-bind: bind that to 127.0.0.1 for HTTPS only.
+    #[arg(long, env = "WARREN_HTTPS_BIND", default_value = "8443", value_name = "ADDR")]
     pub https_bind: ListenAddr,
 
     /// CA certificates, PEM, the chat trusts for an amqps:// --amqp-url besides the system's
@@ -292,7 +303,12 @@ where
 
 impl Cli {
     /// Apply the file's `entries`, in order, to each flag left at its built-in default.
-    fn apply(&mut self, path: &std::path::Path, entries: &[rabbitmq_conf::Entry], matches: &ArgMatches) -> Result<(), ConfigError> {
+    fn apply(
+        &mut self,
+        path: &std::path::Path,
+        entries: &[rabbitmq_conf::Entry],
+        matches: &ArgMatches,
+    ) -> Result<(), ConfigError> {
         let unset = |id: &str| matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
         let Cli { server: s, log, .. } = self;
         for entry in entries {
@@ -329,11 +345,15 @@ impl Cli {
                 Setting::Heartbeat(n) if unset("heartbeat") => s.heartbeat = *n,
                 Setting::FrameMax(n) if unset("frame_max") => s.frame_max = *n,
                 Setting::ChannelMax(n) if unset("channel_max") => s.channel_max = *n,
-                Setting::ManagementIp(ip) if unset("management_bind") => s.management_bind = s.management_bind.with_ip(*ip),
+                Setting::ManagementIp(ip) if unset("management_bind") => {
+                    s.management_bind = s.management_bind.with_ip(*ip)
+                }
                 Setting::ManagementPort(port) if unset("management_bind") => {
                     s.management_bind = s.management_bind.with_port(*port)
                 }
-                Setting::PrometheusIp(ip) if unset("prometheus_bind") => s.prometheus_bind = s.prometheus_bind.with_ip(*ip),
+                Setting::PrometheusIp(ip) if unset("prometheus_bind") => {
+                    s.prometheus_bind = s.prometheus_bind.with_ip(*ip)
+                }
                 Setting::PrometheusPort(port) if unset("prometheus_bind") => {
                     s.prometheus_bind = s.prometheus_bind.with_port(*port)
                 }
@@ -585,7 +605,10 @@ log.console.level = warning
 
         // a port alone is every interface, as the default is
         let cli = with_file("listeners.tcp.default = 5674\nlisteners.ssl.x = 5675\nssl_options.certfile = c.pem\nssl_options.keyfile = k.pem", &[]).unwrap();
-        assert_eq!((&cli.server.amqp_bind, &cli.server.tls.amqps_bind), (&ListenAddr::Any(5674), &ListenAddr::Any(5675)));
+        assert_eq!(
+            (&cli.server.amqp_bind, &cli.server.tls.amqps_bind),
+            (&ListenAddr::Any(5674), &ListenAddr::Any(5675))
+        );
         assert!(cli.server.tls.broker_tls().is_some());
         // the file is for serving: a subcommand does not read it
         assert!(with_file("no_such_key = 1", &["ctl", "status"]).is_ok());

@@ -206,7 +206,8 @@ fn split_line(line: usize, raw: &str) -> Result<Option<(&str, String)>, ConfErro
 
 /// The typed setting of `key = value`.
 fn setting(line: usize, key: &str, value: &str) -> Result<Setting, ConfError> {
-    let bad = |why: &str| ConfError::BadValue { line, key: key.to_owned(), value: value.to_owned(), why: why.to_owned() };
+    let bad =
+        |why: &str| ConfError::BadValue { line, key: key.to_owned(), value: value.to_owned(), why: why.to_owned() };
     let int = |why: &str| value.parse::<u64>().map_err(|_| bad(why));
     let port = || value.parse::<u16>().map_err(|_| bad("expected a port, 0 to 65535"));
     let ip = || value.parse::<IpAddr>().map_err(|_| bad("expected an IP address, e.g. 127.0.0.1 or ::"));
@@ -323,7 +324,8 @@ fn listen_addr(value: &str) -> Result<ListenAddr, String> {
         && !host.starts_with('[')
         && host.contains(':')
     {
-        let ip: std::net::Ipv6Addr = host.parse().map_err(|_| format!("{host:?} is not an IPv6 address; {expected}"))?;
+        let ip: std::net::Ipv6Addr =
+            host.parse().map_err(|_| format!("{host:?} is not an IPv6 address; {expected}"))?;
         let port: u16 = port.parse().map_err(|_| format!("{port:?} is not a port; {expected}"))?;
         return Ok(ListenAddr::Given(std::net::SocketAddr::from((ip, port)).to_string()));
     }
@@ -476,6 +478,15 @@ mod tests {
         assert_eq!(one("definitions.local.path = d.json"), Setting::LoadDefinitions("d.json".into()));
         assert_eq!(one("definitions.import_backend = local_filesystem"), Setting::DefinitionsBackend);
         assert_eq!(one("log.console.level = warning"), Setting::LogLevel("warn".into()));
+    }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let section = readme.split("## Configuration file").nth(1).expect("the README's section");
+        let example = section.split("```ini\n").nth(1).and_then(|s| s.split("```").next()).expect("its example");
+        let entries = parse(example).unwrap_or_else(|e| panic!("{e}"));
+        assert!(entries.len() > 10, "{entries:?}");
     }
 
     #[test]

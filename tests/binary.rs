@@ -58,7 +58,10 @@ async fn sigterm_closes_connections_with_320_and_exits_0() {
 fn help_lists_flags_with_their_environment_variables() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren")).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--amqp-bind", "WARREN_AMQP_BIND", "--max-message-size", "WARREN_MAX_MESSAGE_SIZE"] {
+    let needles = ["--amqp-bind", "WARREN_AMQP_BIND", "--max-message-size", "WARREN_MAX_MESSAGE_SIZE", "--config"];
+    let config =
+        ["WARREN_CONFIG", "listeners.tcp.default", "load_definitions", "--management-bind", "--prometheus-bind"];
+    for needle in needles.into_iter().chain(config) {
         assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
     }
 }
@@ -93,10 +96,15 @@ async fn a_port_alone_listens_on_ipv6_and_ipv4() {
         urls.push(format!("amqp://guest:guest@[::1]:{port}/%2f"));
     }
     for url in urls {
-        let conn = Connection::connect(&url, ConnectionProperties::default()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let conn =
+            Connection::connect(&url, ConnectionProperties::default()).await.unwrap_or_else(|e| panic!("{url}: {e}"));
         let ch = conn.create_channel().await.unwrap();
         let q = ch
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions { exclusive: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         ch.basic_publish("".into(), q.name().clone(), Default::default(), url.as_bytes(), BasicProperties::default())
