@@ -79,7 +79,7 @@ class Warren:
         env = dict(os.environ)
         env["WARREN_AMQP_BIND"] = "127.0.0.1:0"
         env["WARREN_DATA_DIR"] = self.data_dir
-        env["WARREN_NO_CHAT"] = "true"  # AMQP only: no HTTP listener on 0.0.0.0:8080
+        env["WARREN_NO_CHAT"] = "true"  # AMQP only: no HTTP listener on [::]:8080
         env.setdefault("WARREN_LOG", "warn,warren=info")
         env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.PIPE,

@@ -1,8 +1,14 @@
-//! Command-line flags; every flag can also be given as a WARREN_* environment variable.
+//! Command-line flags; every flag can also be given as a WARREN_* environment variable, and
+//! many as a key of a rabbitmq.conf file (`--config`). Precedence: built-in defaults < the
+//! file < WARREN_* variables < flags.
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use warren_broker::BrokerConfig;
 use warren_broker::auth::User;
+use warren_broker::listen::ListenAddr;
+
+use crate::rabbitmq_conf::{self, Limit, Setting};
 
 /// The largest `--max-message-size` (RabbitMQ's `max_message_size` cap: 512 MiB).
 pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 * 1024 * 1024;
@@ -32,9 +38,48 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerOptions {
-    /// Address to serve AMQP on.
-    #[arg(long, env = "WARREN_AMQP_BIND", default_value = "0.0.0.0:5672")]
-    pub amqp_bind: String,
+    /// A configuration file in RabbitMQ's rabbitmq.conf format: `key = value` lines, `#`
+    /// comments. It overrides the built-in defaults; WARREN_* variables and flags override it.
+    /// An unknown key or a bad value stops warren, naming the line. Keys, and the flag each sets:
+    ///   listeners.tcp.default                          --amqp-bind
+    ///   listeners.ssl.default                          --amqps-bind
+    ///   ssl_options.certfile, .keyfile, .cacertfile    --tls-cert, --tls-key, --tls-ca
+    ///   ssl_options.verify = verify_peer               --tls-verify-peer
+    ///   ssl_options.fail_if_no_peer_cert = true        --tls-fail-if-no-peer-cert
+    ///   ssl_handshake_timeout                          --tls-handshake-timeout
+    ///   default_user, default_pass                     --default-user, --default-pass
+    ///   loopback_users.guest = false (or = none)       --guest-remote
+    ///   vm_memory_high_watermark.relative, .absolute   --memory-high-watermark
+    ///   disk_free_limit.absolute, .relative            --disk-free-limit
+    ///   max_message_size, heartbeat, frame_max, channel_max   the flags of those names
+    ///   management.tcp.ip, .port                       --management-bind
+    ///   prometheus.tcp.ip, .port                       --prometheus-bind
+    ///   load_definitions (definitions.local.path)      --load-definitions
+    ///   log.console.level                              --log
+    #[arg(long, env = "WARREN_CONFIG", value_name = "FILE", verbatim_doc_comment)]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Address to serve AMQP on (listeners.tcp.default): ip:port, [ipv6]:port or host:port,
+    /// used as given; or a port alone: every interface, IPv6 and IPv4 (one [::] socket that
+    /// takes IPv4 clients too; 0.0.0.0 where the host has no IPv6), as by default ([::]:5672).
+    #[arg(long, env = "WARREN_AMQP_BIND", default_value = "5672", value_name = "ADDR")]
+    pub amqp_bind: ListenAddr,
+
+    /// Where the management HTTP API and dashboard will listen (management.tcp.ip, .port);
+    /// not served yet.
+    #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672", value_name = "ADDR")]
+    pub management_bind: ListenAddr,
+
+    /// Where Prometheus metrics (/metrics) will listen (prometheus.tcp.ip, .port); a port alone
+    /// is every interface ([::]:15692); not served yet.
+    #[arg(long, env = "WARREN_PROMETHEUS_BIND", default_value = "15692", value_name = "ADDR")]
+    pub prometheus_bind: ListenAddr,
+
+    /// A definitions file (RabbitMQ's JSON: users, vhosts, permissions, exchanges, queues,
+    /// bindings) imported at every start before clients are let in, as RabbitMQ's
+    /// load_definitions: what exists is updated, nothing is deleted.
+    #[arg(long, env = "WARREN_LOAD_DEFINITIONS", value_name = "FILE")]
+    pub load_definitions: Option<std::path::PathBuf>,
 
     /// Where durable definitions, persistent messages and streams are kept.
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
@@ -95,30 +140,31 @@ pub struct ServerOptions {
 pub struct TlsOptions {
     /// Server certificate chain, PEM, leaf first (RabbitMQ's ssl_options.certfile). Turns on
     /// AMQPS on --amqps-bind and the chat on --https-bind.
-    #[arg(long, env = "WARREN_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "WARREN_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// The certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1 (ssl_options.keyfile).
-    #[arg(long, env = "WARREN_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "WARREN_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
 
     /// CA certificates, PEM, trusted to sign client certificates (ssl_options.cacertfile).
-    #[arg(long, env = "WARREN_TLS_CA", requires = "tls_cert")]
+    #[arg(long, env = "WARREN_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,
 
     /// Ask AMQPS clients for a certificate and verify it against --tls-ca
     /// (ssl_options.verify = verify_peer; default verify_none).
-    #[arg(long, env = "WARREN_TLS_VERIFY_PEER", requires = "tls_ca")]
+    #[arg(long, env = "WARREN_TLS_VERIFY_PEER")]
     pub tls_verify_peer: bool,
 
     /// With --tls-verify-peer: refuse clients that send no certificate
     /// (ssl_options.fail_if_no_peer_cert).
-    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT", requires = "tls_verify_peer")]
+    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT")]
     pub tls_fail_if_no_peer_cert: bool,
 
-    /// Address to serve AMQPS on when --tls-cert is given (listeners.ssl.default).
-    #[arg(long, env = "WARREN_AMQPS_BIND", default_value = "0.0.0.0:5671")]
-    pub amqps_bind: String,
+    /// Address to serve AMQPS on when --tls-cert is given (listeners.ssl.default); a port
+    /// alone is every interface, IPv6 and IPv4, as for --amqp-bind ([::]:5671).
+    #[arg(long, env = "WARREN_AMQPS_BIND", default_value = "5671", value_name = "ADDR")]
+    pub amqps_bind: ListenAddr,
 
     /// Milliseconds a client has to finish the TLS handshake (RabbitMQ's
     /// ssl_handshake_timeout); the AMQP handshake's own 10 s start after it.
@@ -127,6 +173,29 @@ pub struct TlsOptions {
 }
 
 impl TlsOptions {
+    /// The TLS settings need one another: checked once flags, variables and the configuration
+    /// file are merged (clap's `requires` would see the flags alone).
+    fn check(&self) -> Result<(), ConfigError> {
+        let fail = |why| Err(ConfigError::Inconsistent(why));
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return fail("--tls-cert and --tls-key (ssl_options.certfile and ssl_options.keyfile) go together");
+        }
+        if self.tls_ca.is_some() && self.tls_cert.is_none() {
+            return fail("--tls-ca (ssl_options.cacertfile) needs --tls-cert and --tls-key");
+        }
+        if self.tls_verify_peer && self.tls_ca.is_none() {
+            return fail(
+                "--tls-verify-peer (ssl_options.verify = verify_peer) needs --tls-ca (ssl_options.cacertfile)",
+            );
+        }
+        if self.tls_fail_if_no_peer_cert && !self.tls_verify_peer {
+            return fail(
+                "--tls-fail-if-no-peer-cert (ssl_options.fail_if_no_peer_cert) needs --tls-verify-peer (ssl_options.verify = verify_peer)",
+            );
+        }
+        Ok(())
+    }
+
     /// The broker's TLS settings; None when TLS is off (no certificate).
     pub fn broker_tls(&self) -> Option<warren_broker::tls::TlsOptions> {
         let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
@@ -144,14 +213,16 @@ impl TlsOptions {
 /// The web chat (an AMQP client of the embedded broker, or of `--amqp-url`).
 #[derive(Debug, Args)]
 pub struct ChatOptions {
-    /// Address to serve the web chat (UI, REST, WebSocket) on.
-    #[arg(long, env = "WARREN_HTTP_BIND", default_value = "0.0.0.0:8080")]
-    pub http_bind: String,
+    /// Address to serve the web chat (UI, REST, WebSocket) on; a port alone is every
+    /// interface, IPv6 and IPv4, as for --amqp-bind ([::]:8080).
+    #[arg(long, env = "WARREN_HTTP_BIND", default_value = "8080", value_name = "ADDR")]
+    pub http_bind: ListenAddr,
 
     /// Address to serve the web chat over HTTPS on, when --tls-cert is given (same certificate
-    /// as AMQPS). Plain HTTP stays on --http-bind: bind that to 127.0.0.1 for HTTPS only.
-    #[arg(long, env = "WARREN_HTTPS_BIND", default_value = "0.0.0.0:8443")]
-    pub https_bind: String,
+    /// as AMQPS); a port alone is every interface ([::]:8443). Plain HTTP stays on
+    /// --http-bind: bind that to 127.0.0.1 for HTTPS only.
+    #[arg(long, env = "WARREN_HTTPS_BIND", default_value = "8443", value_name = "ADDR")]
+    pub https_bind: ListenAddr,
 
     /// CA certificates, PEM, the chat trusts for an amqps:// --amqp-url besides the system's
     /// (e.g. the CA of a RabbitMQ with a self-signed certificate).
@@ -190,6 +261,117 @@ pub struct ChatOptions {
     /// Default retention of a new room's messages, in days (0 = forever).
     #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
     pub chat_retention_days: u32,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A bad flag or variable, or `--help` / `--version` (clap prints and exits).
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+    #[error(transparent)]
+    File(#[from] rabbitmq_conf::FileError),
+    #[error("configuration file {path}, line {line}: `{key}`: {why}")]
+    Value { path: std::path::PathBuf, line: usize, key: String, why: String },
+    #[error("configuration file {path}: {why}")]
+    Incomplete { path: std::path::PathBuf, why: &'static str },
+    /// Settings that need one another (checked once flags, variables and file are merged).
+    #[error("{0}")]
+    Inconsistent(&'static str),
+}
+
+/// The command line `args`, with the rabbitmq.conf file it names (--config or WARREN_CONFIG)
+/// under it: the file sets what neither a flag nor a WARREN_* variable set.
+pub fn load_from<I, T>(args: I) -> Result<Cli, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    if cli.command.is_none()
+        && let Some(path) = cli.server.config.clone()
+    {
+        let entries = rabbitmq_conf::read(&path)?;
+        cli.apply(&path, &entries, &matches)?;
+    }
+    if cli.command.is_none() {
+        cli.server.tls.check()?;
+    }
+    Ok(cli)
+}
+
+impl Cli {
+    /// Apply the file's `entries`, in order, to each flag left at its built-in default.
+    fn apply(
+        &mut self,
+        path: &std::path::Path,
+        entries: &[rabbitmq_conf::Entry],
+        matches: &ArgMatches,
+    ) -> Result<(), ConfigError> {
+        let unset = |id: &str| matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
+        let Cli { server: s, log, .. } = self;
+        for entry in entries {
+            let bytes = |limit: &Limit| match *limit {
+                Limit::Absolute(bytes) => Ok(bytes),
+                Limit::Relative(fraction) => warren_broker::alarm::total_memory_bytes()
+                    .map(|total| (total as f64 * fraction) as u64)
+                    .map_err(|e| ConfigError::Value {
+                        path: path.to_owned(),
+                        line: entry.line,
+                        key: entry.key.clone(),
+                        why: format!("cannot read the machine's memory size: {e}"),
+                    }),
+            };
+            match &entry.setting {
+                Setting::AmqpListener(addr) if unset("amqp_bind") => s.amqp_bind = addr.clone(),
+                Setting::AmqpsListener(addr) if unset("amqps_bind") => s.tls.amqps_bind = addr.clone(),
+                Setting::TlsCert(file) if unset("tls_cert") => s.tls.tls_cert = Some(file.clone()),
+                Setting::TlsKey(file) if unset("tls_key") => s.tls.tls_key = Some(file.clone()),
+                Setting::TlsCa(file) if unset("tls_ca") => s.tls.tls_ca = Some(file.clone()),
+                Setting::TlsVerifyPeer(on) if unset("tls_verify_peer") => s.tls.tls_verify_peer = *on,
+                Setting::TlsFailIfNoPeerCert(on) if unset("tls_fail_if_no_peer_cert") => {
+                    s.tls.tls_fail_if_no_peer_cert = *on
+                }
+                Setting::TlsHandshakeTimeout(ms) if unset("tls_handshake_timeout") => s.tls.tls_handshake_timeout = *ms,
+                Setting::DefaultUser(user) if unset("default_user") => s.default_user = user.clone(),
+                Setting::DefaultPass(pass) if unset("default_pass") => s.default_pass = pass.clone(),
+                Setting::GuestRemote(on) if unset("guest_remote") => s.guest_remote = *on,
+                Setting::MemoryHighWatermark(limit) if unset("memory_high_watermark") => {
+                    s.memory_high_watermark = bytes(limit)?
+                }
+                Setting::DiskFreeLimit(limit) if unset("disk_free_limit") => s.disk_free_limit = bytes(limit)?,
+                Setting::MaxMessageSize(n) if unset("max_message_size") => s.max_message_size = *n,
+                Setting::Heartbeat(n) if unset("heartbeat") => s.heartbeat = *n,
+                Setting::FrameMax(n) if unset("frame_max") => s.frame_max = *n,
+                Setting::ChannelMax(n) if unset("channel_max") => s.channel_max = *n,
+                Setting::ManagementIp(ip) if unset("management_bind") => {
+                    s.management_bind = s.management_bind.with_ip(*ip)
+                }
+                Setting::ManagementPort(port) if unset("management_bind") => {
+                    s.management_bind = s.management_bind.with_port(*port)
+                }
+                Setting::PrometheusIp(ip) if unset("prometheus_bind") => {
+                    s.prometheus_bind = s.prometheus_bind.with_ip(*ip)
+                }
+                Setting::PrometheusPort(port) if unset("prometheus_bind") => {
+                    s.prometheus_bind = s.prometheus_bind.with_port(*port)
+                }
+                Setting::LoadDefinitions(file) if unset("load_definitions") => s.load_definitions = Some(file.clone()),
+                Setting::LogLevel(level) if unset("log") => *log = level.clone(),
+                // set by a flag or a variable, which win; or nothing to set
+                _ => {}
+            }
+        }
+        let ssl_listener = entries.iter().any(|e| matches!(e.setting, Setting::AmqpsListener(_)));
+        if ssl_listener && self.server.tls.tls_cert.is_none() {
+            return Err(ConfigError::Incomplete {
+                path: path.to_owned(),
+                why: "listeners.ssl needs ssl_options.certfile and ssl_options.keyfile (--tls-cert, --tls-key)",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Percent-encode a URL userinfo part.
@@ -296,7 +478,12 @@ mod tests {
     fn defaults_match_rabbitmq() {
         let cli = Cli::parse_from(["warren"]);
         let c = cli.server.broker_config();
-        assert_eq!(cli.server.amqp_bind, "0.0.0.0:5672");
+        assert_eq!(cli.server.amqp_bind, ListenAddr::Any(5672));
+        assert_eq!(cli.server.amqp_bind.to_string(), "[::]:5672");
+        assert_eq!(cli.server.management_bind, ListenAddr::Given("127.0.0.1:15672".into()));
+        assert_eq!(cli.server.prometheus_bind.to_string(), "[::]:15692");
+        assert_eq!(cli.server.config, None);
+        assert_eq!(cli.server.load_definitions, None);
         assert_eq!(c.max_message_size, 128 * 1024 * 1024);
         assert_eq!(c.frame_max, 131_072);
         assert_eq!(c.loopback_users, ["guest"]);
@@ -308,7 +495,7 @@ mod tests {
     fn chat_defaults_and_urls() {
         let dir = tempfile::tempdir().unwrap();
         let cli = Cli::parse_from(["warren", "--data-dir", dir.path().to_str().unwrap()]);
-        assert_eq!(cli.server.chat.http_bind, "0.0.0.0:8080");
+        assert_eq!(cli.server.chat.http_bind, ListenAddr::Any(8080));
         let url = cli.server.chat_amqp_url("0.0.0.0:5672".parse().unwrap());
         let (user, pass) = cli.server.chat_credentials();
         assert_eq!((user.as_str(), pass.len()), ("warren-chat", 32));
@@ -330,15 +517,22 @@ mod tests {
     fn tls_is_off_without_a_certificate() {
         let cli = Cli::parse_from(["warren"]);
         assert!(cli.server.tls.broker_tls().is_none());
-        assert_eq!(cli.server.tls.amqps_bind, "0.0.0.0:5671");
-        assert_eq!(cli.server.chat.https_bind, "0.0.0.0:8443");
+        assert_eq!(cli.server.tls.amqps_bind, ListenAddr::Any(5671));
+        assert_eq!(cli.server.chat.https_bind, ListenAddr::Any(8443));
         let cli = Cli::parse_from(["warren", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
         let tls = cli.server.tls.broker_tls().expect("TLS on");
         assert!(!tls.verify_peer);
         assert_eq!(tls.handshake_timeout, std::time::Duration::from_secs(5));
         // a certificate needs its key, peer verification needs a CA
-        assert!(Cli::try_parse_from(["warren", "--tls-cert", "c.pem"]).is_err());
-        assert!(Cli::try_parse_from(["warren", "--tls-cert", "c", "--tls-key", "k", "--tls-verify-peer"]).is_err());
+        let inconsistent = |args: &[&str]| {
+            let args = std::iter::once("warren").chain(args.iter().copied());
+            matches!(load_from(args), Err(ConfigError::Inconsistent(_)))
+        };
+        assert!(inconsistent(&["--tls-cert", "c.pem"]));
+        assert!(inconsistent(&["--tls-key", "k.pem"]));
+        assert!(inconsistent(&["--tls-ca", "ca.pem"]));
+        assert!(inconsistent(&["--tls-cert", "c", "--tls-key", "k", "--tls-verify-peer"]));
+        assert!(inconsistent(&["--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", "--tls-fail-if-no-peer-cert"]));
         let cli = Cli::parse_from([
             "warren",
             "--tls-cert",
@@ -364,6 +558,85 @@ mod tests {
     #[test]
     fn frame_max_below_minimum_is_refused() {
         assert!(Cli::try_parse_from(["warren", "--frame-max", "100"]).is_err());
+    }
+
+    /// `load_from` with a rabbitmq.conf holding `text`, then `args`.
+    fn with_file(text: &str, args: &[&str]) -> Result<Cli, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rabbitmq.conf");
+        std::fs::write(&path, text).unwrap();
+        let mut argv = vec!["warren".to_owned(), "--config".to_owned(), path.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        load_from(argv)
+    }
+
+    #[test]
+    fn the_config_file_sets_what_no_flag_set() {
+        let text = "\
+# a node's settings
+listeners.tcp.default = 127.0.0.1:5673
+heartbeat = 30
+frame_max = 8192
+channel_max = 16
+loopback_users.guest = false
+default_user = admin
+default_pass = 'p#ss'
+max_message_size = 1048576
+vm_memory_high_watermark.absolute = 1GiB
+disk_free_limit.absolute = 2GB
+management.tcp.port = 15673
+prometheus.tcp.ip = 127.0.0.1
+load_definitions = /etc/warren/definitions.json
+log.console.level = warning
+";
+        let cli = with_file(text, &["--heartbeat", "10", "--default-user", "root"]).unwrap();
+        let s = &cli.server;
+        assert_eq!(s.amqp_bind, ListenAddr::Given("127.0.0.1:5673".into()));
+        assert_eq!((s.heartbeat, s.default_user.as_str()), (10, "root"), "flags win over the file");
+        assert_eq!((s.frame_max, s.channel_max, s.max_message_size), (8192, 16, 1 << 20));
+        assert!(s.guest_remote);
+        assert_eq!(s.default_pass, "p#ss");
+        assert_eq!((s.memory_high_watermark, s.disk_free_limit), (1 << 30, 2_000_000_000));
+        assert_eq!(s.management_bind, ListenAddr::Given("127.0.0.1:15673".into()));
+        assert_eq!(s.prometheus_bind, ListenAddr::Given("127.0.0.1:15692".into()));
+        assert_eq!(s.load_definitions.as_deref(), Some(std::path::Path::new("/etc/warren/definitions.json")));
+        assert_eq!(cli.log, "warn");
+        assert_eq!(with_file("log.console.level = debug", &["--log", "info"]).unwrap().log, "info");
+
+        // a port alone is every interface, as the default is
+        let cli = with_file("listeners.tcp.default = 5674\nlisteners.ssl.x = 5675\nssl_options.certfile = c.pem\nssl_options.keyfile = k.pem", &[]).unwrap();
+        assert_eq!(
+            (&cli.server.amqp_bind, &cli.server.tls.amqps_bind),
+            (&ListenAddr::Any(5674), &ListenAddr::Any(5675))
+        );
+        assert!(cli.server.tls.broker_tls().is_some());
+        // the file is for serving: a subcommand does not read it
+        assert!(with_file("no_such_key = 1", &["ctl", "status"]).is_ok());
+    }
+
+    #[test]
+    fn relative_limits_are_of_the_machines_memory() {
+        let total = warren_broker::alarm::total_memory_bytes().unwrap();
+        let cli = with_file("vm_memory_high_watermark.relative = 0.5\ndisk_free_limit.relative = 1.0", &[]).unwrap();
+        assert_eq!(cli.server.memory_high_watermark, total / 2);
+        assert_eq!(cli.server.disk_free_limit, total);
+    }
+
+    #[test]
+    fn config_file_errors_name_the_file_and_the_line() {
+        let e = with_file("heartbeat = 10\nqueue_master_locator = min-masters\n", &[]).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ConfigError::File(_)), "{e:?}");
+        assert!(text.contains("rabbitmq.conf, line 2: unknown key `queue_master_locator`"), "{text}");
+        let text = with_file("frame_max = tiny", &[]).unwrap_err().to_string();
+        assert!(text.contains("line 1: bad value \"tiny\" for `frame_max`"), "{text}");
+        let e = with_file("ssl_options.certfile = c.pem", &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Inconsistent(_)), "{e:?}");
+        assert!(with_file("ssl_options.certfile = c.pem", &["--tls-key", "k.pem"]).is_ok());
+        let e = with_file("listeners.ssl.default = 5671", &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Incomplete { .. }), "{e:?}");
+        let e = load_from(["warren", "--config", "/nonexistent/rabbitmq.conf"]).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read the configuration file /nonexistent/rabbitmq.conf"), "{e}");
     }
 
     #[test]

@@ -262,10 +262,7 @@ fn run(broker: &Broker, verb: &str, args: &[&str], body: &[u8]) -> Result<Reply,
         }
         ("import_definitions", [_file]) => {
             let summary = broker.import_definitions(body).map_err(|e| e.to_string())?;
-            Ok(Reply::done(format!(
-                "imported {} users, {} vhosts, {} permissions, {} exchanges, {} queues, {} bindings",
-                summary.users, summary.vhosts, summary.permissions, summary.exchanges, summary.queues, summary.bindings
-            )))
+            Ok(Reply::done(format!("imported {summary}")))
         }
         _ => Err(usage(verb)),
     }

@@ -5,16 +5,21 @@ mod config;
 mod ctl;
 mod ctl_access;
 mod perf_cli;
+mod rabbitmq_conf;
 
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use config::Cli;
+use warren_broker::listen::{ListenAddr, bind_listener};
 use warren_broker::tls::Tls;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match config::load_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        // --help, --version, or a bad flag: clap prints it and exits as it does
+        Err(config::ConfigError::Flags(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -40,6 +45,9 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let mut amqps = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
+        if let Some(path) = &options.load_definitions {
+            tracing::warn!("--load-definitions {}: no embedded broker to load it into (--amqp-url)", path.display());
+        }
         (None, None)
     } else {
         let broker = warren_broker::Broker::open(options.broker_config(), &options.data_dir)
@@ -50,15 +58,14 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
             chat_identity::set_up(&broker, &user, &pass, config::CHAT_VHOST)
                 .map_err(|e| anyhow::anyhow!("cannot set up the chat's AMQP user: {e}"))?;
         }
-        let listener = TcpListener::bind(&options.amqp_bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
+        if let Some(path) = &options.load_definitions {
+            load_definitions(&broker, path)?;
+        }
+        let listener = listen("AMQP", &options.amqp_bind)?;
         let addr = listener.local_addr()?;
         tracing::info!("AMQP listening on {addr}");
         if let Some(tls) = &tls {
-            let listener = TcpListener::bind(&options.tls.amqps_bind)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen for AMQPS on {}: {e}", options.tls.amqps_bind))?;
+            let listener = listen("AMQPS", &options.tls.amqps_bind)?;
             tracing::info!("AMQPS listening on {}", listener.local_addr()?);
             let serve = warren_broker::serve_tls(listener, tls.clone(), broker.clone(), shutdown_rx.clone());
             amqps = Some(tokio::spawn(serve));
@@ -134,13 +141,19 @@ async fn start_chat(
         }
         None => None,
     };
-    let Some(bind) = resolve("--http-bind", &options.chat.http_bind).await else { return Ok(None) };
+    let listener = match listen("the chat (HTTP)", &options.chat.http_bind) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!("chat disabled: {e}");
+            return Ok(None);
+        }
+    };
     let mut config = warren_chat::ChatConfig::new(url);
     config.amqp_ca_pem = amqp_ca_pem;
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
-    let mut server = match warren_chat::start(config, bind, shutdown.clone()).await {
+    let mut server = match warren_chat::start(config, listener, shutdown.clone()).await {
         Ok(server) => server,
         Err(e) => {
             tracing::error!("chat disabled: {e}");
@@ -148,10 +161,10 @@ async fn start_chat(
         }
     };
     tracing::info!("chat on http://{}", server.addr);
-    if let Some(https) = https
-        && let Some(bind) = resolve("--https-bind", &options.chat.https_bind).await
-    {
-        match server.serve_https(https, bind, shutdown) {
+    if let Some(https) = https {
+        let served = listen("the chat (HTTPS)", &options.chat.https_bind)
+            .and_then(|listener| Ok(server.serve_https(https, listener, shutdown)?));
+        match served {
             Ok(addr) => tracing::info!("chat on https://{addr}"),
             Err(e) => tracing::error!("chat HTTPS disabled: {e}"),
         }
@@ -159,13 +172,19 @@ async fn start_chat(
     Ok(Some(server))
 }
 
-/// The first address `addr` resolves to; None (logged) when it does not.
-async fn resolve(flag: &str, addr: &str) -> Option<std::net::SocketAddr> {
-    let resolved = tokio::net::lookup_host(addr).await.ok().and_then(|mut a| a.next());
-    if resolved.is_none() {
-        tracing::error!("cannot resolve {flag} {addr}: not serving it");
-    }
-    resolved
+/// A listener for `what` on `addr` (every listener opens through `warren_broker::listen`).
+fn listen(what: &str, addr: &ListenAddr) -> anyhow::Result<TcpListener> {
+    bind_listener(addr).map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
+}
+
+/// Import the definitions file at `path` (RabbitMQ's load_definitions), before clients come.
+fn load_definitions(broker: &warren_broker::Broker, path: &std::path::Path) -> anyhow::Result<()> {
+    let json = read_file("definitions file", path)?;
+    let summary = broker
+        .import_definitions(&json)
+        .map_err(|e| anyhow::anyhow!("cannot import the definitions file {}: {e}", path.display()))?;
+    tracing::info!("imported {summary} from {}", path.display());
+    Ok(())
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

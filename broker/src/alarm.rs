@@ -146,8 +146,8 @@ pub fn total_memory_bytes() -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other("no MemTotal in /proc/meminfo"))
 }
 
-/// `50MB`, `1GB`, `512KiB`, `1000000`: a size in bytes (RabbitMQ's units: kB/MB/GB are powers
-/// of 1000, KiB/MiB/GiB of 1024).
+/// `50MB`, `1GB`, `512KiB`, `1000000`: a size in bytes (RabbitMQ's units since 3.13: k/kB,
+/// M/MB, G/GB, T/TB, P/PB are powers of 1000; Ki/KiB, Mi/MiB, Gi/GiB, Ti/TiB, Pi/PiB of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -159,10 +159,12 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mb" | "m" => 1_000_000,
         "gb" | "g" => 1_000_000_000,
         "tb" | "t" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
+        "pb" | "p" => 1_000_000_000_000_000,
+        "kib" | "ki" => 1 << 10,
+        "mib" | "mi" => 1 << 20,
+        "gib" | "gi" => 1 << 30,
+        "tib" | "ti" => 1 << 40,
+        "pib" | "pi" => 1 << 50,
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (use kB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
@@ -178,6 +180,8 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert_eq!(parse_size("1000TB"), Ok(1_000_000_000_000_000));
+        assert_eq!(parse_size("512Mi"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2_000_000_000));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5XB").is_err());
         assert!(parse_size("99999999999999999999TB").is_err());

@@ -403,6 +403,16 @@ pub struct ImportSummary {
     pub bindings: usize,
 }
 
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} users, {} vhosts, {} permissions, {} exchanges, {} queues, {} bindings",
+            self.users, self.vhosts, self.permissions, self.exchanges, self.queues, self.bindings
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

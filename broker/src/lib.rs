@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`server`]: accept loops (AMQP, AMQPS) and graceful shutdown.
+//! - [`listen`]: listening sockets for every listener of the binary: `[::]` dual stack by
+//!   default (IPv4 only where the host has no IPv6), a given address as given.
 //! - [`tls`]: AMQPS: certificates and keys checked at start-up, the TLS handshake with its
 //!   timeout, and the relay that hands the connection code plaintext.
 //! - [`connection`]: one task per client: `handshake` (start, tune, open), `codec` (the only
@@ -47,6 +49,7 @@ pub mod direct_reply;
 pub mod error;
 pub mod exchange;
 pub mod fuzzing;
+pub mod listen;
 pub mod message;
 pub mod names;
 pub mod queue;

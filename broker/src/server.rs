@@ -47,6 +47,9 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    // An IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: name it a.b.c.d
+                    // (for loopback_users, logs and listings, as RabbitMQ shows it).
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     spawn_connection(&mut connections, stream, peer, &broker, &shutdown, tls.as_ref());
                 }
                 Err(e) => {

@@ -15,6 +15,7 @@
 //! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree; `body`:
 //!   request bodies read with a hard cap;
 //! - `ws/*`: WebSocket protocol and sessions; `static_files`: the embedded UI;
+//! - `serve`: HTTP and HTTPS on listeners the caller opened, with each client's address;
 //! - `error`: `ApiError` and the one `recover` mapping it to JSON + status.
 
 pub mod amqp;
@@ -29,6 +30,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod room_log;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod static_files;
 pub mod ws;
@@ -36,6 +38,7 @@ pub mod ws;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::ApiError;
@@ -107,24 +110,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serve the same routes over HTTPS (and WebSocket over WSS) on `bind` too, until
+    /// Serve the same routes over HTTPS (and WebSocket over WSS) on `listener` too, until
     /// `shutdown` turns true.
     pub fn serve_https(
         &mut self,
         https: Https,
-        bind: SocketAddr,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<SocketAddr, ApiError> {
+        listener: TcpListener,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<SocketAddr, serve::ServeError> {
         let routes = routes::routes(self.live.clone());
-        let signal = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
-        let (addr, serve) = warp::serve(routes)
-            .tls()
-            .cert(&https.cert_pem)
-            .key(&https.key_pem)
-            .try_bind_with_graceful_shutdown(bind, signal)
-            .map_err(|e| ApiError::BadRequest(format!("cannot serve HTTPS on {bind}: {e}")))?;
+        let (addr, serve) = serve::https(listener, &https.cert_pem, &https.key_pem, routes, shutdown)?;
         tracing::info!("chat listening on https://{addr}");
         self.https_task = Some(tokio::spawn(serve));
         self.https_addr = Some(addr);
@@ -142,11 +137,11 @@ impl Server {
     }
 }
 
-/// Connect to the broker, then serve HTTP on `bind` until `shutdown` turns true; reconnect
+/// Connect to the broker, then serve HTTP on `listener` until `shutdown` turns true; reconnect
 /// to the broker whenever the connection is lost. [`Server::serve_https`] adds HTTPS.
 pub async fn start(
     config: ChatConfig,
-    bind: SocketAddr,
+    listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Server, ApiError> {
     let app = App::start(config.clone(), state::Local::new(&config)).await?;
@@ -156,9 +151,7 @@ pub async fn start(
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    let (addr, serve) = warp::serve(routes)
-        .try_bind_with_graceful_shutdown(bind, signal)
-        .map_err(|e| ApiError::BadRequest(format!("cannot listen for HTTP on {bind}: {e}")))?;
+    let (addr, serve) = serve::http(listener, routes, signal).map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!("chat listening on http://{addr}");
     let task = tokio::spawn(serve);
     Ok(Server { addr, https_addr: None, live, task, https_task: None, supervisor })

@@ -48,14 +48,14 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::path!("register"))
         .and(warp::post())
         .and(a())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and(body::json(SMALL_JSON))
         .and_then(accounts::register);
     let login = api
         .and(warp::path!("login"))
         .and(warp::post())
         .and(a())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and(body::json(SMALL_JSON))
         .and_then(accounts::login);
     let logout = api.and(warp::path!("logout")).and(warp::post()).and(a()).and(token()).and_then(accounts::logout);
@@ -98,7 +98,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::post())
         .and(a())
         .and(u())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and(body::json(MESSAGE_JSON))
         .and_then(|room, app, user, addr, body| messages::post(app, room, user, addr, body));
     let edit = api
@@ -106,7 +106,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::patch())
         .and(a())
         .and(u())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and(body::json(MESSAGE_JSON))
         .and_then(|room, id, app, user, addr, body| messages::edit(app, room, id, user, addr, body));
     let delete = api
@@ -114,7 +114,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::delete())
         .and(a())
         .and(u())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and_then(|room, id, app, user, addr| messages::delete(app, room, id, user, addr));
     let read = api
         .and(warp::path!("rooms" / String / "read"))
@@ -128,7 +128,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
     let socket = warp::path!("ws")
         .and(warp::ws())
         .and(a())
-        .and(warp::addr::remote())
+        .and(crate::serve::remote())
         .and(warp::query::<HashMap<String, String>>());
     let socket = socket.and_then(
         |ws: warp::ws::Ws, app: App, addr: Option<std::net::SocketAddr>, q: HashMap<String, String>| async move {

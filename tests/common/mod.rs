@@ -88,6 +88,22 @@ impl Warren {
         (w, amqps, https)
     }
 
+    /// Start with a rabbitmq.conf holding `conf` (`--config`, on a fresh temporary data
+    /// directory) and the environment variables `envs`: the file names the AMQP listener, so
+    /// no --amqp-bind is added.
+    pub fn start_configured(conf: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let conf_file = temp.path().join("rabbitmq.conf");
+        std::fs::write(&conf_file, conf).expect("write rabbitmq.conf");
+        let data_dir = temp.path().join("data");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+        command.arg("--data-dir").arg(&data_dir).arg("--config").arg(&conf_file);
+        command.envs(envs.iter().copied());
+        let (child, lines) = spawn_binding(command, extra_args, &["--http-bind", "--amqps-bind", "--https-bind"]);
+        let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
+        Self { child, amqp, data_dir, wrapped: false, _temp: Some(temp), lines }
+    }
+
     /// The pid of the warren process itself (the wrapper's child when started under one).
     pub fn warren_pid(&self) -> u32 {
         let pid = self.child.id();
@@ -143,8 +159,17 @@ impl Drop for ChatFrontEnd {
 /// Spawn `command` with `extra_args`, on ephemeral loopback ports where `extra_args` name
 /// none (tests run in parallel, and never on 0.0.0.0); its stdout goes to stderr line by line
 /// and to the returned channel.
-fn spawn_logged(mut command: Command, extra_args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    for flag in ["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind"] {
+fn spawn_logged(command: Command, extra_args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    spawn_binding(command, extra_args, &["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind"])
+}
+
+/// [`spawn_logged`], putting on an ephemeral loopback port only the listeners of `bind_flags`.
+fn spawn_binding(
+    mut command: Command,
+    extra_args: &[&str],
+    bind_flags: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    for &flag in bind_flags {
         if !extra_args.contains(&flag) {
             command.args([flag, "127.0.0.1:0"]);
         }

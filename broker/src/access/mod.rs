@@ -134,7 +134,8 @@ impl AccessControl {
         if !self.check_password(&name, &password) {
             return Err(AuthError::InvalidCredentials(name));
         }
-        if self.loopback_users.contains(&name) && !peer.is_loopback() {
+        // (::ffff:127.0.0.1, an IPv4 client of a dual-stack listener, is loopback too)
+        if self.loopback_users.contains(&name) && !peer.to_canonical().is_loopback() {
             return Err(AuthError::LoopbackOnly(name));
         }
         Ok(name)
@@ -406,6 +407,12 @@ mod tests {
         assert_eq!(ac.login("PLAIN", b"\0guest\0guest", LOCAL), Ok("guest".into()));
         assert!(matches!(ac.login("PLAIN", b"\0guest\0nope", LOCAL), Err(AuthError::InvalidCredentials(_))));
         assert!(matches!(ac.login("PLAIN", b"\0guest\0guest", REMOTE), Err(AuthError::LoopbackOnly(_))));
+        // a dual-stack listener's loopback clients: ::1, and 127.0.0.1 as ::ffff:127.0.0.1
+        for local in ["::1", "::ffff:127.0.0.1"] {
+            assert_eq!(ac.login("PLAIN", b"\0guest\0guest", local.parse().unwrap()), Ok("guest".into()), "{local}");
+        }
+        let mapped_remote = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(matches!(ac.login("PLAIN", b"\0guest\0guest", mapped_remote), Err(AuthError::LoopbackOnly(_))));
         assert!(matches!(ac.login("PLAIN", b"\0nobody\0x", LOCAL), Err(AuthError::InvalidCredentials(_))));
         ac.add_user("bob", "").unwrap();
         assert!(matches!(ac.login("PLAIN", b"\0bob\0", LOCAL), Err(AuthError::BlankPassword(_))));

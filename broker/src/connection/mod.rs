@@ -68,7 +68,7 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         }
     };
     let id = broker.next_id();
-    let local = stream.local_addr().unwrap_or(peer);
+    let local = stream.local_addr().map_or(peer, |a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()));
     let (drained_tx, drained_rx) = mpsc::unbounded_channel();
     let (reader, write_half) = stream.into_split();
     let write_half = Arc::new(write_half);

@@ -83,7 +83,8 @@ pub async fn chat_on(url: &str, config: impl FnOnce(&mut ChatConfig)) -> Chat {
     let mut c = ChatConfig::new(url);
     config(&mut c);
     let (stop, rx) = watch::channel(false);
-    let server = warren_chat::start(c, "127.0.0.1:0".parse().unwrap(), rx)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = warren_chat::start(c, listener, rx)
         .await
         .expect("chat front end starts (does the broker support stream queues?)");
     let base = format!("http://{}", server.addr);
