@@ -171,7 +171,7 @@ impl Queue {
         }
         let now = now_ms();
         let log = st.stream.as_mut()?;
-        self.stats.publish.add(1);
+        self.stats.publish.add_serialised(1); // under the queue's lock
         let (offset, stamped) = log.append(msg, now);
         let ticket =
             self.store.as_ref().map(|s| s.journal.stream_append(&self.journal_name, offset, now, &stamped.to_stored()));
@@ -227,7 +227,7 @@ impl Queue {
             return Enqueued::Accepted;
         }
         st.next_seq = st.next_seq.max(seq + 1);
-        self.stats.publish.add(1);
+        self.stats.publish.add_serialised(1); // under the queue's lock
         self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, Some(stored))
     }
 
@@ -298,7 +298,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        self.stats.publish.add(1);
+        self.stats.publish.add_serialised(1); // under the queue's lock
         self.enqueue_locked(&mut st, QueuedMessage { seq, msg, redelivered: false }, None)
     }
 

@@ -334,12 +334,14 @@ impl ConnectionSink {
             }
             delivered += 1;
         }
-        let acked = !cs.no_ack;
+        if delivered > 0 {
+            // under the queue's lock (the caller's) and this sink's
+            let (n, acked) = (delivered as u64, !cs.no_ack);
+            queue.stats.delivered(n, redelivered, acked, false, true);
+            self.stats.delivered(n, redelivered, acked, false, true);
+        }
         drop(guard);
         if delivered > 0 {
-            let n = delivered as u64;
-            queue.stats.delivered(n, redelivered, acked, false);
-            self.stats.delivered(n, redelivered, acked, false);
             self.wake_writer();
         }
         delivered

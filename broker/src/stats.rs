@@ -35,6 +35,14 @@ impl Counter {
         self.count.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// `add` for a counter whose every writer holds one same lock (a queue's, a sink's): a
+    /// plain load and store, without the locked read-modify-write (fan-out to ten queues
+    /// counts ten times per message).
+    #[inline]
+    pub fn add_serialised(&self, n: u64) {
+        self.count.store(self.count.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
@@ -106,7 +114,8 @@ message_stats! {
     publish,
     /// Messages published into an exchange.
     publish_in,
-    /// Messages an exchange routed to at least one queue.
+    /// Messages an exchange routed to at least one queue: publish_in minus the unrouted, as
+    /// of the last sample (one count per publish on an exchange every publisher shares).
     publish_out,
     /// Publisher confirms sent.
     confirm,
@@ -129,24 +138,32 @@ message_stats! {
 }
 
 impl MessageStats {
-    /// Close a sampling interval of `secs` seconds on every counter.
+    /// Close a sampling interval of `secs` seconds on every counter. An exchange's
+    /// publish_out is brought up to date here (publish_in minus the unrouted).
     pub fn sample(&self, secs: f64) {
+        let published_in = self.publish_in.get();
+        if published_in > 0 {
+            let out = published_in.saturating_sub(self.drop_unroutable.get());
+            self.publish_out.count.store(out, Ordering::Relaxed);
+        }
         for (_, c) in self.counters() {
             c.sample(secs);
         }
     }
 
-    /// Count a delivery or get: `acked` when the client will ack it.
+    /// Count a delivery or get: `acked` when the client will ack it. `serialised`: every
+    /// writer of these counters holds one same lock (see [`Counter::add_serialised`]).
     #[inline]
-    pub fn delivered(&self, n: u64, redelivered: u64, acked: bool, get: bool) {
+    pub fn delivered(&self, n: u64, redelivered: u64, acked: bool, get: bool, serialised: bool) {
+        let add = |c: &Counter, n| if serialised { c.add_serialised(n) } else { c.add(n) };
         match (get, acked) {
-            (false, true) => self.deliver.add(n),
-            (false, false) => self.deliver_no_ack.add(n),
-            (true, true) => self.get.add(n),
-            (true, false) => self.get_no_ack.add(n),
+            (false, true) => add(&self.deliver, n),
+            (false, false) => add(&self.deliver_no_ack, n),
+            (true, true) => add(&self.get, n),
+            (true, false) => add(&self.get_no_ack, n),
         }
         if redelivered > 0 {
-            self.redeliver.add(redelivered);
+            add(&self.redeliver, redelivered);
         }
     }
 }
@@ -214,10 +231,10 @@ mod tests {
     #[test]
     fn deliveries_are_counted_by_kind() {
         let s = MessageStats::default();
-        s.delivered(3, 1, true, false);
-        s.delivered(2, 0, false, false);
-        s.delivered(1, 1, true, true);
-        s.delivered(4, 0, false, true);
+        s.delivered(3, 1, true, false, false);
+        s.delivered(2, 0, false, false, true);
+        s.delivered(1, 1, true, true, false);
+        s.delivered(4, 0, false, true, true);
         let c = s.counts();
         assert_eq!((c.deliver, c.deliver_no_ack, c.get, c.get_no_ack, c.redeliver), (3, 2, 1, 4, 2));
         assert_eq!(c.deliver_get(), 10);

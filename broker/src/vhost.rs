@@ -567,8 +567,8 @@ impl VirtualHost {
         self.route_from(ex, &exchanges, msg, out);
         crate::exchange::dedup_queues(out);
         ex.stats.publish_in.add(1);
-        if !out.is_empty() {
-            ex.stats.publish_out.add(1);
+        if out.is_empty() {
+            ex.stats.drop_unroutable.add(1); // publish_out = publish_in - this (see stats)
         }
         Ok(())
     }

@@ -51,13 +51,30 @@ async fn queues_exchanges_and_connections_count_what_passes_and_totals_outlive_c
 
     let vhost = b.broker.vhost("/").expect("vhost /");
     let q = vhost.queue_list().into_iter().find(|q| q.name.as_str() == "counted").expect("queue");
+    // acks are not answered: wait until the last one is in
+    tokio::time::timeout(WAIT, async {
+        while q.stats.ack.get() < 9 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the acks arrive");
     let c = q.stats.counts();
     assert_eq!((c.publish, c.get, c.get_no_ack, c.deliver, c.redeliver, c.ack), (10, 1, 1, 9, 1, 9));
     let fan = vhost.exchange_list().into_iter().find(|e| e.name.as_str() == "fan").expect("exchange");
-    assert_eq!((fan.stats.publish_in.get(), fan.stats.publish_out.get()), (6, 6));
+    ch.basic_publish("fan".into(), "".into(), Default::default(), b"y", BasicProperties::default())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    b.broker.sample_rates();
+    assert_eq!((fan.stats.publish_in.get(), fan.stats.publish_out.get()), (7, 7));
     let totals = b.broker.message_totals();
-    assert_eq!((totals.publish, totals.confirm, totals.return_unroutable, totals.drop_unroutable), (12, 12, 1, 1));
-    assert_eq!((totals.deliver, totals.get, totals.get_no_ack, totals.ack, totals.redeliver), (9, 1, 1, 9, 1));
+    assert_eq!((totals.publish, totals.confirm, totals.return_unroutable, totals.drop_unroutable), (13, 13, 1, 1));
+    let delivered = tokio::time::timeout(WAIT, consumer.next()).await.expect("in time").expect("open").expect("ok");
+    assert_eq!(&delivered.data[..], b"y");
+    let totals = b.broker.message_totals();
+    assert_eq!((totals.deliver, totals.get, totals.get_no_ack, totals.ack, totals.redeliver), (10, 1, 1, 9, 1));
 
     // Rates: two samples a moment apart; then the connection closes and its counts stay in
     // the totals.
@@ -82,5 +99,5 @@ async fn queues_exchanges_and_connections_count_what_passes_and_totals_outlive_c
     .await
     .expect("the connection is gone");
     let after = b.broker.message_totals();
-    assert_eq!((after.publish, after.confirm, after.ack), (13, 13, 9), "closed connections' counts stay");
+    assert_eq!((after.publish, after.confirm, after.ack), (14, 14, 9), "closed connections' counts stay");
 }

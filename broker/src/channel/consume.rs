@@ -147,8 +147,8 @@ impl Channel {
             codec::write_method(&mut st.out, self.id, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
             codec::write_content(&mut st.out, self.id, &qm.msg.header, &qm.msg.body, st.frame_max);
             let redelivered = u64::from(qm.redelivered);
-            queue.stats.delivered(1, redelivered, !m.no_ack, true);
-            ctx.sink.stats.delivered(1, redelivered, !m.no_ack, true);
+            queue.stats.delivered(1, redelivered, !m.no_ack, true, false);
+            ctx.sink.stats.delivered(1, redelivered, !m.no_ack, true, true); // under the sink's lock
             if m.no_ack {
                 queue.settle(qm.seq, &qm.msg);
             } else {
