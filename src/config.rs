@@ -36,6 +36,10 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_AMQP_BIND", default_value = "0.0.0.0:5672")]
     pub amqp_bind: String,
 
+    /// Address of the management HTTP API and dashboard (RabbitMQ's management.tcp.*).
+    #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672")]
+    pub management_bind: String,
+
     /// Where durable definitions, persistent messages and streams are kept.
     #[arg(long, env = "WARREN_DATA_DIR", default_value = "warren-data")]
     pub data_dir: std::path::PathBuf,
@@ -297,6 +301,7 @@ mod tests {
         let cli = Cli::parse_from(["warren"]);
         let c = cli.server.broker_config();
         assert_eq!(cli.server.amqp_bind, "0.0.0.0:5672");
+        assert_eq!(cli.server.management_bind, "127.0.0.1:15672");
         assert_eq!(c.max_message_size, 128 * 1024 * 1024);
         assert_eq!(c.frame_max, 131_072);
         assert_eq!(c.loopback_users, ["guest"]);

@@ -39,6 +39,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let mut amqps = None;
+    let mut management = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
         (None, None)
     } else {
@@ -55,14 +56,18 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot listen for AMQP on {}: {e}", options.amqp_bind))?;
         let addr = listener.local_addr()?;
         tracing::info!("AMQP listening on {addr}");
+        let mut listeners = vec![warren_management::Listener { protocol: "amqp", addr }];
         if let Some(tls) = &tls {
             let listener = TcpListener::bind(&options.tls.amqps_bind)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for AMQPS on {}: {e}", options.tls.amqps_bind))?;
-            tracing::info!("AMQPS listening on {}", listener.local_addr()?);
+            let amqps_addr = listener.local_addr()?;
+            tracing::info!("AMQPS listening on {amqps_addr}");
+            listeners.push(warren_management::Listener { protocol: "amqp/ssl", addr: amqps_addr });
             let serve = warren_broker::serve_tls(listener, tls.clone(), broker.clone(), shutdown_rx.clone());
             amqps = Some(tokio::spawn(serve));
         }
+        management = start_management(&options, &broker, listeners, shutdown_rx.clone()).await;
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
     // The chat stops first, closing its AMQP connection while the embedded broker still runs.
@@ -83,6 +88,9 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     }
     if let Some(amqps) = amqps {
         amqps.await?;
+    }
+    if let Some(management) = management {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), management.wait()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -157,6 +165,28 @@ async fn start_chat(
         }
     }
     Ok(Some(server))
+}
+
+/// Serve the management API on --management-bind. One that cannot start (port taken: another
+/// broker on this machine) is logged and leaves the broker running, as the chat does.
+async fn start_management(
+    options: &config::ServerOptions,
+    broker: &std::sync::Arc<warren_broker::Broker>,
+    listeners: Vec<warren_management::Listener>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<warren_management::Server> {
+    let bind = resolve("--management-bind", &options.management_bind).await?;
+    let config = warren_management::Config { listeners, data_dir: Some(options.data_dir.clone()) };
+    match warren_management::start(broker.clone(), config, bind, shutdown) {
+        Ok(server) => {
+            tracing::info!("management API on http://{}", server.addr);
+            Some(server)
+        }
+        Err(e) => {
+            tracing::error!("management API disabled: {e}");
+            None
+        }
+    }
 }
 
 /// The first address `addr` resolves to; None (logged) when it does not.

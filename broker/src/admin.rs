@@ -3,14 +3,18 @@
 //! broker gets its default user and vhost.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
 use warren_persistence::{Store, VhostDef};
 
 use crate::Broker;
 use crate::access::{AccessControl, AccessError, full_permissions, new_user};
 use crate::blocking::blocking;
+use crate::sink::ConnectionSink;
 use crate::vhost::VirtualHost;
 
-/// An open client connection, as `list_connections` shows it.
+/// An open client connection, as `list_connections` and the management API show it.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub id: u64,
@@ -20,6 +24,18 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// Unix milliseconds.
     pub connected_at: i64,
+    /// What the client sent in connection.start-ok's client properties.
+    pub client_properties: FieldTable,
+    /// PLAIN or AMQPLAIN.
+    pub auth_mechanism: String,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// The negotiated heartbeat interval, seconds (0: none).
+    pub heartbeat: u16,
+    /// Over AMQPS.
+    pub tls: bool,
+    /// Its channels' delivery state, read by [`ConnectionInfo::channels`].
+    pub sink: Arc<ConnectionSink>,
 }
 
 impl ConnectionInfo {

@@ -26,6 +26,9 @@
 //!   compiled per user and vhost for the checks on every method.
 //! - [`admin`]: what `warren ctl` does beyond limits: vhosts, listings, connections.
 //! - [`definitions`]: export and import of definitions in RabbitMQ's JSON format.
+//! - [`session`]: a user's declares, bindings, publishes and gets without a connection (the
+//!   management API).
+//! - [`inspect`]: read-only views for the management API (channels, unacked per queue).
 //! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
 //! - [`clock`]: wall-clock milliseconds, as records and stream entries keep them.
 //! - [`fuzzing`]: the drivers of the fuzz targets in `fuzz/`, replayed by `tests/fuzz_corpus.rs`.
@@ -45,11 +48,13 @@ pub mod direct_reply;
 pub mod error;
 pub mod exchange;
 pub mod fuzzing;
+pub mod inspect;
 pub mod message;
 pub mod names;
 pub mod queue;
 pub mod queue_args;
 pub mod server;
+pub mod session;
 pub mod sink;
 pub mod stream;
 pub mod tls;

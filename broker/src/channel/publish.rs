@@ -193,6 +193,9 @@ impl Channel {
             return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
         }
         self.confirms.get_or_insert_with(Confirms::default);
+        if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
+            ch.confirm = true;
+        }
         if !nowait {
             self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
         }
@@ -204,6 +207,9 @@ impl Channel {
             return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
         }
         self.tx.get_or_insert_with(Transaction::default);
+        if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
+            ch.transactional = true;
+        }
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
         Ok(())
     }
