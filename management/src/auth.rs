@@ -121,7 +121,7 @@ pub fn authenticate(broker: &Broker, authorization: Option<&str>, peer: Option<I
         tracing::info!(user = %name, "management API: login failed");
         return Err(ApiError::LoginFailed);
     }
-    let loopback_only = broker.config.loopback_users.iter().any(|u| *u == name);
+    let loopback_only = broker.config.loopback_users.contains(&name);
     if loopback_only && !peer.is_some_and(|ip| is_loopback(&ip)) {
         return Err(ApiError::NotAuthorised("User can only log in via localhost".into()));
     }
