@@ -532,3 +532,22 @@ async fn errors_and_health_checks_look_like_rabbitmqs() {
         overview["listeners"].as_array().unwrap().iter().filter_map(|l| l["protocol"].as_str()).collect();
     assert_eq!(protocols, vec!["amqp", "http"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqps_connection_is_listed_as_ssl() {
+    let pki = common::pki::Pki::new();
+    let (w, amqps, _) = Warren::start_tls(&pki, &["--no-chat"]);
+    let api = Api::new(&w);
+    let url = format!("amqps://guest:guest@127.0.0.1:{}/%2f", amqps.port());
+    let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: Some(pki.ca_pem.clone()) };
+    let runtime = lapin::runtime::default_runtime().expect("runtime");
+    let _conn = Connection::connect_with_config(&url, ConnectionProperties::default(), tls, runtime)
+        .await
+        .expect("AMQPS connection");
+    let list = api.get("/api/connections").await.body;
+    assert_eq!(list[0]["ssl"], true);
+    assert_eq!(list[0]["peer_host"], "127.0.0.1");
+    let listener = api.get("/api/health/checks/protocol-listener/amqps").await.body;
+    assert_eq!(listener, json!({"status": "ok", "protocol": "amqp/ssl"}));
+    assert_eq!(api.get(&format!("/api/health/checks/port-listener/{}", amqps.port())).await.status, 200);
+}
