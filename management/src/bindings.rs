@@ -15,12 +15,12 @@ use warren_broker::definitions::{check_short, json_to_table, table_to_json};
 use warren_broker::exchange::Destination;
 use warren_broker::vhost::VirtualHost;
 
+use crate::Ctx;
 use crate::error::ApiError;
 use crate::exchanges::{self, from_path};
-use crate::queues::{self, arguments, session, vhost_for};
-use crate::reply::{Req, created_at, no_content, ok};
+use crate::queues;
+use crate::reply::{Req, arguments, created_at, no_content, ok};
 use crate::route::Dest;
-use crate::{Ctx, auth};
 
 /// mochiweb's `quote_plus` keeps these (and RabbitMQ then encodes `~` too).
 const QUOTE_PLUS: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
@@ -132,13 +132,13 @@ fn answer(req: &Req, rows: impl Iterator<Item = BindingRow>) -> Result<Response,
 }
 
 pub fn list(ctx: &Ctx, req: &Req, vhost: Option<&str>) -> Result<Response, ApiError> {
-    let vhosts = auth::User::listed_vhosts(&req.user, &ctx.broker, vhost)?;
+    let vhosts = req.user.listed_vhosts(&ctx.broker, vhost)?;
     answer(req, vhosts.iter().flat_map(|v| of_vhost(v)))
 }
 
 /// `/api/exchanges/{vhost}/{name}/bindings/source|destination`.
 pub fn of_exchange(ctx: &Ctx, req: &Req, vhost: &str, name: &str, as_source: bool) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     let name = from_path(name);
     exchanges::find(&v, name)?;
     let rows = of_vhost(&v).into_iter().filter(|r| {
@@ -149,7 +149,7 @@ pub fn of_exchange(ctx: &Ctx, req: &Req, vhost: &str, name: &str, as_source: boo
 
 /// `/api/queues/{vhost}/{name}/bindings`.
 pub fn of_queue(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     if !v.has_queue(name) {
         return Err(ApiError::NotFound);
     }
@@ -171,7 +171,7 @@ fn between_rows(v: &VirtualHost, source: &str, dest: &Dest) -> Vec<BindingRow> {
 }
 
 pub fn between(ctx: &Ctx, req: &Req, vhost: &str, source: &str, dest: &Dest) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     let source = from_path(source);
     check_ends(&v, source, dest)?;
     answer(req, between_rows(&v, source, dest).into_iter())
@@ -180,7 +180,7 @@ pub fn between(ctx: &Ctx, req: &Req, vhost: &str, source: &str, dest: &Dest) -> 
 /// POST: `routing_key`, `arguments`; 201 with `Location: {destination}/{properties_key}`
 /// (relative, as RabbitMQ sends it).
 pub fn create(ctx: &Ctx, req: &Req, vhost: &str, source: &str, dest: &Dest) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let source = from_path(source);
     let body = req.object()?;
     let routing_key = match body.get("routing_key") {
@@ -201,13 +201,13 @@ fn find(v: &VirtualHost, source: &str, dest: &Dest, props: &str) -> Result<Bindi
 }
 
 pub fn show(ctx: &Ctx, req: &Req, vhost: &str, source: &str, dest: &Dest, props: &str) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     let row = find(&v, from_path(source), dest, props)?;
     Ok(ok(req.list()?.prune(row.to_json())))
 }
 
 pub fn delete(ctx: &Ctx, req: &Req, vhost: &str, source: &str, dest: &Dest, props: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let source = from_path(source);
     let row = find(&session.vhost, source, dest, props)?;
     let args = json_to_table(&row.arguments);

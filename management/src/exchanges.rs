@@ -18,8 +18,7 @@ use warren_broker::exchange::{Exchange, ExchangeKind};
 use warren_broker::vhost::ExchangeSpec;
 
 use crate::error::ApiError;
-use crate::queues::{arguments, session, vhost_for};
-use crate::reply::{Req, no_content, ok, put_result, truthy};
+use crate::reply::{Req, arguments, no_content, ok, put_result, truthy};
 use crate::{Ctx, props};
 
 /// How long a publish waits for a persistent message to reach the disk before answering.
@@ -55,7 +54,7 @@ pub fn find(v: &warren_broker::vhost::VirtualHost, name: &str) -> Result<Arc<Exc
 }
 
 pub fn show(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     let x = find(&v, from_path(name))?;
     Ok(ok(req.list()?.prune(exchange_json(vhost, &x))))
 }
@@ -66,7 +65,7 @@ pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response
     if ctx.broker.vhost(vhost).is_none() {
         return Err(ApiError::NotFoundBecause("vhost_not_found".into()));
     }
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let body = req.object()?;
     check_short("exchange name", name).map_err(ApiError::BadRequest)?;
     let kind = match body.get("type") {
@@ -91,7 +90,7 @@ pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response
 }
 
 pub fn delete(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let name = from_path(name);
     find(&session.vhost, name)?;
     session.delete_exchange(name, req.query.flag("if-unused")).map_err(ApiError::from_declare)?;
@@ -102,7 +101,7 @@ pub fn delete(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response,
 /// `properties`. Answers once the message is safe, as RabbitMQ's publish (it waits for
 /// the publisher confirm) does.
 pub async fn publish(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let body = req.object()?;
     let missing: Vec<&str> = ["routing_key", "properties", "payload", "payload_encoding"]
         .into_iter()

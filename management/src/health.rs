@@ -12,7 +12,6 @@ use warren_broker::session::Settle;
 
 use crate::Ctx;
 use crate::error::ApiError;
-use crate::queues::session;
 use crate::reply::{Req, ok, with_status};
 
 /// What RabbitMQ's aliveness test declares, publishes and gets.
@@ -74,7 +73,7 @@ pub fn protocol_listener(ctx: &Ctx, _req: &Req, protocol: &str) -> Result<Respon
 
 /// Declare `aliveness-test`, publish a message to it and get it back, as the user.
 pub async fn aliveness(ctx: &Ctx, req: &Req, vhost: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     session.declare_queue(ALIVENESS_QUEUE, false, false, Default::default()).map_err(ApiError::from_declare)?;
     let body = Bytes::from_static(ALIVENESS_MESSAGE);
     session.publish("", ALIVENESS_QUEUE, BasicProperties::default(), body).map_err(ApiError::from_declare)?;

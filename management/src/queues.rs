@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use warp::reply::Response;
 use warren_broker::admin::ConnectionInfo;
-use warren_broker::definitions::{check_short, check_table, json_to_table, table_to_json};
+use warren_broker::definitions::{check_short, table_to_json};
 use warren_broker::inspect::Outstanding;
 use warren_broker::queue::Queue;
-use warren_broker::session::{Session, Settle};
+use warren_broker::session::Settle;
 use warren_broker::vhost::VirtualHost;
 
 use crate::connections::{connections_by_id, consumer_json};
 use crate::error::ApiError;
-use crate::reply::{Req, no_content, ok, put_result, truthy};
+use crate::reply::{Req, arguments, no_content, ok, put_result, truthy};
 use crate::{Ctx, props};
 
 /// The queues a listing shows: direct reply-to's private queues are the server's.
@@ -96,24 +96,12 @@ pub fn list(ctx: &Ctx, req: &Req, vhost: Option<&str>) -> Result<Response, ApiEr
     Ok(ok(params.apply(items)?))
 }
 
-/// The vhost of a request on one of its objects: open to the user, and existing (404).
-pub fn vhost_for(ctx: &Ctx, req: &Req, vhost: &str) -> Result<Arc<VirtualHost>, ApiError> {
-    req.user.require_vhost(&ctx.broker, vhost)?;
-    ctx.broker.vhost(vhost).ok_or(ApiError::NotFound)
-}
-
-/// A session of the user on `vhost`, for a change (RabbitMQ runs it as the user).
-pub fn session<'a>(ctx: &'a Ctx, req: &Req, vhost: &str) -> Result<Session<'a>, ApiError> {
-    vhost_for(ctx, req, vhost)?;
-    Session::new(&ctx.broker, &req.user.name, vhost).ok_or(ApiError::NotFound)
-}
-
 fn find(v: &VirtualHost, name: &str) -> Result<Arc<Queue>, ApiError> {
     v.queue_list().into_iter().find(|q| q.name.as_str() == name).ok_or(ApiError::NotFound)
 }
 
 pub fn show(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let v = vhost_for(ctx, req, vhost)?;
+    let v = req.vhost(ctx, vhost)?;
     let q = find(&v, name)?;
     let snap = Snapshot::take(ctx);
     let mut body = queue_json(ctx, &q, &snap);
@@ -128,25 +116,13 @@ pub fn show(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, A
     Ok(ok(req.list()?.prune(body)))
 }
 
-/// The arguments of a body (`{}` when absent), checked to fit AMQP.
-pub fn arguments(body: &Map<String, Value>) -> Result<amq_protocol::types::FieldTable, ApiError> {
-    match body.get("arguments") {
-        None | Some(Value::Null) => Ok(Default::default()),
-        Some(Value::Object(map)) => {
-            check_table(map).map_err(ApiError::BadRequest)?;
-            Ok(json_to_table(map))
-        }
-        Some(_) => Err(ApiError::BadRequest("arguments must be an object".into())),
-    }
-}
-
 /// PUT: declare (201) or check an existing queue's equivalence (204).
 pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
     req.user.require_vhost(&ctx.broker, vhost)?;
     if ctx.broker.vhost(vhost).is_none() {
         return Err(ApiError::NotFoundBecause("vhost_not_found".into()));
     }
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let body = req.object()?;
     check_short("queue name", name).map_err(ApiError::BadRequest)?;
     let durable = truthy(body.get("durable")).unwrap_or(false);
@@ -165,7 +141,7 @@ pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response
 
 /// DELETE, with `if-unused` and `if-empty` (a missing queue is a 404).
 pub fn delete(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     find(&session.vhost, name)?;
     let (if_unused, if_empty) = (req.query.flag("if-unused"), req.query.flag("if-empty"));
     session.delete_queue(name, if_unused, if_empty).map_err(ApiError::from_declare)?;
@@ -174,7 +150,7 @@ pub fn delete(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response,
 
 /// DELETE .../contents: purge.
 pub fn purge(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     find(&session.vhost, name)?;
     session.purge(name).map_err(ApiError::from_declare)?;
     Ok(no_content())
@@ -183,7 +159,7 @@ pub fn purge(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, 
 /// POST .../get: `count`, `ackmode`, `encoding` (`auto`: UTF-8 text as a string, anything
 /// else base64), `truncate` (bytes of payload shown; `payload_bytes` is the full size).
 pub fn get(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    let session = session(ctx, req, vhost)?;
+    let session = req.session(ctx, vhost)?;
     let body = req.object()?;
     let missing: Vec<&str> = ["count", "ackmode", "encoding"].into_iter().filter(|k| !body.contains_key(*k)).collect();
     if !missing.is_empty() {

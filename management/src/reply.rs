@@ -1,5 +1,8 @@
 //! The request as handlers see it, and the responses they give.
 
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -7,6 +10,11 @@ use warp::Reply;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
+use warren_broker::definitions::{check_table, json_to_table};
+use warren_broker::session::Session;
+use warren_broker::vhost::VirtualHost;
+
+use crate::Ctx;
 use crate::auth::User;
 use crate::error::ApiError;
 use crate::paging::{ListParams, Query};
@@ -37,6 +45,20 @@ impl Req {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(ApiError::BadRequest("not_json".into())),
         }
+    }
+
+    /// The vhost a path names, for an operation on its objects: open to the user (RabbitMQ's
+    /// `is_authorized_vhost`, 401) and existing (404).
+    pub fn vhost(&self, ctx: &Ctx, name: &str) -> Result<Arc<VirtualHost>, ApiError> {
+        self.user.require_vhost(&ctx.broker, name)?;
+        ctx.broker.vhost(name).ok_or(ApiError::NotFound)
+    }
+
+    /// A session of the user on the vhost, to change something in it: RabbitMQ runs such
+    /// operations as the user, with its permissions.
+    pub fn session<'a>(&self, ctx: &'a Ctx, vhost: &str) -> Result<Session<'a>, ApiError> {
+        self.vhost(ctx, vhost)?;
+        Session::new(&ctx.broker, &self.user.name, vhost).ok_or(ApiError::NotFound)
     }
 
     /// The body as `T` (an empty body is `{}`): unreadable JSON is `not_json`, a wrong shape
@@ -79,6 +101,18 @@ pub fn no_content() -> Response {
 /// 201 when `new`, else 204: RabbitMQ's answer to a PUT.
 pub fn put_result(new: bool) -> Response {
     if new { created() } else { no_content() }
+}
+
+/// The `arguments` of a body (`{}` when absent), checked to fit AMQP.
+pub fn arguments(body: &Map<String, Value>) -> Result<FieldTable, ApiError> {
+    match body.get("arguments") {
+        None | Some(Value::Null) => Ok(FieldTable::default()),
+        Some(Value::Object(map)) => {
+            check_table(map).map_err(ApiError::BadRequest)?;
+            Ok(json_to_table(map))
+        }
+        Some(_) => Err(ApiError::BadRequest("arguments must be an object".into())),
+    }
 }
 
 /// Booleans in query strings and bodies as RabbitMQ reads them (`true`/`"true"`).
