@@ -228,6 +228,20 @@ async fn connections_channels_and_consumers_are_listed_and_a_closed_one_sees_320
         .unwrap();
     let confirms = conn.create_channel().await.unwrap();
     confirms.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    for payload in ["a", "b"] {
+        let msg = json!({"routing_key": "work", "payload": payload, "payload_encoding": "string", "properties": {}});
+        assert_eq!(api.post("/api/exchanges/%2F/amq.default/publish", msg).await.body["routed"], true);
+    }
+    // delivered to the consumer (which never acks): unacknowledged on its channel and queue
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api.get("/api/queues/%2F/work").await.body["messages_unacknowledged"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "the deliveries were not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let work = api.get("/api/queues/%2F/work").await.body;
+    assert_eq!((work["messages"].as_u64(), work["messages_ready"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(work["message_bytes_unacknowledged"], 2);
+    assert_eq!(work["consumer_details"][0]["consumer_tag"], "ctag");
 
     let list = api.get("/api/connections").await.body;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
@@ -246,6 +260,7 @@ async fn connections_channels_and_consumers_are_listed_and_a_closed_one_sees_320
     assert_eq!(names(&channels), vec![format!("{name} (1)"), format!("{name} (2)")]);
     assert_eq!(channels[0]["consumer_count"], 1);
     assert_eq!(channels[0]["prefetch_count"], 7);
+    assert_eq!(channels[0]["messages_unacknowledged"], 2);
     assert_eq!(channels[1]["confirm"], true);
     assert_eq!(api.get(&format!("{path}/channels")).await.body.as_array().map(Vec::len), Some(2));
     let consumers = api.get("/api/consumers/%2F").await.body;
@@ -257,6 +272,7 @@ async fn connections_channels_and_consumers_are_listed_and_a_closed_one_sees_320
         overview["object_totals"],
         json!({"channels": 2, "connections": 1, "consumers": 1, "exchanges": 7, "queues": 1})
     );
+    assert_eq!(overview["queue_totals"], json!({"messages": 2, "messages_ready": 0, "messages_unacknowledged": 2}));
 
     assert_eq!(api.delete(&path).await.status, 204);
     let error = tokio::time::timeout(Duration::from_secs(5), async {

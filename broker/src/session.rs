@@ -328,3 +328,77 @@ fn check_expiration(props: &BasicProperties) -> AmqpResult<()> {
         Err(_) => Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': no_integer"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BrokerConfig;
+    use crate::error::ReplyCode;
+    use warren_persistence::PermissionDef;
+
+    fn refused<T: std::fmt::Debug>(r: AmqpResult<T>) -> ReplyCode {
+        r.unwrap_err().code
+    }
+
+    fn body(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn publish_get_and_settle_as_a_channel_would() {
+        let broker = Broker::new(BrokerConfig::default());
+        let s = Session::new(&broker, "guest", "/").expect("vhost");
+        assert!(s.may_open());
+        assert!(s.declare_queue("q", false, false, FieldTable::default()).unwrap(), "new");
+        assert!(!s.declare_queue("q", false, false, FieldTable::default()).unwrap(), "existing");
+        let e = s.declare_queue("q", true, false, FieldTable::default()).unwrap_err();
+        assert_eq!(e.code, ReplyCode::PreconditionFailed);
+        assert!(s.publish("", "q", BasicProperties::default(), body("one")).unwrap().routed);
+        assert!(s.publish("", "q", BasicProperties::default(), body("two")).unwrap().routed);
+        assert!(!s.publish("", "nowhere", BasicProperties::default(), body("x")).unwrap().routed);
+
+        let peek = s.get("q", 10, Settle::Requeue).unwrap();
+        assert_eq!(peek.iter().map(|g| g.msg.body.as_ref()).collect::<Vec<_>>(), [b"one", b"two"]);
+        assert_eq!((peek[0].remaining, peek[1].remaining), (1, 0));
+        assert!(!peek[0].redelivered);
+        let again = s.get("q", 1, Settle::Ack).unwrap();
+        assert!(again[0].redelivered, "requeued messages come back redelivered");
+        assert_eq!(again[0].msg.body.as_ref(), b"one");
+        assert_eq!(s.get("q", 5, Settle::Discard).unwrap().len(), 1);
+        assert!(s.get("q", 5, Settle::Ack).unwrap().is_empty(), "acked and discarded ones are gone");
+        assert_eq!(s.queue("q").unwrap().stats().ready, 0);
+        assert_eq!(s.get("nope", 1, Settle::Ack).unwrap_err().code, ReplyCode::NotFound);
+        assert_eq!(s.delete_queue("q", false, false).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn permissions_apply_as_on_a_channel() {
+        let broker = Broker::new(BrokerConfig::default());
+        broker.access.add_user("ro", "pw").unwrap();
+        let read_only = PermissionDef {
+            user: "ro".into(),
+            vhost: "/".into(),
+            configure: "^ro\\.".into(),
+            write: "".into(),
+            read: ".*".into(),
+        };
+        broker.access.set_permissions(read_only).unwrap();
+        let s = Session::new(&broker, "ro", "/").expect("vhost");
+        assert!(s.declare_queue("ro.q", false, false, FieldTable::default()).is_ok());
+        assert_eq!(refused(s.declare_queue("other", false, false, FieldTable::default())), ReplyCode::AccessRefused);
+        assert_eq!(refused(s.publish("", "ro.q", BasicProperties::default(), body("x"))), ReplyCode::AccessRefused);
+        assert_eq!(
+            refused(s.bind("amq.direct", &Target::Queue("ro.q"), "k", FieldTable::default())),
+            ReplyCode::AccessRefused
+        );
+        assert!(s.get("ro.q", 1, Settle::Ack).is_ok(), "read is allowed");
+        let as_someone_else = BasicProperties::default().with_user_id("guest".into());
+        let guest = Session::new(&broker, "guest", "/").expect("vhost");
+        assert!(guest.publish("", "ro.q", as_someone_else.clone(), body("x")).is_ok());
+        let ro_writer = Session::new(&broker, "nobody", "/").expect("vhost");
+        assert!(!ro_writer.may_open());
+        assert_eq!(refused(ro_writer.publish("", "ro.q", as_someone_else, body("x"))), ReplyCode::AccessRefused);
+        let spoofed = BasicProperties::default().with_user_id("ro".into());
+        assert_eq!(refused(guest.publish("", "ro.q", spoofed, body("x"))), ReplyCode::PreconditionFailed);
+    }
+}
