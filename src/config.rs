@@ -65,8 +65,8 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_AMQP_BIND", default_value = "5672", value_name = "ADDR")]
     pub amqp_bind: ListenAddr,
 
-    /// Where the management HTTP API and dashboard will listen (management.tcp.ip, .port);
-    /// not served yet.
+    /// Where the management HTTP API listens (management.tcp.ip, .port): loopback only by
+    /// default, as RabbitMQ's own default is reachable from anywhere.
     #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672", value_name = "ADDR")]
     pub management_bind: ListenAddr,
 

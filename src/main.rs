@@ -44,6 +44,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let mut amqps = None;
+    let mut management = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
         if let Some(path) = &options.load_definitions {
             tracing::warn!("--load-definitions {}: no embedded broker to load it into (--amqp-url)", path.display());
@@ -64,12 +65,16 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
         let listener = listen("AMQP", &options.amqp_bind)?;
         let addr = listener.local_addr()?;
         tracing::info!("AMQP listening on {addr}");
+        let mut listeners = vec![warren_management::Listener { protocol: "amqp", addr }];
         if let Some(tls) = &tls {
             let listener = listen("AMQPS", &options.tls.amqps_bind)?;
-            tracing::info!("AMQPS listening on {}", listener.local_addr()?);
+            let amqps_addr = listener.local_addr()?;
+            tracing::info!("AMQPS listening on {amqps_addr}");
+            listeners.push(warren_management::Listener { protocol: "amqp/ssl", addr: amqps_addr });
             let serve = warren_broker::serve_tls(listener, tls.clone(), broker.clone(), shutdown_rx.clone());
             amqps = Some(tokio::spawn(serve));
         }
+        management = start_management(&options, &broker, listeners, shutdown_rx.clone());
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
     // The chat stops first, closing its AMQP connection while the embedded broker still runs.
@@ -90,6 +95,9 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     }
     if let Some(amqps) = amqps {
         amqps.await?;
+    }
+    if let Some(management) = management {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), management.wait()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -185,6 +193,34 @@ fn load_definitions(broker: &warren_broker::Broker, path: &std::path::Path) -> a
         .map_err(|e| anyhow::anyhow!("cannot import the definitions file {}: {e}", path.display()))?;
     tracing::info!("imported {summary} from {}", path.display());
     Ok(())
+}
+
+/// Serve the management API on --management-bind. One that cannot start (port taken: another
+/// broker on this machine) is logged and leaves the broker running, as the chat does.
+fn start_management(
+    options: &config::ServerOptions,
+    broker: &std::sync::Arc<warren_broker::Broker>,
+    listeners: Vec<warren_management::Listener>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<warren_management::Server> {
+    let listener = match listen("the management API", &options.management_bind) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!("management API disabled: {e}");
+            return None;
+        }
+    };
+    let config = warren_management::Config { listeners, data_dir: Some(options.data_dir.clone()) };
+    match warren_management::start(broker.clone(), config, listener, shutdown) {
+        Ok(server) => {
+            tracing::info!("management API on http://{}", server.addr);
+            Some(server)
+        }
+        Err(e) => {
+            tracing::error!("management API disabled: {e}");
+            None
+        }
+    }
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

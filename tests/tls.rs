@@ -182,6 +182,7 @@ fn fails_to_start(args: &[&str]) -> String {
         .arg(data.path())
         .args(["--amqp-bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"])
         .args(["--amqps-bind", "127.0.0.1:0", "--https-bind", "127.0.0.1:0"])
+        .args(["--management-bind", "127.0.0.1:0"])
         .args(args)
         .output()
         .expect("run warren");

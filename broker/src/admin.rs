@@ -3,14 +3,18 @@
 //! broker gets its default user and vhost.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
 use warren_persistence::{Store, VhostDef};
 
 use crate::Broker;
 use crate::access::{AccessControl, AccessError, full_permissions, new_user};
 use crate::blocking::blocking;
+use crate::sink::ConnectionSink;
 use crate::vhost::VirtualHost;
 
-/// An open client connection, as `list_connections` shows it.
+/// An open client connection, as `list_connections` and the management API show it.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub id: u64,
@@ -20,8 +24,18 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// Unix milliseconds.
     pub connected_at: i64,
-    /// What it published, was delivered, acked... (the sink's counters).
-    pub stats: std::sync::Arc<crate::stats::MessageStats>,
+    /// What the client sent in connection.start-ok's client properties.
+    pub client_properties: FieldTable,
+    /// PLAIN or AMQPLAIN.
+    pub auth_mechanism: String,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// The negotiated heartbeat interval, seconds (0: none).
+    pub heartbeat: u16,
+    /// Over AMQPS.
+    pub tls: bool,
+    /// Its channels' delivery state, read by [`ConnectionInfo::channels`].
+    pub sink: Arc<ConnectionSink>,
 }
 
 impl ConnectionInfo {
@@ -108,7 +122,7 @@ impl Broker {
     pub fn unregister_connection(&self, id: u64) {
         let gone = self.connections.lock().remove(&id);
         if let Some(info) = gone {
-            self.retired.absorb(&info.stats.counts());
+            self.retired.absorb(&info.sink.stats.counts());
         }
     }
 
@@ -116,7 +130,7 @@ impl Broker {
     pub fn message_totals(&self) -> crate::stats::Counts {
         let mut totals = self.retired.counts();
         for info in self.connections.lock().values() {
-            totals.add(&info.stats.counts());
+            totals.add(&info.sink.stats.counts());
         }
         totals
     }
@@ -138,7 +152,7 @@ impl Broker {
             }
         }
         for info in self.connection_list() {
-            info.stats.sample(secs);
+            info.sink.stats.sample(secs);
         }
         history.0.push(crate::clock::now_ms(), self.message_totals());
     }

@@ -152,6 +152,60 @@ pub enum ImportError {
     Access(#[from] AccessError),
     #[error("{what}: {error}")]
     Declare { what: String, error: crate::error::AmqpError },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The longest name or field-table key AMQP carries (a short string).
+pub const MAX_SHORT: usize = 255;
+
+/// Refuse a name AMQP cannot carry (longer than a short string).
+pub fn check_short(what: &str, name: &str) -> Result<(), String> {
+    if name.len() > MAX_SHORT {
+        return Err(format!(
+            "{what} '{}...' is longer than {MAX_SHORT} bytes",
+            crate::names::truncate_short(name.into())
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a table (arguments, headers) with a key AMQP cannot carry, at any depth.
+pub fn check_table(map: &Map<String, Value>) -> Result<(), String> {
+    fn check_value(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Object(m) => check_table(m),
+            Value::Array(items) => items.iter().try_for_each(check_value),
+            _ => Ok(()),
+        }
+    }
+    for (k, v) in map {
+        check_short("table key", k)?;
+        check_value(v)?;
+    }
+    Ok(())
+}
+
+impl Definitions {
+    /// Whether every queue, exchange and binding can be declared over AMQP (names, keys and
+    /// argument keys fit in short strings): checked before anything is imported.
+    pub fn check(&self) -> Result<(), String> {
+        for q in &self.queues {
+            check_short("queue name", &q.name)?;
+            check_table(&q.arguments)?;
+        }
+        for x in &self.exchanges {
+            check_short("exchange name", &x.name)?;
+            check_table(&x.arguments)?;
+        }
+        for b in &self.bindings {
+            check_short("binding source", &b.source)?;
+            check_short("binding destination", &b.destination)?;
+            check_short("routing key", &b.routing_key)?;
+            check_table(&b.arguments)?;
+        }
+        Ok(())
+    }
 }
 
 /// A field table as RabbitMQ's JSON shows it: numbers, strings, booleans, lists, objects.
@@ -309,6 +363,7 @@ impl Broker {
     /// as it is, nothing is deleted. Stops at the first thing that cannot be imported.
     pub fn import_definitions(&self, json: &[u8]) -> Result<ImportSummary, ImportError> {
         let defs: Definitions = serde_json::from_slice(json)?;
+        defs.check().map_err(ImportError::Invalid)?;
         let mut summary = ImportSummary::default();
         for v in &defs.vhosts {
             self.add_vhost(&v.name, &v.metadata.description, v.metadata.tags.0.clone())?;
@@ -425,6 +480,23 @@ mod tests {
         let table = json_to_table(&json);
         assert_eq!(table.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(60000)));
         assert_eq!(table_to_json(&table), json);
+    }
+
+    #[test]
+    fn names_too_long_for_amqp_are_refused_before_import() {
+        let long = "x".repeat(256);
+        let broker = Broker::new(crate::BrokerConfig::default());
+        for json in [
+            format!(r#"{{"queues": [{{"name": "{long}", "vhost": "/"}}]}}"#),
+            format!(r#"{{"queues": [{{"name": "q", "vhost": "/", "arguments": {{"a": {{"{long}": 1}}}}}}]}}"#),
+            format!(
+                r#"{{"bindings": [{{"source": "amq.direct", "vhost": "/", "destination": "q", "destination_type": "queue", "routing_key": "{long}"}}]}}"#
+            ),
+        ] {
+            assert!(matches!(broker.import_definitions(json.as_bytes()), Err(ImportError::Invalid(_))), "{json}");
+        }
+        assert!(!broker.vhost("/").unwrap().has_queue("q"), "nothing imported");
+        assert!(check_short("n", &"é".repeat(127)).is_ok());
     }
 
     #[test]

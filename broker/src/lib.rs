@@ -28,6 +28,9 @@
 //!   compiled per user and vhost for the checks on every method.
 //! - [`admin`]: what `warren ctl` does beyond limits: vhosts, listings, connections.
 //! - [`definitions`]: export and import of definitions in RabbitMQ's JSON format.
+//! - [`session`]: a user's declares, bindings, publishes and gets without a connection (the
+//!   management API).
+//! - [`inspect`]: read-only views for the management API (channels, unacked per queue).
 //! - [`blocking`]: disk I/O from the runtime's threads (`block_in_place`).
 //! - [`stats`]: message counters per queue, exchange and connection, their rates, and the
 //!   broker's totals (the management API's `message_stats`, Prometheus' `*_total`).
@@ -49,12 +52,14 @@ pub mod direct_reply;
 pub mod error;
 pub mod exchange;
 pub mod fuzzing;
+pub mod inspect;
 pub mod listen;
 pub mod message;
 pub mod names;
 pub mod queue;
 pub mod queue_args;
 pub mod server;
+pub mod session;
 pub mod sink;
 pub mod stats;
 pub mod stream;

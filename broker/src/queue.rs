@@ -60,6 +60,18 @@ pub struct ConsumerInfo {
     pub prefetch: u16,
 }
 
+/// A queue's counts, as the management API lists them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready messages (a stream: its entries), in memory or paged out.
+    pub ready: u64,
+    /// Body bytes of the ready messages held in memory.
+    pub ready_bytes_in_memory: u64,
+    /// Ready messages whose bodies are on disk only.
+    pub paged_out: u64,
+    pub consumers: usize,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub name: ShortString,
@@ -275,6 +287,23 @@ impl Queue {
                 ConsumerInfo { tag, connection: sink.id, channel, ack_required: !no_ack, exclusive, prefetch }
             })
             .collect()
+    }
+
+    /// What the management API shows of the queue's state (read under its lock once).
+    pub fn stats(&self) -> QueueStats {
+        let mut st = self.state.lock();
+        if let Some(log) = &st.stream {
+            let len = log.len();
+            return QueueStats { ready: len, ready_bytes_in_memory: 0, paged_out: 0, consumers: st.consumers.len() };
+        }
+        self.expire_head_locked(&mut st);
+        let paged_out = Self::spilled_len(&st) as u64;
+        QueueStats {
+            ready: st.ready.len() as u64 + paged_out,
+            ready_bytes_in_memory: st.ready.bytes(),
+            paged_out,
+            consumers: st.consumers.len(),
+        }
     }
 
     /// `(ready messages, consumers)` as declare-ok reports them.

@@ -65,6 +65,10 @@ pub struct ChannelDeliveries {
     pub consumers: HashMap<u64, ConsumerState>,
     /// False once the channel is closing: no more deliveries.
     pub active: bool,
+    /// In confirm mode (confirm.select), for listings.
+    pub confirm: bool,
+    /// Transactional (tx.select), for listings.
+    pub transactional: bool,
 }
 
 impl ChannelDeliveries {

@@ -35,9 +35,10 @@ impl Counter {
         self.count.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// `add` for a counter whose every writer holds one same lock (a queue's, a sink's): a
-    /// plain load and store, without the locked read-modify-write (fan-out to ten queues
-    /// counts ten times per message).
+    /// `add` for a counter whose writers are serialised: they all hold one same lock (a
+    /// queue's, a sink's), or there is one (a connection's task): a plain load and store,
+    /// without the locked read-modify-write (fan-out to ten queues counts ten times per
+    /// message).
     #[inline]
     pub fn add_serialised(&self, n: u64) {
         self.count.store(self.count.load(Ordering::Relaxed) + n, Ordering::Relaxed);

@@ -30,7 +30,8 @@ pub mod presence;
 pub mod ratelimit;
 pub mod room_log;
 pub mod routes;
-pub mod serve;
+/// Serving on the binary's listeners (the `warren-http` crate, shared with the management API).
+pub use warren_http as serve;
 pub mod state;
 pub mod static_files;
 pub mod ws;

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 pub struct Warren {
     pub child: Child,
     pub amqp: SocketAddr,
+    /// The management HTTP API.
+    pub management: SocketAddr,
     pub data_dir: std::path::PathBuf,
     /// Started through a wrapper (strace): `child` is the wrapper, warren is its child.
     wrapped: bool,
@@ -53,9 +55,11 @@ impl Warren {
         command.arg("--data-dir").arg(data_dir);
         let (child, lines) = spawn_logged(command, extra_args);
         let addr = wait_for_line(&lines, "AMQP listening on ");
+        let management = wait_for_line(&lines, "management API on http://");
         Self {
             child,
             amqp: addr.parse().expect("address"),
+            management: management.parse().expect("address"),
             data_dir: data_dir.to_owned(),
             wrapped: !wrapper.is_empty(),
             _temp: None,
@@ -82,9 +86,18 @@ impl Warren {
         let (child, lines) = spawn_logged(command, extra_args);
         let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
         let amqps = wait_for_line(&lines, "AMQPS listening on ").parse().expect("address");
+        let management = wait_for_line(&lines, "management API on http://").parse().expect("address");
         let https = (!extra_args.contains(&"--no-chat"))
             .then(|| wait_for_line(&lines, "chat on https://").parse().expect("address"));
-        let w = Self { child, amqp, data_dir: temp.path().to_owned(), wrapped: false, _temp: Some(temp), lines };
+        let w = Self {
+            child,
+            amqp,
+            management,
+            data_dir: temp.path().to_owned(),
+            wrapped: false,
+            _temp: Some(temp),
+            lines,
+        };
         (w, amqps, https)
     }
 
@@ -99,9 +112,11 @@ impl Warren {
         let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
         command.arg("--data-dir").arg(&data_dir).arg("--config").arg(&conf_file);
         command.envs(envs.iter().copied());
-        let (child, lines) = spawn_binding(command, extra_args, &["--http-bind", "--amqps-bind", "--https-bind"]);
+        let flags = ["--http-bind", "--amqps-bind", "--https-bind", "--management-bind"];
+        let (child, lines) = spawn_binding(command, extra_args, &flags);
         let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
-        Self { child, amqp, data_dir, wrapped: false, _temp: Some(temp), lines }
+        let management = wait_for_line(&lines, "management API on http://").parse().expect("address");
+        Self { child, amqp, management, data_dir, wrapped: false, _temp: Some(temp), lines }
     }
 
     /// The pid of the warren process itself (the wrapper's child when started under one).
@@ -160,7 +175,11 @@ impl Drop for ChatFrontEnd {
 /// none (tests run in parallel, and never on 0.0.0.0); its stdout goes to stderr line by line
 /// and to the returned channel.
 fn spawn_logged(command: Command, extra_args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    spawn_binding(command, extra_args, &["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind"])
+    spawn_binding(
+        command,
+        extra_args,
+        &["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind", "--management-bind"],
+    )
 }
 
 /// [`spawn_logged`], putting on an ephemeral loopback port only the listeners of `bind_flags`.

@@ -74,7 +74,7 @@ impl Channel {
             self.routed = routed;
             return Err(e);
         }
-        ctx.sink.stats.publish.add(1);
+        ctx.sink.stats.publish.add_serialised(1); // only this connection's task writes it
         if let Some(tx) = self.tx.as_mut() {
             tx.publishes.push((msg, routed, publish.mandatory));
             return Ok(());
@@ -186,12 +186,12 @@ impl Channel {
             c.acked = nack;
         }
         if upto <= c.acked {
-            ctx.sink.stats.confirm.add(c.acked - from);
+            ctx.sink.stats.confirm.add_serialised(c.acked - from);
             return;
         }
         let ack = basic::Ack { delivery_tag: upto, multiple: upto - c.acked > 1 };
         c.acked = upto;
-        ctx.sink.stats.confirm.add(upto - from);
+        ctx.sink.stats.confirm.add_serialised(upto - from);
         ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
     }
 
@@ -200,6 +200,9 @@ impl Channel {
             return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
         }
         self.confirms.get_or_insert_with(Confirms::default);
+        if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
+            ch.confirm = true;
+        }
         if !nowait {
             self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
         }
@@ -211,6 +214,9 @@ impl Channel {
             return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
         }
         self.tx.get_or_insert_with(Transaction::default);
+        if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
+            ch.transactional = true;
+        }
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
         Ok(())
     }

@@ -38,6 +38,10 @@ pub struct Negotiated {
     pub blocked_notify: bool,
     /// Bytes read past open (a pipelining client).
     pub read_buf: BytesMut,
+    /// What the client said about itself in start-ok (for listings).
+    pub client_properties: amq_protocol::types::FieldTable,
+    /// The SASL mechanism it logged in with.
+    pub auth_mechanism: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,5 +315,7 @@ async fn negotiate(stream: &mut TcpStream, peer: SocketAddr, broker: &Broker) ->
         cancel_notify,
         blocked_notify,
         read_buf: buf,
+        client_properties: start_ok.client_properties,
+        auth_mechanism: start_ok.mechanism.to_string(),
     })
 }

@@ -60,7 +60,7 @@ enum State {
 
 /// Run one client connection to the end.
 pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
-    let negotiated = match handshake::handshake(&mut stream, peer, &broker).await {
+    let mut negotiated = match handshake::handshake(&mut stream, peer, &broker).await {
         Ok(n) => n,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "handshake failed");
@@ -68,7 +68,12 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         }
     };
     let id = broker.next_id();
-    let local = stream.local_addr().map_or(peer, |a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()));
+    // An AMQPS connection reaches us over a Unix socket pair posing as a TcpStream (see
+    // `tls`): it has no local address. A dual-stack listener's IPv4 clients are IPv4.
+    let (local, tls) = match stream.local_addr() {
+        Ok(a) => (std::net::SocketAddr::new(a.ip().to_canonical(), a.port()), false),
+        Err(_) => (peer, true),
+    };
     let (drained_tx, drained_rx) = mpsc::unbounded_channel();
     let (reader, write_half) = stream.into_split();
     let write_half = Arc::new(write_half);
@@ -81,7 +86,13 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, s
         peer,
         local,
         connected_at: crate::clock::now_ms(),
-        stats: sink.stats.clone(),
+        client_properties: std::mem::take(&mut negotiated.client_properties),
+        auth_mechanism: std::mem::take(&mut negotiated.auth_mechanism),
+        frame_max: negotiated.frame_max,
+        channel_max: negotiated.channel_max,
+        heartbeat: negotiated.heartbeat,
+        tls,
+        sink: sink.clone(),
     });
     let _registered = Registered { broker: broker.clone(), id };
     let heartbeat = (negotiated.heartbeat > 0).then(|| Duration::from_secs(u64::from(negotiated.heartbeat)));

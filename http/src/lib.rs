@@ -1,4 +1,4 @@
-//! Serving the routes on a listener the caller opened (the binary opens every listener the same
+//! warren-http: serving warp routes on a listener the caller opened (the binary opens every listener the same
 //! way, dual stack by default), over HTTP or HTTPS. Each request carries the client's address
 //! as a [`ClientAddr`] extension: the rate limits key on it.
 //!
