@@ -273,6 +273,14 @@ async fn connections_channels_and_consumers_are_listed_and_a_closed_one_sees_320
         json!({"channels": 2, "connections": 1, "consumers": 1, "exchanges": 7, "queues": 1})
     );
     assert_eq!(overview["queue_totals"], json!({"messages": 2, "messages_ready": 0, "messages_unacknowledged": 2}));
+    // message_stats: the queue's counts and the broker's totals (API publishes included)
+    let stats = &api.get("/api/queues/%2F/work").await.body["message_stats"];
+    assert_eq!((stats["publish"].as_u64(), stats["deliver"].as_u64()), (Some(2), Some(2)), "{stats}");
+    assert_eq!(stats["deliver_get"], 2);
+    assert!(stats["publish_details"]["rate"].is_number());
+    let totals = &overview["message_stats"];
+    assert_eq!((totals["publish"].as_u64(), totals["deliver_get"].as_u64()), (Some(2), Some(2)), "{totals}");
+    assert_eq!(overview["rates_mode"], "basic");
 
     assert_eq!(api.delete(&path).await.status, 204);
     let error = tokio::time::timeout(Duration::from_secs(5), async {

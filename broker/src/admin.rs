@@ -126,6 +126,12 @@ impl Broker {
         }
     }
 
+    /// What was published and got without a connection (the management API's publish and
+    /// get): part of the totals.
+    pub fn outside_connections(&self) -> &crate::stats::MessageStats {
+        &self.retired
+    }
+
     /// Everything counted since the broker started: closed connections and open ones.
     pub fn message_totals(&self) -> crate::stats::Counts {
         let mut totals = self.retired.counts();

@@ -137,7 +137,8 @@ pub struct Broker {
     limits: Option<tokio::sync::watch::Sender<alarm::Limits>>,
     /// Every open connection listens: the connections a message names close with 320.
     forced_close: tokio::sync::broadcast::Sender<Arc<admin::ForcedClose>>,
-    /// What closed connections counted (the broker's totals are these plus the open ones').
+    /// What closed connections counted, and what was done without one (the management API's
+    /// publish and get): the broker's totals are these plus the open connections'.
     retired: stats::MessageStats,
     /// The totals at each rate sample, for charts; and when the last sample was taken.
     history: Mutex<(stats::History, Option<std::time::Instant>)>,

@@ -227,6 +227,11 @@ impl<'a> Session<'a> {
         let msg = Arc::new(Message::derived(short(exchange), short(routing_key), properties, body));
         let mut routed = Vec::new();
         self.vhost.route(exchange, &msg, &mut routed)?;
+        let outside = self.broker.outside_connections();
+        outside.publish.add(1);
+        if routed.is_empty() {
+            outside.drop_unroutable.add(1);
+        }
         let ticket = self.enqueue(&msg, &routed);
         Ok(PublishOutcome { routed: !routed.is_empty(), ticket })
     }
@@ -276,6 +281,12 @@ impl<'a> Session<'a> {
         while taken.len() < count {
             let Some((qm, remaining)) = q.get() else { break };
             taken.push((qm, remaining));
+        }
+        let (n, redelivered) = (taken.len() as u64, taken.iter().filter(|(qm, _)| qm.redelivered).count() as u64);
+        if n > 0 {
+            let acked = matches!(settle, Settle::Ack);
+            q.stats.delivered(n, redelivered, acked, true, false);
+            self.broker.outside_connections().delivered(n, redelivered, acked, true, false);
         }
         let got = taken
             .iter()

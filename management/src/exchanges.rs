@@ -38,6 +38,7 @@ pub fn exchange_json(vhost: &str, x: &Exchange) -> Value {
         "auto_delete": x.auto_delete,
         "internal": x.internal,
         "arguments": table_to_json(&x.arguments),
+        "message_stats": crate::rates::of_object(&x.stats, crate::rates::EXCHANGE),
     })
 }
 

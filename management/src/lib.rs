@@ -1,7 +1,8 @@
 //! warren-management: RabbitMQ 3.x's management HTTP API (`/api/...`) over warren's broker,
 //! with its paths, JSON shapes, status codes, Basic authentication and tag rules, so that
 //! `rabbitmqadmin`, monitoring scripts and HTTP clients written for RabbitMQ work unchanged.
-//! Every answer is read from the broker's live state when asked; nothing is sampled or kept.
+//! Every answer is read from the broker's live state when asked; message rates are the
+//! broker's own samples (`warren_broker::stats`, every 5 s).
 //!
 //! # Layout
 //! - this file: [`start`] (bind, serve until shutdown), the shared [`Ctx`], and the warp filter
@@ -14,6 +15,7 @@
 //! - [`paging`]: `name`/`use_regex` filters, `sort`, pages and `columns` for every list.
 //! - [`reply`]: the request as handlers see it ([`reply::Req`]) and response helpers.
 //! - [`props`]: message properties as RabbitMQ's JSON (publish and get).
+//! - [`rates`]: `message_stats` (counts and rates) of queues, exchanges and the overview.
 //! - one module per resource group: [`overview`] (overview, whoami, nodes), [`connections`]
 //!   (connections, channels, consumers), [`exchanges`], [`queues`], [`bindings`], [`access`]
 //!   (vhosts, users, permissions, topic permissions), [`definitions`], [`health`] (health
@@ -32,6 +34,7 @@ pub mod overview;
 pub mod paging;
 pub mod props;
 pub mod queues;
+pub mod rates;
 pub mod reply;
 pub mod route;
 pub mod router;

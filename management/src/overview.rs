@@ -59,9 +59,9 @@ pub fn overview(ctx: &Ctx, req: &Req) -> Result<Response, ApiError> {
     let connections: Vec<_> =
         broker.connection_list().into_iter().filter(|c| user.sees_connection_of(&c.user)).collect();
     let channel_count: usize = connections.iter().map(|c| c.channels().len()).sum();
-    let body = json!({
+    let mut body = json!({
         "management_version": RABBITMQ_VERSION,
-        "rates_mode": "none",
+        "rates_mode": "basic",
         "exchange_types": exchange_types(),
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "warren",
@@ -86,6 +86,15 @@ pub fn overview(ctx: &Ctx, req: &Req) -> Result<Response, ApiError> {
         "listeners": listeners(ctx),
         "contexts": [],
     });
+    // The broker's totals, for those who see every vhost (a management user sees its own
+    // objects only, and the totals would tell it about the others).
+    if user.is_monitor()
+        && let serde_json::Value::Object(map) = &mut body
+    {
+        let (_, rates) = broker.message_history();
+        let stats = crate::rates::of_totals(&broker.message_totals(), &rates, crate::rates::OVERVIEW);
+        map.insert("message_stats".into(), stats);
+    }
     Ok(ok(body))
 }
 
@@ -153,7 +162,7 @@ pub fn node_json(ctx: &Ctx) -> Value {
         "fd_total": fd_total,
         "sockets_used": broker.connection_list().len(),
         "partitions": [],
-        "rates_mode": "none",
+        "rates_mode": "basic",
         "net_ticktime": 60,
         "enabled_plugins": ["rabbitmq_management"],
         "auth_mechanisms": auth_mechanisms(),
