@@ -190,24 +190,7 @@ fn republish(vhost: &VirtualHost, dl: DeadLetter) {
         return;
     }
     routed.retain(|q| !is_cycle(&msg.properties, q));
-    let store = vhost.store().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
-    let Some(store) = store else {
-        for q in &routed {
-            q.publish(msg.clone());
-        }
-        return;
-    };
-    let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
-    let enqueues: Vec<(&str, u64)> =
-        routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.journal_name.as_str(), s))).collect();
-    let stored = store.journal.publish(&msg.to_stored(), crate::clock::now_ms(), &enqueues);
-    msg.set_store_id(stored.id);
-    for (q, seq) in routed.iter().zip(seqs) {
-        match seq {
-            Some(seq) => q.publish_at(seq, msg.clone(), stored),
-            None => q.publish(msg.clone()),
-        };
-    }
+    crate::queue::routed::enqueue(vhost.store(), &msg, &routed);
 }
 
 #[cfg(test)]

@@ -146,3 +146,15 @@ pub fn without_expiration(p: &BasicProperties) -> BasicProperties {
     );
     out
 }
+
+/// The `expiration` property must be a non-negative integer (RabbitMQ's texts).
+pub fn check_expiration(props: &amq_protocol::protocol::BasicProperties) -> crate::error::AmqpResult<()> {
+    let Some(exp) = props.expiration() else { return Ok(()) };
+    match exp.as_str().parse::<i64>() {
+        Ok(n) if n < 0 => Err(crate::error::AmqpError::precondition_failed(format!(
+            "invalid expiration '{exp}': {{value_negative,{n}}}"
+        ))),
+        Ok(_) => Ok(()),
+        Err(_) => Err(crate::error::AmqpError::precondition_failed(format!("invalid expiration '{exp}': no_integer"))),
+    }
+}

@@ -22,6 +22,7 @@ mod ext;
 mod paging;
 mod pressure;
 mod ready;
+pub mod routed;
 pub use ext::Enqueued;
 use paging::Paging;
 pub use ready::ReadyList;

@@ -18,7 +18,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Destination, ExchangeKind};
 use crate::message::Message;
 use crate::names::short;
-use crate::queue::{Deleted, Enqueued, Queue};
+use crate::queue::{Deleted, Queue};
 use crate::vhost::{ExchangeSpec, QueueSpec, VirtualHost, cancel_consumers, check_name};
 
 /// The connection id a session acts as: no client connection has it (ids start at 1).
@@ -216,7 +216,7 @@ impl<'a> Session<'a> {
                 "user_id property set to '{user_id}' but authenticated user was '{user}'"
             )));
         }
-        check_expiration(&properties)?;
+        crate::message::check_expiration(&properties)?;
         let max = self.broker.config.max_message_size;
         if body.len() as u64 > max {
             return Err(AmqpError::precondition_failed(format!(
@@ -232,41 +232,8 @@ impl<'a> Session<'a> {
         if routed.is_empty() {
             outside.drop_unroutable.add(1);
         }
-        let ticket = self.enqueue(&msg, &routed);
+        let ticket = crate::queue::routed::enqueue(self.broker.store.as_ref(), &msg, &routed).ticket;
         Ok(PublishOutcome { routed: !routed.is_empty(), ticket })
-    }
-
-    /// Put a routed message into its queues (journaled once when persistent and bound for
-    /// durable queues, as `Channel::deliver_routed` does); returns the journal ticket.
-    fn enqueue(&self, msg: &Arc<Message>, routed: &[Arc<Queue>]) -> Option<u64> {
-        let mut ticket = None;
-        for q in routed.iter().filter(|q| q.is_stream()) {
-            ticket = ticket.max(q.append_stream(msg));
-        }
-        let store = self.broker.store.as_ref().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
-        let Some(store) = store else {
-            for q in routed.iter().filter(|q| !q.is_stream()) {
-                let _: Enqueued = q.publish(msg.clone());
-            }
-            return ticket;
-        };
-        let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
-        let enqueues: Vec<(&str, u64)> =
-            routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.journal_name.as_str(), s))).collect();
-        let stored = store.journal.publish(&msg.to_stored(), crate::clock::now_ms(), &enqueues);
-        msg.set_store_id(stored.id);
-        for (q, seq) in routed.iter().zip(seqs) {
-            match seq {
-                Some(seq) => {
-                    q.publish_at(seq, msg.clone(), stored);
-                }
-                None if q.is_stream() => {}
-                None => {
-                    q.publish(msg.clone());
-                }
-            }
-        }
-        ticket.max(Some(stored.ticket))
     }
 
     /// Up to `count` basic.gets from `queue`, then settle them all as `settle` says (requeued
@@ -325,18 +292,6 @@ impl Target<'_> {
             (Target::Exchange(name), Destination::Exchange(x)) => x.name.as_str() == *name,
             _ => false,
         }
-    }
-}
-
-/// The `expiration` property must be a non-negative integer (RabbitMQ's texts, as on a channel).
-fn check_expiration(props: &BasicProperties) -> AmqpResult<()> {
-    let Some(exp) = props.expiration() else { return Ok(()) };
-    match exp.as_str().parse::<i64>() {
-        Ok(n) if n < 0 => {
-            Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': {{value_negative,{n}}}")))
-        }
-        Ok(_) => Ok(()),
-        Err(_) => Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': no_integer"))),
     }
 }
 

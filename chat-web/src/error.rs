@@ -127,3 +127,14 @@ pub async fn recover(rejection: Rejection) -> Result<impl Reply, Infallible> {
         None => reply,
     })
 }
+
+impl From<warren_http::body::BodyError> for ApiError {
+    fn from(e: warren_http::body::BodyError) -> Self {
+        match e {
+            warren_http::body::BodyError::TooLarge(limit) => ApiError::BodyTooLarge(limit),
+            warren_http::body::BodyError::Read(why) => {
+                ApiError::BadRequest(format!("cannot read the request body: {why}"))
+            }
+        }
+    }
+}

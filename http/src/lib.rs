@@ -5,6 +5,8 @@
 //! warp's own servers bind their sockets themselves, so hyper serves here, with warp's filters
 //! as the service; WebSocket upgrades work as under warp's server.
 
+pub mod body;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;

@@ -159,3 +159,14 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     };
     Ok(err.into_response())
 }
+
+impl From<warren_http::body::BodyError> for ApiError {
+    fn from(e: warren_http::body::BodyError) -> Self {
+        match e {
+            warren_http::body::BodyError::TooLarge(limit) => ApiError::BodyTooLarge(limit),
+            warren_http::body::BodyError::Read(why) => {
+                ApiError::BadRequest(format!("cannot read the request body: {why}"))
+            }
+        }
+    }
+}

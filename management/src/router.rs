@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use bytes::Buf;
+use futures_util::Stream;
 use warp::http::{HeaderMap, Method, header};
 use warp::reply::Response;
 
@@ -45,7 +45,7 @@ where
         Some(n) => Some(n.parse::<u64>().map_err(|_| ApiError::BadRequest("invalid Content-Length".into()))?),
         None => None,
     };
-    let body = read_capped(body, route.body_limit(), announced).await?;
+    let body = warren_http::body::read_capped(body, route.body_limit(), announced).await?;
     let req = Req {
         method: incoming.method,
         query: Query::parse(&incoming.query),
@@ -55,34 +55,6 @@ where
     };
     tracing::debug!(method = %req.method, path = %incoming.path, user = %req.user.name, "management API request");
     dispatch(ctx, route, &req).await
-}
-
-/// Gather the body, refusing it (413) as soon as it passes `limit`, or before reading when
-/// its announced length does.
-pub async fn read_capped<S, B, E>(stream: S, limit: usize, announced: Option<u64>) -> Result<Bytes, ApiError>
-where
-    S: Stream<Item = Result<B, E>>,
-    B: Buf,
-    E: std::fmt::Display,
-{
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge(limit));
-    }
-    let mut body = BytesMut::with_capacity(announced.map_or(0, |n| n as usize).min(limit));
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
-        if chunk.remaining() > limit - body.len() {
-            return Err(ApiError::BodyTooLarge(limit));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            let n = part.len();
-            body.put_slice(part);
-            chunk.advance(n);
-        }
-    }
-    Ok(body.freeze())
 }
 
 async fn dispatch(ctx: &Ctx, route: Route, req: &Req) -> Result<Response, ApiError> {
@@ -157,27 +129,5 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &Req) -> Result<Response, ApiErr
         R::HealthPortListener(p) => health::port_listener(ctx, req, &p),
         R::HealthProtocolListener(p) => health::protocol_listener(ctx, req, &p),
         R::Aliveness(v) => health::aliveness(ctx, req, &v).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::stream;
-
-    fn chunks(n: usize, size: usize) -> Vec<Result<Bytes, std::io::Error>> {
-        (0..n).map(|_| Ok(Bytes::from(vec![b' '; size]))).collect()
-    }
-
-    #[tokio::test]
-    async fn bodies_are_capped() {
-        let body = read_capped(stream::iter(chunks(4, 256)), 1024, None).await.unwrap();
-        assert_eq!(body.len(), 1024);
-        let err = read_capped(stream::iter(chunks(5, 256)), 1024, None).await.unwrap_err();
-        assert_eq!(err, ApiError::BodyTooLarge(1024));
-        let err = read_capped(stream::iter(chunks(0, 1)), 10, Some(11)).await.unwrap_err();
-        assert_eq!(err, ApiError::BodyTooLarge(10), "refused on the announced length");
-        let broken = stream::iter(vec![Ok(Bytes::from_static(b"{")), Err(std::io::Error::other("reset"))]);
-        assert!(matches!(read_capped(broken, 10, None).await, Err(ApiError::BadRequest(_))));
     }
 }

@@ -14,7 +14,7 @@ use super::assembler::Content;
 use super::{Channel, ChannelCtx};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::message::Message;
-use crate::queue::{Enqueued, Queue};
+use crate::queue::Queue;
 use crate::sink::Unacked;
 
 /// Confirm mode: the last sequence number published, the last one acknowledged, and the
@@ -64,7 +64,7 @@ impl Channel {
                 ctx.user
             )));
         }
-        check_expiration(&header.properties)?;
+        crate::message::check_expiration(&header.properties)?;
         let msg = Arc::new(Message::new(publish.exchange, publish.routing_key, header.properties, raw_header, body));
         let msg = crate::direct_reply::rewrite_reply_to(msg, ctx.sink, self.id)?;
         let mut routed = std::mem::take(&mut self.routed);
@@ -123,33 +123,8 @@ impl Channel {
             return (None, false);
         }
         // Streams keep every message on disk, persistent or not.
-        let mut stream_ticket = None;
-        for q in routed.iter().filter(|q| q.is_stream()) {
-            stream_ticket = stream_ticket.max(q.append_stream(msg));
-        }
-        let mut rejected = false;
-        let store = ctx.broker.store.as_ref().filter(|_| msg.persistent && routed.iter().any(|q| q.journaled()));
-        let Some(store) = store else {
-            for q in routed.iter().filter(|q| !q.is_stream()) {
-                rejected |= q.publish(msg.clone()) == Enqueued::Rejected;
-            }
-            return (stream_ticket, rejected);
-        };
-        let seqs: Vec<Option<u64>> = routed.iter().map(|q| q.journaled().then(|| q.reserve_seq())).collect();
-        let enqueues: Vec<(&str, u64)> =
-            routed.iter().zip(&seqs).filter_map(|(q, seq)| seq.map(|s| (q.journal_name.as_str(), s))).collect();
-        let stored = store.journal.publish(&msg.to_stored(), crate::clock::now_ms(), &enqueues);
-        let ticket = stored.ticket;
-        msg.set_store_id(stored.id);
-        for (q, seq) in routed.iter().zip(seqs) {
-            let enqueued = match seq {
-                Some(seq) => q.publish_at(seq, msg.clone(), stored),
-                None if q.is_stream() => Enqueued::Accepted,
-                None => q.publish(msg.clone()),
-            };
-            rejected |= enqueued == Enqueued::Rejected;
-        }
-        (Some(ticket.max(stream_ticket.unwrap_or(0))), rejected)
+        let out = crate::queue::routed::enqueue(ctx.broker.store.as_ref(), msg, routed);
+        (out.ticket, out.rejected)
     }
 
     /// Whether a confirm waits for the journal.
@@ -264,17 +239,5 @@ impl Channel {
         self.restore_unacked(ctx, settlements.into_iter().flat_map(|(taken, _)| taken));
         self.reply(ctx, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
         Ok(())
-    }
-}
-
-/// The `expiration` property must be a non-negative integer (RabbitMQ's texts).
-fn check_expiration(props: &amq_protocol::protocol::BasicProperties) -> AmqpResult<()> {
-    let Some(exp) = props.expiration() else { return Ok(()) };
-    match exp.as_str().parse::<i64>() {
-        Ok(n) if n < 0 => {
-            Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': {{value_negative,{n}}}")))
-        }
-        Ok(_) => Ok(()),
-        Err(_) => Err(AmqpError::precondition_failed(format!("invalid expiration '{exp}': no_integer"))),
     }
 }
