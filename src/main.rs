@@ -45,6 +45,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let mut amqps = None;
     let mut management = None;
+    let mut prometheus = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
         if let Some(path) = &options.load_definitions {
             tracing::warn!("--load-definitions {}: no embedded broker to load it into (--amqp-url)", path.display());
@@ -75,6 +76,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
             amqps = Some(tokio::spawn(serve));
         }
         management = start_management(&options, &broker, listeners, shutdown_rx.clone());
+        prometheus = start_prometheus(&options, &broker, shutdown_rx.clone());
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
     // The chat stops first, closing its AMQP connection while the embedded broker still runs.
@@ -96,8 +98,8 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     if let Some(amqps) = amqps {
         amqps.await?;
     }
-    if let Some(management) = management {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), management.wait()).await;
+    for http in management.into_iter().chain(prometheus) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http.wait()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -218,6 +220,28 @@ fn start_management(
         }
         Err(e) => {
             tracing::error!("management API disabled: {e}");
+            None
+        }
+    }
+}
+
+/// Serve Prometheus metrics (/metrics) on --prometheus-bind; one that cannot start is logged
+/// and leaves the broker running, as the management API.
+fn start_prometheus(
+    options: &config::ServerOptions,
+    broker: &std::sync::Arc<warren_broker::Broker>,
+    shutdown: watch::Receiver<bool>,
+) -> Option<warren_management::Server> {
+    let config = warren_management::Config { listeners: Vec::new(), data_dir: Some(options.data_dir.clone()) };
+    let started = listen("Prometheus metrics", &options.prometheus_bind)
+        .and_then(|listener| Ok(warren_management::start_prometheus(broker.clone(), config, listener, shutdown)?));
+    match started {
+        Ok(server) => {
+            tracing::info!("Prometheus metrics on http://{}", server.addr);
+            Some(server)
+        }
+        Err(e) => {
+            tracing::error!("Prometheus metrics disabled: {e}");
             None
         }
     }
