@@ -165,5 +165,42 @@ async fn counters_move_on_both_ports_and_per_object_labels_queues() {
     assert_eq!(scrape(w.prometheus, "/api/overview").await.0, 404);
     assert_eq!(scrape(w.prometheus, "/metrics/detailed").await.0, 404);
     assert_eq!(scrape(w.management, "/api/overview").await.0, 401);
+    // The listener is listed, and the health check finds it, as RabbitMQ's.
+    let req = Request::builder()
+        .uri(format!("http://{}/api/health/checks/protocol-listener/prometheus", w.management))
+        .header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=") // guest:guest
+        .body(Body::empty())
+        .unwrap();
+    let resp = Client::new().request(req).await.expect("health check");
+    assert_eq!(resp.status().as_u16(), 200);
     conn.close(200, "bye".into()).await.unwrap();
+}
+
+#[test]
+fn a_taken_prometheus_port_is_logged_and_warren_runs_on() {
+    use std::io::{BufRead, BufReader};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--no-chat", "--amqp-bind", "127.0.0.1:0", "--management-bind", "127.0.0.1:0"])
+        .args(["--prometheus-bind", &addr])
+        .env("NO_COLOR", "1")
+        .env("WARREN_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn warren");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    let served = lines.by_ref().take(50).find(|l| {
+        seen.push(l.clone());
+        l.contains("management API on http://")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served.is_some(), "the management API serves: {seen:#?}");
+    let error = format!("Prometheus metrics disabled: cannot listen for Prometheus metrics on {addr}");
+    assert!(seen.iter().any(|l| l.contains("ERROR") && l.contains(&error)), "{seen:#?}");
 }

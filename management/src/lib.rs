@@ -55,7 +55,7 @@ pub const RABBITMQ_VERSION: &str = warren_broker::definitions::RABBIT_VERSION;
 /// A listener to report in `/api/overview` and check in the health checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    /// RabbitMQ's protocol name: `amqp`, `amqp/ssl`, `http`.
+    /// RabbitMQ's protocol name: `amqp`, `amqp/ssl`, `http`, `http/prometheus`.
     pub protocol: &'static str,
     pub addr: SocketAddr,
 }
@@ -63,7 +63,7 @@ pub struct Listener {
 /// How the API is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
-    /// The broker's listeners (AMQP, AMQPS); the API adds its own once bound.
+    /// The broker's listeners (AMQP, AMQPS, Prometheus); the API adds its own once bound.
     pub listeners: Vec<Listener>,
     /// The data directory, shown as the node's `db_dir`.
     pub data_dir: Option<PathBuf>,
