@@ -14,11 +14,17 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "system tools (strace for the group-commit syscall trace)"
-if ! command -v strace > /dev/null; then
+step "system tools (strace for the group-commit syscall trace, promtool for /metrics)"
+MISSING_TOOLS=()
+command -v strace > /dev/null || MISSING_TOOLS+=(strace)
+# Debian's prometheus package brings promtool (tests/prometheus.rs: promtool check metrics);
+# without its recommends (node exporter). On a machine run by systemd it also enables the
+# Prometheus server itself (:9090).
+command -v promtool > /dev/null || MISSING_TOOLS+=(prometheus)
+if [ ${#MISSING_TOOLS[@]} -gt 0 ]; then
     as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${MISSING_TOOLS[@]}"
 fi
 
 step "python venv (pika, pytest)"

@@ -70,8 +70,8 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_MANAGEMENT_BIND", default_value = "127.0.0.1:15672", value_name = "ADDR")]
     pub management_bind: ListenAddr,
 
-    /// Where Prometheus metrics (/metrics) will listen (prometheus.tcp.ip, .port); a port alone
-    /// is every interface ([::]:15692); not served yet.
+    /// Where Prometheus metrics (/metrics, /metrics/per-object) listen (prometheus.tcp.ip,
+    /// .port); a port alone is every interface ([::]:15692). The management port serves them too.
     #[arg(long, env = "WARREN_PROMETHEUS_BIND", default_value = "15692", value_name = "ADDR")]
     pub prometheus_bind: ListenAddr,
 

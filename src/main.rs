@@ -45,6 +45,7 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     // With --amqp-url the chat uses that broker and the embedded one is not started.
     let mut amqps = None;
     let mut management = None;
+    let mut prometheus = None;
     let (server, amqp_addr) = if options.chat.amqp_url.is_some() && !options.chat.no_chat {
         if let Some(path) = &options.load_definitions {
             tracing::warn!("--load-definitions {}: no embedded broker to load it into (--amqp-url)", path.display());
@@ -74,7 +75,9 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
             let serve = warren_broker::serve_tls(listener, tls.clone(), broker.clone(), shutdown_rx.clone());
             amqps = Some(tokio::spawn(serve));
         }
+        let prometheus_listener = open_prometheus(&options, &mut listeners);
         management = start_management(&options, &broker, listeners, shutdown_rx.clone());
+        prometheus = prometheus_listener.and_then(|l| start_prometheus(&options, &broker, l, shutdown_rx.clone()));
         (Some(tokio::spawn(warren_broker::serve(listener, broker, shutdown_rx.clone()))), Some(addr))
     };
     // The chat stops first, closing its AMQP connection while the embedded broker still runs.
@@ -96,8 +99,8 @@ async fn serve(options: config::ServerOptions) -> anyhow::Result<()> {
     if let Some(amqps) = amqps {
         amqps.await?;
     }
-    if let Some(management) = management {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), management.wait()).await;
+    for http in management.into_iter().chain(prometheus) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http.wait()).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -218,6 +221,44 @@ fn start_management(
         }
         Err(e) => {
             tracing::error!("management API disabled: {e}");
+            None
+        }
+    }
+}
+
+/// The listener for Prometheus metrics (--prometheus-bind), listed with the others; one that
+/// cannot open is logged and leaves the broker running, as the management API.
+fn open_prometheus(
+    options: &config::ServerOptions,
+    listeners: &mut Vec<warren_management::Listener>,
+) -> Option<TcpListener> {
+    match listen("Prometheus metrics", &options.prometheus_bind).and_then(|l| Ok((l.local_addr()?, l))) {
+        Ok((addr, listener)) => {
+            listeners.push(warren_management::Listener { protocol: "http/prometheus", addr });
+            Some(listener)
+        }
+        Err(e) => {
+            tracing::error!("Prometheus metrics disabled: {e}");
+            None
+        }
+    }
+}
+
+/// Serve Prometheus metrics (/metrics) on `listener`.
+fn start_prometheus(
+    options: &config::ServerOptions,
+    broker: &std::sync::Arc<warren_broker::Broker>,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Option<warren_management::Server> {
+    let config = warren_management::Config { listeners: Vec::new(), data_dir: Some(options.data_dir.clone()) };
+    match warren_management::start_prometheus(broker.clone(), config, listener, shutdown) {
+        Ok(server) => {
+            tracing::info!("Prometheus metrics on http://{}", server.addr);
+            Some(server)
+        }
+        Err(e) => {
+            tracing::error!("Prometheus metrics disabled: {e}");
             None
         }
     }

@@ -554,7 +554,7 @@ async fn errors_and_health_checks_look_like_rabbitmqs() {
     assert_eq!(overview["product_name"], "warren");
     let protocols: Vec<&str> =
         overview["listeners"].as_array().unwrap().iter().filter_map(|l| l["protocol"].as_str()).collect();
-    assert_eq!(protocols, vec!["amqp", "http"]);
+    assert_eq!(protocols, vec!["amqp", "http/prometheus", "http"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,7 @@ fn normalize_protocol(p: &str) -> String {
         "amqp" | "amqp091" | "amqp0-9-1" | "amqp0.9.1" | "amqp-0-9-1" | "amqp10" | "amqp1.0" => "amqp".into(),
         "amqps" | "amqp/ssl" | "amqp091/ssl" => "amqp/ssl".into(),
         "http" | "management" => "http".into(),
+        "prometheus" | "http/prometheus" => "http/prometheus".into(),
         other => other.to_owned(),
     }
 }
@@ -94,6 +95,7 @@ mod tests {
         assert_eq!(normalize_protocol("AMQP091"), "amqp");
         assert_eq!(normalize_protocol("amqp0-9-1"), "amqp");
         assert_eq!(normalize_protocol("amqps"), "amqp/ssl");
+        assert_eq!(normalize_protocol("prometheus"), "http/prometheus");
         assert_eq!(normalize_protocol("mqtt"), "mqtt");
     }
 }

@@ -20,6 +20,8 @@
 //!   (connections, channels, consumers), [`exchanges`], [`queues`], [`bindings`], [`access`]
 //!   (vhosts, users, permissions, topic permissions), [`definitions`], [`health`] (health
 //!   checks, aliveness test).
+//! - [`metrics`]: the Prometheus exposition (`/metrics`, `/metrics/per-object`), served here
+//!   without authentication (as RabbitMQ's plugin) and alone by [`start_prometheus`].
 //! - [`error`]: `ApiError`, mapped once to a status and RabbitMQ's `{"error", "reason"}`.
 
 pub mod access;
@@ -30,6 +32,7 @@ pub mod definitions;
 pub mod error;
 pub mod exchanges;
 pub mod health;
+pub mod metrics;
 pub mod overview;
 pub mod paging;
 pub mod props;
@@ -45,8 +48,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::watch;
-use warp::Filter;
 use warp::http::HeaderMap;
+use warp::{Filter, Reply};
 use warren_broker::Broker;
 
 /// What RabbitMQ version the API answers as (its JSON shapes are 3.10's).
@@ -55,7 +58,7 @@ pub const RABBITMQ_VERSION: &str = warren_broker::definitions::RABBIT_VERSION;
 /// A listener to report in `/api/overview` and check in the health checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
-    /// RabbitMQ's protocol name: `amqp`, `amqp/ssl`, `http`.
+    /// RabbitMQ's protocol name: `amqp`, `amqp/ssl`, `http`, `http/prometheus`.
     pub protocol: &'static str,
     pub addr: SocketAddr,
 }
@@ -63,7 +66,7 @@ pub struct Listener {
 /// How the API is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
-    /// The broker's listeners (AMQP, AMQPS); the API adds its own once bound.
+    /// The broker's listeners (AMQP, AMQPS, Prometheus); the API adds its own once bound.
     pub listeners: Vec<Listener>,
     /// The data directory, shown as the node's `db_dir`.
     pub data_dir: Option<PathBuf>,
@@ -112,9 +115,9 @@ fn node_name() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("the management API's listener has no address: {0}")]
+    #[error("the HTTP listener has no address: {0}")]
     Address(#[source] std::io::Error),
-    #[error("cannot serve the management API: {0}")]
+    #[error("cannot serve HTTP: {0}")]
     Serve(#[source] warren_http::ServeError),
 }
 
@@ -151,6 +154,19 @@ pub fn api(ctx: Arc<Ctx>) -> impl Filter<Extract = (warp::reply::Response,), Err
         })
 }
 
+/// `/metrics` (aggregated) and `/metrics/per-object` (a series per queue): RabbitMQ's
+/// Prometheus plugin's paths, for GET and HEAD, without credentials.
+pub fn prometheus(ctx: Arc<Ctx>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let aggregated = warp::path::end().map(|| false);
+    let per_object = warp::path("per-object").and(warp::path::end()).map(|| true);
+    warp::path("metrics").and(aggregated.or(per_object).unify()).and(warp::get().or(warp::head()).unify()).map(
+        move |per_object: bool| {
+            let text = metrics::Snapshot::take(&ctx).render(per_object);
+            warp::reply::with_header(text, warp::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE).into_response()
+        },
+    )
+}
+
 /// Serve the API on `listener` (bound by `warren_broker::listen`) until `shutdown` turns true.
 pub fn start(
     broker: Arc<Broker>,
@@ -160,12 +176,31 @@ pub fn start(
 ) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(StartError::Address)?;
     let ctx = Arc::new(Ctx::new(broker, config));
-    let routes = api(ctx.clone()).recover(error::recover);
+    let routes = api(ctx.clone()).or(prometheus(ctx.clone())).unify().recover(error::recover);
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
     let routes = routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed();
     let (_, serve) = warren_http::http(listener, routes, signal).map_err(StartError::Serve)?;
     let _ = ctx.own.set(addr);
+    Ok(Server { addr, task: tokio::spawn(serve) })
+}
+
+/// Serve only the Prometheus paths on `listener` (`--prometheus-bind`, RabbitMQ's port 15692)
+/// until `shutdown` turns true; anything else there is a 404.
+pub fn start_prometheus(
+    broker: Arc<Broker>,
+    config: Config,
+    listener: tokio::net::TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Server, StartError> {
+    let addr = listener.local_addr().map_err(StartError::Address)?;
+    let ctx = Arc::new(Ctx::new(broker, config));
+    let routes = prometheus(ctx).recover(error::recover);
+    let signal = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let routes = routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed();
+    let (_, serve) = warren_http::http(listener, routes, signal).map_err(StartError::Serve)?;
     Ok(Server { addr, task: tokio::spawn(serve) })
 }

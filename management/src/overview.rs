@@ -116,7 +116,7 @@ pub fn node(ctx: &Ctx, req: &Req, name: &str) -> Result<Response, ApiError> {
 }
 
 /// Open file descriptors and their limit (Linux `/proc`).
-fn file_descriptors() -> (Option<u64>, Option<u64>) {
+pub(crate) fn file_descriptors() -> (Option<u64>, Option<u64>) {
     let used = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
     let total = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
         limits

@@ -17,6 +17,8 @@ pub struct Warren {
     pub amqp: SocketAddr,
     /// The management HTTP API.
     pub management: SocketAddr,
+    /// Prometheus metrics (`--prometheus-bind`).
+    pub prometheus: SocketAddr,
     pub data_dir: std::path::PathBuf,
     /// Started through a wrapper (strace): `child` is the wrapper, warren is its child.
     wrapped: bool,
@@ -56,10 +58,12 @@ impl Warren {
         let (child, lines) = spawn_logged(command, extra_args);
         let addr = wait_for_line(&lines, "AMQP listening on ");
         let management = wait_for_line(&lines, "management API on http://");
+        let prometheus = wait_for_line(&lines, "Prometheus metrics on http://");
         Self {
             child,
             amqp: addr.parse().expect("address"),
             management: management.parse().expect("address"),
+            prometheus: prometheus.parse().expect("address"),
             data_dir: data_dir.to_owned(),
             wrapped: !wrapper.is_empty(),
             _temp: None,
@@ -87,12 +91,14 @@ impl Warren {
         let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
         let amqps = wait_for_line(&lines, "AMQPS listening on ").parse().expect("address");
         let management = wait_for_line(&lines, "management API on http://").parse().expect("address");
+        let prometheus = wait_for_line(&lines, "Prometheus metrics on http://").parse().expect("address");
         let https = (!extra_args.contains(&"--no-chat"))
             .then(|| wait_for_line(&lines, "chat on https://").parse().expect("address"));
         let w = Self {
             child,
             amqp,
             management,
+            prometheus,
             data_dir: temp.path().to_owned(),
             wrapped: false,
             _temp: Some(temp),
@@ -112,11 +118,12 @@ impl Warren {
         let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
         command.arg("--data-dir").arg(&data_dir).arg("--config").arg(&conf_file);
         command.envs(envs.iter().copied());
-        let flags = ["--http-bind", "--amqps-bind", "--https-bind", "--management-bind"];
+        let flags = ["--http-bind", "--amqps-bind", "--https-bind", "--management-bind", "--prometheus-bind"];
         let (child, lines) = spawn_binding(command, extra_args, &flags);
         let amqp = wait_for_line(&lines, "AMQP listening on ").parse().expect("address");
         let management = wait_for_line(&lines, "management API on http://").parse().expect("address");
-        Self { child, amqp, management, data_dir, wrapped: false, _temp: Some(temp), lines }
+        let prometheus = wait_for_line(&lines, "Prometheus metrics on http://").parse().expect("address");
+        Self { child, amqp, management, prometheus, data_dir, wrapped: false, _temp: Some(temp), lines }
     }
 
     /// The pid of the warren process itself (the wrapper's child when started under one).
@@ -178,7 +185,7 @@ fn spawn_logged(command: Command, extra_args: &[&str]) -> (Child, std::sync::mps
     spawn_binding(
         command,
         extra_args,
-        &["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind", "--management-bind"],
+        &["--amqp-bind", "--http-bind", "--amqps-bind", "--https-bind", "--management-bind", "--prometheus-bind"],
     )
 }
 
