@@ -30,6 +30,11 @@ fi
 step "python venv (pika, pytest)"
 scripts/python-venv.sh > /dev/null
 
+step "rabbitmqadmin v2 (RabbitMQ's CLI for the HTTP API; tests/rabbitmqadmin.rs drives warren with it)"
+if [ ! -x target/tools/bin/rabbitmqadmin ]; then
+    cargo install rabbitmqadmin --locked --version 2.35.0 --root target/tools
+fi
+
 step "unit and integration tests"
 cargo test --workspace --locked
 # (the chat's API/WebSocket tests ran above against the embedded broker: without
