@@ -14,6 +14,7 @@
 #   RABBIT_DIST_PORT         Erlang distribution port           default RABBIT_PORT + 20000
 #   WARREN_RABBIT_NODE       Erlang node name                   default warren-conf@localhost
 #   RABBIT_START_TIMEOUT     seconds to wait for AMQP           default 90
+#   RABBIT_MANAGEMENT_PORT   enable the management plugin on 127.0.0.1:PORT   default off
 #
 # Only the AMQP URL goes to stdout (last line); everything else goes to stderr.
 # Must run as root (it may apt-get install and it uses root's Erlang cookie).
@@ -261,7 +262,14 @@ log.file.level = info
 log.console = false
 EOF
     echo '[].' > "$RABBITMQ_ADVANCED_CONFIG_FILE"
-    echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE" # no plugins (no management on 15672)
+    if [ -n "${RABBIT_MANAGEMENT_PORT:-}" ]; then
+        # the management plugin on loopback, for conformance/management_diff.py
+        printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$RABBIT_MANAGEMENT_PORT" \
+            >> "$RABBITMQ_CONFIG_FILE"
+        echo '[rabbitmq_management].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    else
+        echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE" # no plugins (no management on 15672)
+    fi
     : > "$RABBITMQ_CONF_ENV_FILE"
 }
 

@@ -74,3 +74,10 @@ if [ "$(id -u)" = 0 ]; then
 else
     sudo env "PATH=$PATH" "WARREN_BIN=$WARREN_BIN" RABBIT_STOP=1 conformance/run.sh
 fi
+
+step "management API: warren against RabbitMQ 3.10's management plugin (conformance/management_diff.sh)"
+if [ "$(id -u)" = 0 ]; then
+    conformance/management_diff.sh
+else
+    sudo env "PATH=$PATH" "WARREN_BIN=$WARREN_BIN" conformance/management_diff.sh
+fi
