@@ -21,11 +21,14 @@
 //!   (vhosts, users, permissions, topic permissions), [`definitions`], [`health`] (health
 //!   checks, aliveness test).
 //! - [`error`]: `ApiError`, mapped once to a status and RabbitMQ's `{"error", "reason"}`.
+//! - [`dashboard`]: the web dashboard at `/` (files in `static/`, compiled in), a client of
+//!   the same `/api`.
 
 pub mod access;
 pub mod auth;
 pub mod bindings;
 pub mod connections;
+pub mod dashboard;
 pub mod definitions;
 pub mod error;
 pub mod exchanges;
@@ -47,6 +50,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use warp::Filter;
 use warp::http::HeaderMap;
+use warp::reply::Response;
 use warren_broker::Broker;
 
 /// What RabbitMQ version the API answers as (its JSON shapes are 3.10's).
@@ -160,7 +164,9 @@ pub fn start(
 ) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(StartError::Address)?;
     let ctx = Arc::new(Ctx::new(broker, config));
-    let routes = api(ctx.clone()).recover(error::recover);
+    let routes = warp::header::optional::<String>(dashboard::SCRIPT_HEADER)
+        .and(api(ctx.clone()).or(dashboard::files()).unify().recover(error::recover).unify())
+        .map(|from_script, reply: Response| dashboard::without_challenge(from_script, reply));
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
