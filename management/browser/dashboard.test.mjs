@@ -29,6 +29,7 @@ function log(s) { passed++; console.log("ok - " + s); }
 const data = mkdtempSync(join(tmpdir(), "warren-dashboard-"));
 const child = spawn(bin, ["--no-chat", "--amqp-bind", "127.0.0.1:0", "--management-bind", "127.0.0.1:0", "--data-dir", data],
   { stdio: ["ignore", "pipe", "pipe"] });
+process.on("exit", () => child.kill("SIGTERM")); // never leave the broker behind
 let output = "";
 const base = await new Promise((ok, fail) => {
   const timer = setTimeout(() => fail(new Error("warren did not report its addresses:\n" + output)), 20000);
@@ -222,6 +223,20 @@ try {
     if (tab === "queues" || tab === "exchanges") await shot(p, `phone-${tab}`);
   }
   log("on a 390 px phone the navigation collapses and nothing overflows the page");
+
+  // traffic for a while, then the desktop overview again (the screenshot in docs/)
+  const until = Date.now() + 25000;
+  for (let i = 0; Date.now() < until; i++) {
+    await api("POST", "/exchanges/%2F/amq.default/publish",
+      { routing_key: busy, payload: `t${i}`, payload_encoding: "string", properties: {} });
+    if (i % 3 === 0) await api("POST", `${q(busy)}/get`, { count: 1, ackmode: "ack_requeue_false", encoding: "auto" });
+    await new Promise((r) => setTimeout(r, 100 + (i % 40) * 10));
+  }
+  await page.waitForSelector("#notice", { state: "hidden", ...T });
+  await page.waitForTimeout(5500);
+  assert.ok((await pts()) >= before + 5, "the charts keep their history");
+  await shot(page, "desktop-overview-traffic");
+  log("the charts keep the history while the page stays open");
 
   // a 401 later on (credentials no longer valid) brings the form back with the error
   await p.evaluate(() => sessionStorage.setItem("warren.dashboard.auth", "Basic " + btoa("guest:nope")));
