@@ -5,6 +5,7 @@
 // Usage: node dashboard.test.mjs [path/to/warren] [screenshot dir]
 import { createRequire } from "node:module";
 import { spawn } from "node:child_process";
+import { connect } from "node:net";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -31,12 +32,14 @@ const child = spawn(bin, ["--no-chat", "--amqp-bind", "127.0.0.1:0", "--manageme
   { stdio: ["ignore", "pipe", "pipe"] });
 process.on("exit", () => child.kill("SIGTERM")); // never leave the broker behind
 let output = "";
+let amqpPort = 0;
 const base = await new Promise((ok, fail) => {
   const timer = setTimeout(() => fail(new Error("warren did not report its addresses:\n" + output)), 20000);
   const seen = (chunk) => {
     output += chunk;
     const m = output.match(/management API on (http:\/\/[0-9.:]+)/);
-    if (m && /AMQP listening on /.test(output)) { clearTimeout(timer); ok(m[1]); }
+    const a = output.match(/AMQP listening on ([0-9.]+):([0-9]+)/);
+    if (m && a) { clearTimeout(timer); amqpPort = Number(a[2]); ok(m[1]); }
   };
   child.stdout.on("data", seen);
   child.stderr.on("data", seen);
@@ -54,6 +57,37 @@ async function api(method, path, body) {
   return { status: resp.status, json: text ? JSON.parse(text) : null };
 }
 const q = (name) => `/queues/%2F/${encodeURIComponent(name)}`;
+
+// A bare AMQP 0-9-1 client, just enough to open a connection (guest, vhost "/") for the
+// connections table and its Close button. Resolves with the socket and a promise of its end.
+function amqpConnection(product) {
+  const short = (s) => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
+  const long = (b) => { const n = Buffer.alloc(4); n.writeUInt32BE(b.length); return Buffer.concat([n, b]); };
+  const method = (cls, id, args) => {
+    const payload = Buffer.concat([Buffer.from([cls >> 8, cls & 255, id >> 8, id & 255]), ...args]);
+    const head = Buffer.from([1, 0, 0, 0, 0, 0, 0]);
+    head.writeUInt32BE(payload.length, 3);
+    return Buffer.concat([head, payload, Buffer.from([0xce])]);
+  };
+  const props = Buffer.concat([short("product"), Buffer.from("S"), long(Buffer.from(product))]);
+  const tune = Buffer.alloc(8);
+  tune.writeUInt16BE(16, 0); tune.writeUInt32BE(131072, 2); tune.writeUInt16BE(0, 6);
+  return new Promise((ok, fail) => {
+    const sock = connect(amqpPort, "127.0.0.1");
+    let got = Buffer.alloc(0);
+    const ended = new Promise((done) => sock.on("close", () => done(got)));
+    sock.on("error", fail);
+    sock.on("data", (d) => {
+      got = Buffer.concat([got, d]);
+      // connection.open-ok is class 10, method 41
+      if (got.includes(Buffer.from([0, 10, 0, 41]))) ok({ sock, ended });
+    });
+    sock.write(Buffer.concat([Buffer.from("AMQP\x00\x00\x09\x01", "latin1"),
+      method(10, 11, [long(props), short("PLAIN"), long(Buffer.from("\0guest\0guest")), short("en_US")]),
+      method(10, 31, [tune]),
+      method(10, 40, [short("/"), short(""), Buffer.from([0])])]));
+  });
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -188,6 +222,19 @@ try {
   assert.match(await page.textContent("#error-text"), /not.?found|NOT_FOUND|no exchange/i);
   await page.click("#error-close");
   log("an API error shows its reason in the page");
+
+  // close a connection from the connections table
+  const product = `dash-client-${suffix}`;
+  const conn = await amqpConnection(product);
+  await page.click('#nav a[data-tab="connections"]');
+  const connRow = page.locator("#table-connections tbody tr").filter({ has: page.locator('td[data-col="Client"]', { hasText: product }) });
+  await connRow.waitFor(T);
+  await connRow.locator('button:has-text("Close")').click();
+  await page.click("#confirm-yes");
+  await connRow.waitFor({ state: "detached", ...T });
+  const last = await Promise.race([conn.ended, new Promise((r) => setTimeout(() => r(null), 10000))]);
+  assert.ok(last && last.includes(Buffer.from([0, 10, 0, 50])), "the client got connection.close");
+  log("closes a connection (the client gets connection.close)");
 
   // the overview: totals and both charts, after a few samples
   await page.click('#nav a[data-tab="overview"]');
