@@ -3,13 +3,14 @@
 "use strict";
 
 const POLL_MS = 5000;
-const HISTORY = 120; // samples kept: 10 minutes at one every 5 s
+const WINDOW_MS = 10 * 60 * 1000; // the charts' span: samples older than this are dropped
 const AUTH_KEY = "warren.dashboard.auth";
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   timer: null,
+  polling: false,
   history: [], // {t, publish, deliver_get, ack, ready, unacked}
   data: { queues: [], exchanges: [], connections: [], channels: [] },
   sort: {},
@@ -88,7 +89,9 @@ const enc = encodeURIComponent; // "/" -> "%2F", as the API wants vhosts and nam
 // Run an API call from a user action: errors go to the page (a 401 back to the login form).
 async function act(fn) {
   try {
-    return await fn();
+    const result = await fn();
+    $("error").hidden = true;
+    return result;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { logout(e.message || "Login failed"); return undefined; }
     showError(e.message);
@@ -137,12 +140,13 @@ async function start() {
   showTab();
   await poll();
   clearInterval(state.timer);
-  state.timer = setInterval(poll, POLL_MS);
+  state.timer = setInterval(tick, POLL_MS);
 }
 
 // ---- polling -----------------------------------------------------------------------------
 
 async function poll() {
+  state.polling = true;
   try {
     const [overview, queues, exchanges, connections, channels] = await Promise.all([
       api("GET", "/overview"), api("GET", "/queues"), api("GET", "/exchanges"),
@@ -154,7 +158,14 @@ async function poll() {
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) logout(e.message || "Login failed");
     else showError(e.message);
+  } finally {
+    state.polling = false;
   }
+}
+
+// the timer's poll, skipped while one is still running (a slow broker)
+function tick() {
+  if (!state.polling) poll();
 }
 
 // an immediate refresh of the lists after an action
@@ -186,7 +197,7 @@ function renderOverview(o) {
   fillDl($("rate-totals"), [["Publish", fmtRate(sample.publish)], ["Deliver / get", fmtRate(sample.deliver_get)],
     ["Ack", fmtRate(sample.ack)]]);
   state.history.push(sample);
-  while (state.history.length > HISTORY) state.history.shift();
+  while (state.history.length && state.history[0].t < sample.t - WINDOW_MS) state.history.shift();
   drawChart($("chart-rates"), state.history, [["publish", "Publish"], ["deliver_get", "Deliver / get"], ["ack", "Ack"]], fmtRate);
   drawChart($("chart-queued"), state.history, [["ready", "Ready"], ["unacked", "Unacked"]], fmtInt);
 }
@@ -202,7 +213,7 @@ function niceMax(v) {
 function drawChart(box, samples, series, fmt) {
   const W = 600, H = 200, L = 48, R = 8, T = 10, B = 22;
   const now = samples.length ? samples[samples.length - 1].t : Date.now();
-  const span = HISTORY * POLL_MS;
+  const span = WINDOW_MS;
   const max = niceMax(Math.max(0, ...samples.flatMap((s) => series.map(([k]) => s[k]))));
   const x = (t) => L + (W - L - R) * (1 - (now - t) / span);
   const y = (v) => T + (H - T - B) * (1 - v / max);
