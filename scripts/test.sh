@@ -61,6 +61,9 @@ scripts/chat-browser-test.sh
 CHAT_BROKER_CTL="env $CHAT_RABBIT_ENV conformance/rabbitmq.sh ctl" WARREN_AMQP_URL="$CHAT_RABBIT_URL" \
     scripts/chat-browser-test.sh
 
+step "management dashboard browser test (Debian chromium + playwright-core)"
+scripts/dashboard-browser-test.sh
+
 step "conformance: every scenario against RabbitMQ 3.10 and warren (conformance/run.sh)"
 # cargo test has built the binary already (the end-to-end tests run it); this is a no-op then,
 # and makes sure the suite never tests a stale one.

@@ -23,11 +23,14 @@
 //! - [`metrics`]: the Prometheus exposition (`/metrics`, `/metrics/per-object`), served here
 //!   without authentication (as RabbitMQ's plugin) and alone by [`start_prometheus`].
 //! - [`error`]: `ApiError`, mapped once to a status and RabbitMQ's `{"error", "reason"}`.
+//! - [`dashboard`]: the web dashboard at `/` (files in `static/`, compiled in), a client of
+//!   the same `/api`.
 
 pub mod access;
 pub mod auth;
 pub mod bindings;
 pub mod connections;
+pub mod dashboard;
 pub mod definitions;
 pub mod error;
 pub mod exchanges;
@@ -49,6 +52,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 use warp::http::HeaderMap;
+use warp::reply::Response;
 use warp::{Filter, Reply};
 use warren_broker::Broker;
 
@@ -176,7 +180,17 @@ pub fn start(
 ) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(StartError::Address)?;
     let ctx = Arc::new(Ctx::new(broker, config));
-    let routes = api(ctx.clone()).or(prometheus(ctx.clone())).unify().recover(error::recover);
+    let routes = warp::header::optional::<String>(dashboard::SCRIPT_HEADER)
+        .and(
+            api(ctx.clone())
+                .or(prometheus(ctx.clone()))
+                .unify()
+                .or(dashboard::files())
+                .unify()
+                .recover(error::recover)
+                .unify(),
+        )
+        .map(|from_script, reply: Response| dashboard::without_challenge(from_script, reply));
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
