@@ -7,21 +7,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
-# Never skip for want of a dependency: install what is missing, or fail.
-MISSING=()
-[ -x /usr/bin/chromium ] || MISSING+=(chromium)
-command -v node > /dev/null || MISSING+=(nodejs)
-command -v npm > /dev/null || MISSING+=(npm)
-if [ "${#MISSING[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q
-    $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${MISSING[@]}"
-fi
-if [ ! -d chat-web/browser/node_modules/playwright-core ]; then
-    (cd chat-web/browser && npm ci --no-audit --no-fund)
-fi
+# shellcheck source=scripts/browser-deps.sh
+. scripts/browser-deps.sh
+ensure_browser_deps
 
 cargo build --locked -p warren
 BIN="${WARREN_BIN:-${CARGO_TARGET_DIR:-target}/debug/warren}"

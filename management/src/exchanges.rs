@@ -62,13 +62,7 @@ pub fn show(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, A
 
 /// PUT: `type` (default direct), `durable`, `auto_delete`, `internal`, `arguments`.
 pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    req.user.require_vhost(&ctx.broker, vhost)?;
-    if ctx.broker.vhost(vhost).is_none() {
-        return Err(ApiError::NotFoundBecause("vhost_not_found".into()));
-    }
-    let session = req.session(ctx, vhost)?;
-    let body = req.object()?;
-    check_short("exchange name", name).map_err(ApiError::BadRequest)?;
+    let (session, body) = req.declaring(ctx, vhost, "exchange name", name)?;
     let kind = match body.get("type") {
         None | Some(Value::Null) => "direct",
         Some(Value::String(kind)) => kind.as_str(),

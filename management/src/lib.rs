@@ -176,9 +176,8 @@ pub fn start(
     broker: Arc<Broker>,
     config: Config,
     listener: tokio::net::TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<Server, StartError> {
-    let addr = listener.local_addr().map_err(StartError::Address)?;
     let ctx = Arc::new(Ctx::new(broker, config));
     let routes = warp::header::optional::<String>(dashboard::SCRIPT_HEADER)
         .and(
@@ -191,13 +190,9 @@ pub fn start(
                 .unify(),
         )
         .map(|from_script, reply: Response| dashboard::without_challenge(from_script, reply));
-    let signal = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    };
-    let routes = routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed();
-    let (_, serve) = warren_http::http(listener, routes, signal).map_err(StartError::Serve)?;
-    let _ = ctx.own.set(addr);
-    Ok(Server { addr, task: tokio::spawn(serve) })
+    let server = serve(listener, routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed(), shutdown)?;
+    let _ = ctx.own.set(server.addr);
+    Ok(server)
 }
 
 /// Serve only the Prometheus paths on `listener` (`--prometheus-bind`, RabbitMQ's port 15692)
@@ -206,15 +201,23 @@ pub fn start_prometheus(
     broker: Arc<Broker>,
     config: Config,
     listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Server, StartError> {
+    let ctx = Arc::new(Ctx::new(broker, config));
+    let routes = prometheus(ctx).recover(error::recover);
+    serve(listener, routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed(), shutdown)
+}
+
+/// Serve `routes` on `listener` until `shutdown` turns true.
+fn serve(
+    listener: tokio::net::TcpListener,
+    routes: warp::filters::BoxedFilter<(Box<dyn warp::Reply>,)>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Server, StartError> {
     let addr = listener.local_addr().map_err(StartError::Address)?;
-    let ctx = Arc::new(Ctx::new(broker, config));
-    let routes = prometheus(ctx).recover(error::recover);
     let signal = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    let routes = routes.map(|reply| Box::new(reply) as Box<dyn warp::Reply>).boxed();
     let (_, serve) = warren_http::http(listener, routes, signal).map_err(StartError::Serve)?;
     Ok(Server { addr, task: tokio::spawn(serve) })
 }

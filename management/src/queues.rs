@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use warp::reply::Response;
 use warren_broker::admin::ConnectionInfo;
-use warren_broker::definitions::{check_short, table_to_json};
+use warren_broker::definitions::table_to_json;
 use warren_broker::inspect::Outstanding;
 use warren_broker::queue::Queue;
 use warren_broker::session::Settle;
@@ -119,13 +119,7 @@ pub fn show(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, A
 
 /// PUT: declare (201) or check an existing queue's equivalence (204).
 pub fn declare(ctx: &Ctx, req: &Req, vhost: &str, name: &str) -> Result<Response, ApiError> {
-    req.user.require_vhost(&ctx.broker, vhost)?;
-    if ctx.broker.vhost(vhost).is_none() {
-        return Err(ApiError::NotFoundBecause("vhost_not_found".into()));
-    }
-    let session = req.session(ctx, vhost)?;
-    let body = req.object()?;
-    check_short("queue name", name).map_err(ApiError::BadRequest)?;
+    let (session, body) = req.declaring(ctx, vhost, "queue name", name)?;
     let durable = truthy(body.get("durable")).unwrap_or(false);
     let auto_delete = truthy(body.get("auto_delete")).unwrap_or(false);
     let mut args = arguments(&body)?;

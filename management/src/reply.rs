@@ -56,6 +56,26 @@ impl Req {
 
     /// A session of the user on the vhost, to change something in it: RabbitMQ runs such
     /// operations as the user, with its permissions.
+    /// What a PUT that declares `what` named `name` on `vhost` starts from: the vhost (a 404
+    /// `vhost_not_found` when missing), a session of the user on it, the body as an object,
+    /// and the name checked as a short string.
+    pub fn declaring<'a>(
+        &self,
+        ctx: &'a Ctx,
+        vhost: &str,
+        what: &str,
+        name: &str,
+    ) -> Result<(Session<'a>, Map<String, Value>), ApiError> {
+        self.user.require_vhost(&ctx.broker, vhost)?;
+        if ctx.broker.vhost(vhost).is_none() {
+            return Err(ApiError::NotFoundBecause("vhost_not_found".into()));
+        }
+        let session = self.session(ctx, vhost)?;
+        let body = self.object()?;
+        warren_broker::definitions::check_short(what, name).map_err(ApiError::BadRequest)?;
+        Ok((session, body))
+    }
+
     pub fn session<'a>(&self, ctx: &'a Ctx, vhost: &str) -> Result<Session<'a>, ApiError> {
         self.vhost(ctx, vhost)?;
         Session::new(&ctx.broker, &self.user.name, vhost).ok_or(ApiError::NotFound)
