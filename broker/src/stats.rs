@@ -153,7 +153,9 @@ impl MessageStats {
     }
 
     /// Count a delivery or get: `acked` when the client will ack it. `serialised`: every
-    /// writer of these counters holds one same lock (see [`Counter::add_serialised`]).
+    /// writer of that kind's counter holds one same lock (see [`Counter::add_serialised`]).
+    /// `redeliver` is shared by deliveries and gets, which a queue counts under different
+    /// locks: always a locked add (redeliveries are rare).
     #[inline]
     pub fn delivered(&self, n: u64, redelivered: u64, acked: bool, get: bool, serialised: bool) {
         let add = |c: &Counter, n| if serialised { c.add_serialised(n) } else { c.add(n) };
@@ -164,7 +166,7 @@ impl MessageStats {
             (true, false) => add(&self.get_no_ack, n),
         }
         if redelivered > 0 {
-            add(&self.redeliver, redelivered);
+            self.redeliver.add(redelivered);
         }
     }
 }
