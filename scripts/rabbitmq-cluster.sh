@@ -18,10 +18,13 @@
 #           distribution port AMQP + 20000, state /tmp/warren-cluster/nodeN.
 # The nodes share root's Erlang cookie (conformance/rabbitmq.sh keeps it in root's home).
 #
-# Users (created by `up`, on the cluster, so on every node):
-#   warren-chat / $CLUSTER_CHAT_PASS   the chat's service identity: the only user that may
-#                                      read and write chat.directory and the chat.room.* streams
+# The chat lives in the vhost `chat` (created by `up`, as are these users, on the cluster, so
+# on every node):
+#   warren-chat / $CLUSTER_CHAT_PASS   the chat's service identity: the only user with
+#                                      permissions in `chat` that may read chat.directory (its
+#                                      token key, password hashes) and the chat.room.* streams
 #   chatbot / chatbot-secret           a bot: publishes to `chat`, reads its own queues
+# guest keeps `/` only and finds nothing of the chat.
 #
 # Environment: CLUSTER_BASE_PORT (default 5700: nodes on 5701-5703), CLUSTER_DIR (default
 # /tmp/warren-cluster), CLUSTER_START_TIMEOUT (seconds per node, default 90),
@@ -37,6 +40,7 @@ CHAT_USER=warren-chat
 CHAT_PASS="${CLUSTER_CHAT_PASS:-chat-service-secret}"
 BOT_USER=chatbot
 BOT_PASS=chatbot-secret
+VHOST=chat
 NODES=(1 2 3)
 
 log() { printf 'rabbitmq-cluster.sh: %s\n' "$*" >&2; }
@@ -64,7 +68,7 @@ ctl() { # N ARGS: rabbitmqctl against node N
 urls() {
     local n out=""
     for n in "${NODES[@]}"; do
-        out="${out:+$out,}amqp://$CHAT_USER:$CHAT_PASS@127.0.0.1:$(node_port "$n")/%2f"
+        out="${out:+$out,}amqp://$CHAT_USER:$CHAT_PASS@127.0.0.1:$(node_port "$n")/$VHOST"
     done
     echo "$out"
 }
@@ -90,13 +94,14 @@ join() { # N: make node N a member of node 1's cluster (no-op if it is one)
 }
 
 users() {
+    ctl 1 add_vhost "$VHOST" > /dev/null 2>&1 || true
     ctl 1 add_user "$CHAT_USER" "$CHAT_PASS" > /dev/null 2>&1 \
         || ctl 1 change_password "$CHAT_USER" "$CHAT_PASS" > /dev/null
-    ctl 1 set_permissions -p / "$CHAT_USER" '.*' '.*' '.*' > /dev/null
+    ctl 1 set_permissions -p "$VHOST" "$CHAT_USER" '.*' '.*' '.*' > /dev/null
     ctl 1 add_user "$BOT_USER" "$BOT_PASS" > /dev/null 2>&1 \
         || ctl 1 change_password "$BOT_USER" "$BOT_PASS" > /dev/null
     # a bot declares its own server-named queues, publishes to `chat`, binds its queues to it
-    ctl 1 set_permissions -p / "$BOT_USER" '^amq\.gen.*' '^(chat|amq\.default|amq\.gen.*)$' \
+    ctl 1 set_permissions -p "$VHOST" "$BOT_USER" '^amq\.gen.*' '^(chat|amq\.default|amq\.gen.*)$' \
         '^(chat|amq\.gen.*)$' > /dev/null
 }
 

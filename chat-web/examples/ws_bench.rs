@@ -4,6 +4,11 @@
 //!
 //!     cargo run --release -p warren-chat --example ws_bench -- http://127.0.0.1:8080 1000 100 10 [server-pid]
 //!
+//! Several front ends of one chat (comma-separated base URLs, e.g. on a RabbitMQ cluster):
+//! accounts and the room are made through the first, clients and publishers are spread over
+//! all of them round-robin (a login token is good on every front end), and `lost` counts the
+//! deliveries that never came.
+//!
 //! Before the measured seconds, the publishers send for a warm-up of 2 s (`WS_BENCH_WARMUP_SECS`,
 //! 0 for none) whose messages are not counted: the first second after a thousand sessions go
 //! live is the slowest (on the 2-core machine, first messages fell 15-50 ms behind while later
@@ -70,7 +75,10 @@ async fn connect(ws_base: &str, token: &str) -> Res<Ws> {
 #[tokio::main]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let base = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let bases: Vec<String> =
+        args.get(1).map_or("http://127.0.0.1:8080", String::as_str).split(',').map(str::to_owned).collect();
+    let base = bases[0].clone();
+    let ws_bases: Vec<String> = bases.iter().map(|b| b.replace("http://", "ws://")).collect();
     let clients: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let rate: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
     let secs: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -83,7 +91,6 @@ async fn main() -> Res<()> {
     let token = owner["token"].as_str().ok_or("register failed")?.to_owned();
     let room = post(&base, "/api/rooms", Some(&token), json!({"name": format!("bench {tag:08x}")})).await?;
     let room_id = room["id"].as_str().ok_or("room failed")?.to_owned();
-    let ws_base = base.replace("http://", "ws://");
     let mut publishers = Vec::new();
     for p in 0..rate.div_ceil(PER_PUBLISHER).max(1) {
         let name = format!("bench-{tag:08x}-p{p}");
@@ -92,14 +99,23 @@ async fn main() -> Res<()> {
             return Err(format!("registering publisher {p}: {reply}").into());
         };
         post(&base, &format!("/api/rooms/{room_id}/join"), Some(token), json!({})).await?;
-        publishers.push(connect(&ws_base, token).await?);
+        publishers.push((token.to_owned(), p as usize % ws_bases.len()));
     }
 
+    if ws_bases.len() > 1 {
+        // the other front ends fold the new room and memberships from the broker meanwhile
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut publisher_sockets = Vec::new();
+    for (token, at) in &publishers {
+        publisher_sockets.push(connect(&ws_bases[*at], token).await?);
+    }
+    let mut publishers = publisher_sockets;
     let rss_before = pid.as_deref().and_then(rss_kib);
     let mut sockets = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for c in 0..clients {
         // every client is the same member (one account, many sessions): the fan-out is what counts
-        let mut ws = connect(&ws_base, &token).await?;
+        let mut ws = connect(&ws_bases[c % ws_bases.len()], &token).await?;
         ws.send(Message::Text(json!({"type": "subscribe", "room": room_id}).to_string())).await?;
         sockets.push(ws);
     }
@@ -192,5 +208,6 @@ async fn main() -> Res<()> {
         pct(1.0),
         elapsed
     );
+    println!("lost: {} deliveries", (expected * clients as u64).saturating_sub(all.len() as u64));
     Ok(())
 }
