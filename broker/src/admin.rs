@@ -151,7 +151,7 @@ impl Broker {
         history.1 = Some(now);
         for vhost in self.vhost_list() {
             for q in vhost.queue_list() {
-                q.stats.sample(secs);
+                q.message_stats().sample(secs);
             }
             for ex in vhost.exchange_list() {
                 ex.stats.sample(secs);

@@ -44,6 +44,11 @@ impl Counter {
         self.count.store(self.count.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
+    /// For a count kept elsewhere and copied here when read.
+    pub fn set(&self, n: u64) {
+        self.count.store(n, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }

@@ -75,7 +75,7 @@ impl Snapshot {
                     unacked: outstanding.of(&q).0,
                     paged_out: stats.paged_out,
                     consumers: stats.consumers as u64,
-                    published: q.stats.publish.get(),
+                    published: q.message_stats().publish.get(),
                 }
             })
             .collect();
