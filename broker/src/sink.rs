@@ -67,6 +67,9 @@ pub struct ChannelDeliveries {
     pub active: bool,
     /// In confirm mode (confirm.select), for listings.
     pub confirm: bool,
+    /// Publishes not confirmed yet (confirm mode; written by the connection's task, read by
+    /// listings).
+    pub unconfirmed: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// Transactional (tx.select), for listings.
     pub transactional: bool,
 }

@@ -118,6 +118,7 @@ fn channel_json(ctx: &Ctx, c: &ConnectionInfo, ch: &ChannelInfo) -> Value {
         "connection_details": {"name": conn, "peer_host": c.peer.ip().to_string(), "peer_port": c.peer.port()},
         "consumer_count": ch.consumers,
         "messages_unacknowledged": ch.unacked,
+        "messages_unconfirmed": ch.unconfirmed,
         "prefetch_count": ch.prefetch,
         "global_prefetch_count": ch.global_prefetch,
         "confirm": ch.confirm,
@@ -177,6 +178,8 @@ pub fn consumer_json(ctx: &Ctx, vhost: &str, queue: &str, c: &ConsumerInfo, conn
         "active": true,
         "activity_status": "up",
         "arguments": {},
+        // RabbitMQ's delivery acknowledgement timeout: warren has none (0 here).
+        "consumer_timeout": 0,
     })
 }
 
