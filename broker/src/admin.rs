@@ -159,6 +159,7 @@ impl Broker {
         }
         for info in self.connection_list() {
             info.sink.stats.sample(secs);
+            info.sink.octets.sample(secs);
         }
         history.0.push(crate::clock::now_ms(), self.message_totals());
     }

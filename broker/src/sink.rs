@@ -144,6 +144,8 @@ pub struct ConnectionSink {
     deferred: AtomicBool,
     /// What this connection published, was delivered, acked... (see `stats`).
     pub stats: Arc<crate::stats::MessageStats>,
+    /// Bytes read and written on its socket.
+    pub octets: crate::stats::Octets,
 }
 
 thread_local! {
@@ -205,6 +207,7 @@ impl ConnectionSink {
             me: me.clone(),
             deferred: AtomicBool::new(false),
             stats: Arc::default(),
+            octets: Default::default(),
         })
     }
 
@@ -220,7 +223,9 @@ impl ConnectionSink {
         let written = match (&st.socket, st.writer_busy) {
             (Some(socket), false) if st.out.len() <= WRITE_THROUGH_MAX => {
                 // Would block, or an error the writer will meet and report: 0 written.
-                socket.try_write(&st.out).unwrap_or(0)
+                let n = socket.try_write(&st.out).unwrap_or(0);
+                self.octets.send.add(n as u64);
+                n
             }
             _ => 0,
         };

@@ -66,6 +66,22 @@ impl Counter {
     }
 }
 
+/// Bytes a connection's socket read and wrote: RabbitMQ's `recv_oct` and `send_oct`.
+#[derive(Debug, Default)]
+pub struct Octets {
+    /// Written by the connection's task only.
+    pub recv: Counter,
+    /// Written by its writer task and by write-through (locked adds, one per write).
+    pub send: Counter,
+}
+
+impl Octets {
+    pub fn sample(&self, secs: f64) {
+        self.recv.sample(secs);
+        self.send.sample(secs);
+    }
+}
+
 macro_rules! message_stats {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// What passed through one object (queue, exchange, connection), by RabbitMQ's names.
