@@ -76,3 +76,5 @@ for line in sys.argv[2].splitlines():
     cells = {s: ", ".join(fmt(v) for v in runs[s]) + f" ({fmt(med[s])})" for s in "AB"}
     print(f"| {name} | {cells['A']} | {cells['B']} | {med['B'] / med['A']:.2f} |")
 PY
+# the run joins the repository's history (bench/trend.py ROW prints a row across commits)
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py ab "$RESULTS" --setting "A=$A" --setting "B=$B" --setting "PASSES=$PASSES" --setting "DURATION=$DURATION"
