@@ -8,6 +8,7 @@
 #   bench/chat-cluster.sh                 # the cluster is started if needed and left running
 #   DOWN=1 bench/chat-cluster.sh          # and stopped at the end
 #
+# WARREN_BIN and WS_BENCH name prebuilt binaries (no build then).
 # Needs root (the cluster's nodes; see scripts/rabbitmq-cluster.sh). Release build. The bench
 # client, both front ends and the three nodes share this machine.
 set -euo pipefail
@@ -20,12 +21,14 @@ RUNS="${RUNS:-1}"
 PORT_A="${PORT_A:-8095}"
 PORT_B="${PORT_B:-8096}"
 
-echo "building warren and ws_bench (release)..." >&2
-cargo build --release --locked -q -p warren --bin warren
-cargo build --release --locked -q -p warren-chat --example ws_bench
 TARGET="${CARGO_TARGET_DIR:-target}/release"
-BIN="$TARGET/warren"
-BENCH="$TARGET/examples/ws_bench"
+BIN="${WARREN_BIN:-$TARGET/warren}"
+BENCH="${WS_BENCH:-$TARGET/examples/ws_bench}"
+if [ -z "${WARREN_BIN:-}" ]; then
+    echo "building warren and ws_bench (release)..." >&2
+    cargo build --release --locked -q -p warren --bin warren
+    cargo build --release --locked -q -p warren-chat --example ws_bench
+fi
 
 scripts/rabbitmq-cluster.sh up > /dev/null
 IFS=, read -r N1 N2 N3 <<< "$(scripts/rabbitmq-cluster.sh urls)"
