@@ -61,6 +61,8 @@ trap 'chat_rabbit stop || true; as_root_cluster down || true' EXIT
 CLUSTER_URLS="$(as_root_cluster up | tail -n 1)"
 # one cluster for every test; they take turns (one stops a node and starts it again)
 WARREN_CLUSTER_URLS="$CLUSTER_URLS" cargo test --locked --test chat_cluster -- --ignored --test-threads=1
+# a browser behind a load balancer over two front ends, one killed with SIGKILL
+CLUSTER_URLS="$CLUSTER_URLS" scripts/chat-cluster-browser-test.sh
 as_root_cluster down
 trap 'chat_rabbit stop || true' EXIT
 
