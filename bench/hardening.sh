@@ -213,3 +213,6 @@ META="$("$PY" -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], sy
     "$PY" bench/hardening.py table --results "$RESULTS" --json "$OUT/hardening.json" --meta "$META"
 } | tee "$OUT/hardening.txt"
 echo "JSON: $OUT/hardening.json, raw records: $RESULTS" >&2
+# the run joins the repository's history (bench/trend.py ROW prints a row across commits)
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py hardening "$RESULTS" --setting "ONLY=$ONLY" --setting "RUNS=$RUNS" \
+    --setting "DURATION=$DURATION" --setting "PROBE_REALTIME=${PROBE_REALTIME:-1}"

@@ -3,7 +3,7 @@
 with the commit, the machine, the settings and every run of every row, so a regression shows in
 review (bench/trend.py prints a row across commits).
 
-    keep.py SCRIPT RECORDS [--rows ROWS] [--setting NAME=VALUE ...]
+    keep.py SCRIPT RECORDS [--rows ROWS] [--setting NAME=VALUE ...] [--commit C]
 
 SCRIPT: compare, ab or hardening (what wrote RECORDS, one JSON object a line):
   compare   {"broker", "row", "report"}: the row's figure is report[metric], metric from ROWS
@@ -70,15 +70,16 @@ def main() -> None:
     p.add_argument("records")
     p.add_argument("--rows", default="")
     p.add_argument("--setting", action="append", default=[], help="NAME=VALUE, e.g. PASSES=3")
+    p.add_argument("--commit", help="the commit the measured binary was built from (default: HEAD)")
     a = p.parse_args()
     with open(a.records) as f:
         records = [json.loads(l) for l in f if l.strip()]
     now = datetime.datetime.now(datetime.timezone.utc)
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = a.commit or git("rev-parse", "--short", "HEAD")
     kept = {
         "script": a.script,
         "commit": commit,
-        "dirty": git("status", "--porcelain", "--untracked-files=no") not in ("", "?"),
+        "dirty": not a.commit and git("status", "--porcelain", "--untracked-files=no") not in ("", "?"),
         "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "settings": dict(s.split("=", 1) for s in a.setting if "=" in s),
