@@ -110,10 +110,15 @@ cmd_up() {
     # (fd 8 must not leak into the nodes: they would hold the lock for their lifetime)
     exec 8> "$DIR/.up.lock"
     flock -w 600 8 || die "could not lock $DIR/.up.lock"
-    local start=$SECONDS n pids=()
-    # node 1 first (it may install the package), then the other two in parallel
-    node 1 start > /dev/null 8>&-
-    for n in 2 3; do
+    local start=$SECONDS n pids=() rest=(1 2 3)
+    # The nodes start together: a node of a cluster that was stopped waits at boot for the
+    # node that stopped last (RabbitMQ's Mnesia tables), so one at a time could wait forever.
+    # Only a first install goes first, alone (node 1, which then has no cluster to wait for).
+    if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+        node 1 start > /dev/null 8>&-
+        rest=(2 3)
+    fi
+    for n in "${rest[@]}"; do
         node "$n" start > /dev/null 8>&- &
         pids+=($!)
     done
