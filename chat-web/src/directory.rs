@@ -102,7 +102,10 @@ impl Directory {
                 s.rooms.insert(room.id.clone(), room);
             }
             DirectoryEvent::MemberJoined { room, user, .. } => match s.rooms.get_mut(room) {
-                Some(r) if !r.direct => {
+                // a 1:1 chat takes back only the two it is between (one who closed it)
+                Some(r)
+                    if !r.direct || r.id.strip_prefix("dm_").is_some_and(|rest| rest.split('_').any(|n| n == user)) =>
+                {
                     r.members.insert(user.clone());
                 }
                 _ => return false,
@@ -230,5 +233,11 @@ mod tests {
         assert_eq!(dm, "dm_amy_zed");
         d.apply(&DirectoryEvent::RoomCreated { id: "e4".into(), room: room(&dm, false, "zed") });
         assert!(d.is_member(&dm, "amy") && d.is_member(&dm, "zed"));
+        // closed by one, reopened by them; nobody else joins a 1:1 chat
+        d.apply(&DirectoryEvent::MemberLeft { id: "e5".into(), room: dm.clone(), user: "amy".into() });
+        assert!(!d.is_member(&dm, "amy"));
+        assert!(d.apply(&DirectoryEvent::MemberJoined { id: "e6".into(), room: dm.clone(), user: "amy".into() }));
+        assert!(d.is_member(&dm, "amy"));
+        assert!(!d.apply(&DirectoryEvent::MemberJoined { id: "e7".into(), room: dm.clone(), user: "eve".into() }));
     }
 }

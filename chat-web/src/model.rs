@@ -68,6 +68,11 @@ pub struct JoinRoom {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct AddMember {
+    pub user: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct PostMessage {
     pub text: String,
 }

@@ -230,6 +230,11 @@ impl RoomLog {
         s.messages[from..].iter().filter(|m| !m.deleted && m.author != user).count()
     }
 
+    /// The furthest any other user has read: `user`'s messages up to it show as read.
+    pub fn read_by_others(&self, user: &str) -> Option<u64> {
+        self.state.lock().read.iter().filter(|(u, _)| u.as_str() != user).map(|(_, o)| *o).max()
+    }
+
     pub fn read_offset(&self, user: &str) -> Option<u64> {
         self.state.lock().read.get(user).copied()
     }
@@ -268,5 +273,7 @@ mod tests {
         log.apply(inc(8, "bob", json!({"id": "r1", "kind": "receipt", "status": "read", "offset": 3})));
         assert_eq!(log.unread("bob"), 1);
         assert_eq!(log.since(Some(3), 100).len(), 1);
+        assert_eq!(log.read_by_others("alice"), Some(3));
+        assert_eq!(log.read_by_others("bob"), None);
     }
 }

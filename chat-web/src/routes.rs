@@ -82,9 +82,16 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and_then(|id, app, user, join| rooms::join(app, id, user, join));
     let leave = api.and(warp::path!("rooms" / String / "leave")).and(warp::post()).and(a()).and(u());
     let leave = leave.and_then(|id, app, user| rooms::leave(app, id, user));
+    let add_member = api
+        .and(warp::path!("rooms" / String / "members"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(|id, app, user, body| rooms::add_member(app, id, user, body));
     let direct = api.and(warp::path!("dm" / String)).and(warp::post()).and(a()).and(u());
     let direct = direct.and_then(|other, app, user| rooms::direct(app, other, user));
-    let rooms = any_of(vec![bx(list), bx(create), bx(show), bx(join), bx(leave), bx(direct)]);
+    let rooms = any_of(vec![bx(list), bx(create), bx(show), bx(join), bx(leave), bx(add_member), bx(direct)]);
 
     let history = api
         .and(warp::path!("rooms" / String / "messages"))

@@ -461,11 +461,21 @@ impl App {
     }
 }
 
-/// Tell the members' live sessions about a room they are now in (a new 1:1 chat, a join), so
-/// their clients subscribe to it. Only the members get the event.
-/// Tell a room's members (and one who just left it, on every device) its new member list.
+/// Push directory changes to this front end's sessions, so no page polls: a room's members
+/// (and one who just left it, on every device) get its new member list, and their clients
+/// subscribe to a room they are now in; a new public room and a new account reach everyone.
 fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
     let (room, left) = match event {
+        DirectoryEvent::UserRegistered { user, .. } => {
+            let _ = global.send(Outgoing::transient(&json!({"type": "user", "user": user})));
+            return;
+        }
+        DirectoryEvent::RoomCreated { room, .. } if room.public => {
+            let _ = global.send(Outgoing::transient(
+                &json!({"type": "room", "room": room.id, "members": directory.members(&room.id)}),
+            ));
+            return;
+        }
         DirectoryEvent::RoomCreated { room, .. } => (&room.id, None),
         DirectoryEvent::MemberJoined { room, .. } => (room, None),
         DirectoryEvent::MemberLeft { room, user, .. } => (room, Some(user)),

@@ -6,7 +6,7 @@ use warp::{Rejection, Reply};
 use super::reject;
 use crate::directory::{DirectoryEvent, Room, direct_room_id};
 use crate::error::ApiError;
-use crate::model::{JoinRoom, NewRoom};
+use crate::model::{AddMember, JoinRoom, NewRoom};
 use crate::state::{App, no_such_room};
 
 fn event_id() -> String {
@@ -65,6 +65,24 @@ pub async fn join(app: App, id: String, user: String, body: JoinRoom) -> Result<
     Ok(warp::reply::json(&room.view(&user)))
 }
 
+/// A member adds someone by name to a private room (an invitation without the link).
+pub async fn add_member(app: App, id: String, user: String, body: AddMember) -> Result<impl Reply, Rejection> {
+    let room = app.member_room(&id, &user).map_err(reject)?;
+    if room.direct || room.public {
+        return Err(reject(ApiError::Unprocessable("people join public rooms themselves; 1:1 chats have two".into())));
+    }
+    let other = body.user.trim().to_owned();
+    if !app.directory.user_exists(&other) {
+        return Err(reject(ApiError::NotFound(format!("no user {other}"))));
+    }
+    if !room.members.contains(&other) {
+        let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: other };
+        app.record(event).await.map_err(reject)?;
+    }
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
 pub async fn leave(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
     app.member_room(&id, &user).map_err(reject)?;
     let event = DirectoryEvent::MemberLeft { id: event_id(), room: id, user };
@@ -93,6 +111,10 @@ pub async fn direct(app: App, other: String, user: String) -> Result<impl Reply,
         };
         app.amqp.declare_room(&id, room.retention_days).await.map_err(reject)?;
         app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await.map_err(reject)?;
+    } else if !app.directory.is_member(&id, &user) {
+        // closed before: open it again
+        let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: user.clone() };
+        app.record(event).await.map_err(reject)?;
     }
     let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
     Ok(warp::reply::json(&room.view(&user)))

@@ -375,7 +375,7 @@ async fn subscribe(
         }
         let high = high.max(log.last_offset()).max(since);
         out.send(&json!({"type": "subscribed", "room": &*room, "unread": log.unread(user), "last_offset": high,
-            "read_offset": log.read_offset(user)}));
+            "read_offset": log.read_offset(user), "others_read": log.read_by_others(user)}));
         out.push(Out::Subscribed { room: room.clone(), high });
     });
     Ok(())
