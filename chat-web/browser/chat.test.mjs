@@ -241,6 +241,42 @@ try {
   await shot(b, "bob-direct-chat");
   log("1:1 chat");
 
+  // moderation by the room's owner: add by name, rename, remove a member, new invitation
+  const secret = "secret " + suffix;
+  await a.click("#new-room-box summary");
+  await a.fill("#new-room-name", secret);
+  await a.check("#new-room-private");
+  await a.click("#new-room button[type=submit]");
+  await a.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), secret, T);
+  assert.ok(await seen(a, '#room-title span[aria-label="private room"] svg'), "the lock is an SVG");
+  await a.click("#room-people");
+  const oldLink = await a.inputValue("#invite-link");
+  await a.fill("#invite-name", bob);
+  await a.click('#invite-form button[type=submit]');
+  await b.click("#menu");
+  await b.click(`#my-rooms button:has-text("${secret}")`, T);
+  await b.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), secret, T);
+  await a.fill("#rename-room", secret + " renamed");
+  await a.click('#room-panel button:has-text("Rename")');
+  await b.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), secret + " renamed", T);
+  await shot(a, "alice-manages-room");
+  await a.click(`#room-panel button[data-remove="${bob}"]`);
+  const removed = Date.now();
+  await b.waitForFunction((n) => !document.getElementById("room-title").textContent.includes(n), secret, T);
+  const gone = Date.now() - removed;
+  assert.ok(gone < 2000, `bob lost the room after ${gone} ms`);
+  assert.equal(await seen(b, "#empty"), true, "bob's view closed");
+  await b.click("#menu");
+  assert.ok(!(await visibleText(b)).includes(secret), "the room is gone from bob's list");
+  await a.click("#rotate-invite");
+  await a.waitForFunction((l) => document.getElementById("invite-link").value !== l, oldLink, T);
+  await b.goto(oldLink);
+  await b.waitForSelector('#toasts .toast:has-text("Could not join")', T);
+  assert.ok(!(await visibleText(b)).includes(secret), "the old invitation no longer works");
+  await b.goto(await a.inputValue("#invite-link"));
+  await b.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), secret, T);
+  log(`the owner adds by name, renames, removes a member (whose page lost the room in ${gone} ms), rotates the invitation`);
+
   // bob leaves; alice writes in the lobby; bob comes back to the missed messages
   await b.close();
   await a.waitForSelector(`#people button[data-user="${bob}"][data-status="offline"]`, T);
@@ -301,6 +337,49 @@ try {
   assert.equal(await b.inputValue("#username"), "", "the previous user name is not left in the form");
   await shot(b, "bob-logged-out");
   log("after Log out nothing of the previous user is visible");
+
+  // alice changes her password in the settings
+  await a.click("#me");
+  await a.fill("#old-password", "hunter2hunter2");
+  await a.fill("#new-password", "correct horse battery");
+  await a.click('#password-form button[type=submit]');
+  await a.waitForFunction(() => document.getElementById("password-result").textContent === "Password changed.", null, T);
+  assert.equal((await a.request.post(base + "/api/login", { data: { username: alice, password: "correct horse battery" } })).status(), 200);
+  assert.equal((await a.request.post(base + "/api/login", { data: { username: alice, password: "hunter2hunter2" } })).status(), 401);
+  await a.click("#settings-close");
+  log("password change");
+
+  // the administrator (--admin, from the script) disables bob: his open page ends at once
+  if (process.env.CHAT_ADMIN) {
+    await b.fill("#username", bob); await b.fill("#password", "hunter2hunter2"); await b.click("#login");
+    await b.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
+    const cr = await browser.newContext({ viewport: DESKTOP });
+    const root = await cr.newPage();
+    root.on("pageerror", (e) => { console.error("page error:", e); process.exitCode = 1; });
+    await root.goto(base);
+    await root.fill("#username", process.env.CHAT_ADMIN);
+    await root.fill("#password", "hunter2hunter2");
+    // the administrator's account exists on a re-run against the same broker
+    await root.click("#register");
+    await root.waitForTimeout(500);
+    if (!(await seen(root, "#app"))) await root.click("#login");
+    await root.waitForSelector("#app:not([hidden])", T);
+    await root.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
+    await root.click("#me");
+    await root.waitForSelector(`#admin-users li[data-user="${bob}"] button:has-text("Disable")`, T);
+    await shot(root, "admin-accounts");
+    await root.click(`#admin-users li[data-user="${bob}"] button:has-text("Disable")`);
+    const off = Date.now();
+    await b.waitForSelector("#auth:not([hidden])", T);
+    const ended = Date.now() - off;
+    assert.ok(ended < 2000, `bob's page ended after ${ended} ms`);
+    assert.equal(await seen(b, "#app"), false);
+    await b.fill("#username", bob); await b.fill("#password", "hunter2hunter2"); await b.click("#login");
+    await b.waitForFunction(() => /disabled/.test(document.getElementById("auth-error").textContent), null, T);
+    await root.click(`#admin-users li[data-user="${bob}"] button:has-text("Enable")`);
+    await root.waitForSelector(`#admin-users li[data-user="${bob}"] button:has-text("Disable")`, T);
+    log(`an administrator disables an account: its page closed in ${ended} ms, it cannot log in`);
+  }
 } catch (e) {
   console.error("not ok - " + (e && e.stack ? e.stack : e));
   process.exitCode = 1;

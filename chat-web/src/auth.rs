@@ -177,6 +177,11 @@ impl Tokens {
     pub fn revoke(&self, token: &str) {
         self.sessions.lock().remove(token);
     }
+
+    /// End every token of `user` (a disabled account): its sessions close at once.
+    pub fn revoke_user(&self, user: &str) {
+        self.sessions.lock().retain(|_, s| s.user != user);
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub struct RoomView {
     /// Only shown to members of a private room.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invite: Option<String>,
+    pub archived: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +42,27 @@ pub struct RoomView {
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// A room's invitation code: sign-up with `--signup invite`.
+    #[serde(default)]
+    pub invite: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountChange {
+    pub disabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoomChange {
+    pub name: Option<String>,
+    pub archived: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]

@@ -183,6 +183,7 @@ impl App {
         let mut pending = Some((marker.clone(), tx));
         let directory = self.directory.clone();
         let global = self.global.clone();
+        let tokens = self.local.tokens.clone();
         let service = self.amqp.user().to_owned();
         let task = feed::consume_stream(&self.amqp, DIRECTORY_QUEUE, StartAt::First, move |d| {
             // Accounts, rooms and memberships are whatever the chat itself recorded: an event
@@ -202,6 +203,7 @@ impl App {
                 let _ = tx.send(0);
             }
             if directory.apply(&event) {
+                took_effect(&tokens, &event);
                 notify_members(&directory, &global, &event);
             }
         })
@@ -220,6 +222,7 @@ impl App {
         self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
         // The stream consumer may have folded it already (it can beat the confirm).
         if self.directory.apply(&event) {
+            took_effect(&self.local.tokens, &event);
             notify_members(&self.directory, &self.global, &event);
         }
         Ok(self.directory.took_effect(event.id()))
@@ -284,6 +287,41 @@ impl App {
         }
     }
 
+    /// An administrator: the first account, one made so, or one named by `--admin`.
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.directory.is_admin(user) || self.config.admins.iter().any(|a| a == user)
+    }
+
+    pub fn require_admin(&self, user: &str) -> Result<(), ApiError> {
+        if self.is_admin(user) { Ok(()) } else { Err(ApiError::Forbidden("administrators only".into())) }
+    }
+
+    /// A room `user` may moderate (rename, archive, delete, remove members, rotate the
+    /// invitation): its owner (creator) or an administrator. Not a 1:1 chat.
+    pub fn managed_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        let r = match self.directory.room(room) {
+            Some(r) if self.is_admin(user) => r,
+            _ => self.visible_room(room, user)?,
+        };
+        if r.direct {
+            return Err(ApiError::Unprocessable("a 1:1 chat has no owner".into()));
+        }
+        if r.created_by == user || self.is_admin(user) {
+            Ok(r)
+        } else {
+            Err(ApiError::Forbidden(format!("only the owner of {room} or an administrator may do that")))
+        }
+    }
+
+    /// A room `user` may post in: a member, and the room is not archived.
+    pub fn writable_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        let r = self.member_room(room, user)?;
+        if r.archived {
+            return Err(ApiError::Forbidden(format!("{} is archived (read-only)", r.name)));
+        }
+        Ok(r)
+    }
+
     /// A room `user` is a member of (404 unknown or private, 403 public but not a member).
     pub fn member_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
         let r = self.visible_room(room, user)?;
@@ -319,7 +357,7 @@ impl App {
     /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
     pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
         Self::check_text(text)?;
-        let room = self.member_room(room, author)?;
+        let room = self.writable_room(room, author)?;
         let log = self.room_log(&room).await?;
         let id = new_id();
         let body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
@@ -338,7 +376,7 @@ impl App {
         if let Some(t) = text {
             Self::check_text(t)?;
         }
-        let room = self.member_room(room, user)?;
+        let room = self.writable_room(room, user)?;
         let log = self.room_log(&room).await?;
         let msg = log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))?;
         if msg.author != user || msg.bot {
@@ -461,6 +499,14 @@ impl App {
     }
 }
 
+/// What a folded event does beyond the directory: a disabled account's sign-ins end (its
+/// WebSockets close with them), on every front end.
+fn took_effect(tokens: &crate::auth::Tokens, event: &DirectoryEvent) {
+    if let DirectoryEvent::UserDisabled { user, disabled: true, .. } = event {
+        tokens.revoke_user(user);
+    }
+}
+
 /// Push directory changes to this front end's sessions, so no page polls: a room's members
 /// (and one who just left it, on every device) get its new member list, and their clients
 /// subscribe to a room they are now in; a new public room and a new account reach everyone.
@@ -477,6 +523,22 @@ fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing
             return;
         }
         DirectoryEvent::RoomCreated { room, .. } => (&room.id, None),
+        DirectoryEvent::RoomDeleted { room, .. } => {
+            // its members are gone with it: tell everyone (an id is all a stranger learns)
+            let _ = global.send(Outgoing::transient(&json!({"type": "room", "room": room, "deleted": true})));
+            return;
+        }
+        DirectoryEvent::RoomRenamed { room, .. }
+        | DirectoryEvent::RoomArchived { room, .. }
+        | DirectoryEvent::InviteRotated { room, .. } => {
+            if directory.room(room).is_some_and(|r| r.public) {
+                let _ = global.send(Outgoing::transient(
+                    &json!({"type": "room", "room": room, "members": directory.members(room)}),
+                ));
+                return;
+            }
+            (room, None)
+        }
         DirectoryEvent::MemberJoined { room, .. } => (room, None),
         DirectoryEvent::MemberLeft { room, user, .. } => (room, Some(user)),
         _ => return,

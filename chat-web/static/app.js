@@ -37,6 +37,7 @@
       unsent: [], // frames written while the socket was down: sent after the next hello
       lastTyping: 0,
       editing: null,
+      admin: false,
     });
   }
   resetState();
@@ -95,12 +96,13 @@
     if (S.ws) { S.ws.onclose = null; S.ws.close(); }
     resetState();
     S.token = null;
-    for (const id of ["my-rooms", "public-rooms", "people", "messages", "room-info", "room-actions", "typing", "live", "me", "room-panel", "toasts"]) $(id).replaceChildren();
+    for (const id of ["my-rooms", "public-rooms", "people", "messages", "room-info", "room-actions", "typing", "live", "me", "room-panel", "toasts", "admin-users", "password-result"]) $(id).replaceChildren();
     $("room-title").textContent = "warren chat";
     $("username").value = ""; $("password").value = "";
     $("settings").hidden = true;
     $("app").hidden = true; $("auth").hidden = false;
     showRoomChrome(false);
+    prepareAuth();
     updateTitle();
   }
   $("logout").addEventListener("click", () => logout(true));
@@ -199,6 +201,7 @@
     } catch (e) { toast(e.message); }
   });
 
+  const PLACEHOLDER = $("composer-text").placeholder;
   function showRoomChrome(on) {
     $("empty").hidden = on;
     $("room-bar").hidden = !on;
@@ -209,11 +212,14 @@
 
   function renderRoomInfo(r) {
     const n = r.view.members.length;
-    $("room-info").replaceChildren(n + (n === 1 ? " member" : " members") + " · messages kept " +
+    $("room-info").replaceChildren((r.view.archived ? "Archived, read-only · " : "") + n + (n === 1 ? " member" : " members") + " · messages kept " +
       (r.view.retention_days ? r.view.retention_days + " days" : "forever"));
+    const writable = !r.view.archived;
+    $("composer-text").disabled = !writable; $("send").disabled = !writable;
+    $("composer-text").placeholder = writable ? PLACEHOLDER : "This room is archived: it can be read, not written to.";
     const actions = [];
     if (!r.view.direct) {
-      const people = el("button", { class: "secondary", id: "room-people", text: r.view.invite ? "Members & invite" : "Members", type: "button" });
+      const people = el("button", { class: "secondary", id: "room-people", text: canManage(r) ? "Manage" : r.view.invite ? "Members & invite" : "Members", type: "button" });
       people.addEventListener("click", () => toggleRoomPanel(r));
       actions.push(people);
     }
@@ -229,9 +235,25 @@
     if (!$("room-panel").hidden) renderRoomPanel(r);
   }
 
-  // Members, invitation (link with a copy button, or add someone by name).
+  const canManage = (r) => !r.view.direct && (r.view.created_by === S.user || S.admin);
+  const roomApi = (r, method, tail, body) => api(method, "/api/rooms/" + encodeURIComponent(r.view.id) + (tail || ""), body);
+
+  // Members, invitation (link with a copy button, or add someone by name); for the owner and
+  // administrators: rename, archive, delete, remove a member, a new invitation code.
   function renderRoomPanel(r) {
-    const kids = [el("strong", { text: "Members" }), el("ul", null, ...r.view.members.map((m) => el("li", { text: m })))];
+    const manage = canManage(r);
+    const members = r.view.members.map((m) => {
+      const li = el("li", null, el("span", { text: m + (m === r.view.created_by ? " (owner)" : "") }));
+      if (manage && m !== S.user) {
+        const rm = el("button", { type: "button", class: "link", text: "remove", "aria-label": "Remove " + m, "data-remove": m });
+        rm.addEventListener("click", async () => {
+          try { room(await roomApi(r, "DELETE", "/members/" + encodeURIComponent(m))); renderRoomInfo(r); } catch (e) { toast(e.message); }
+        });
+        li.append(" ", rm);
+      }
+      return li;
+    });
+    const kids = [el("strong", { text: "Members" }), el("ul", null, ...members)];
     if (r.view.invite) {
       const link = location.origin + "/#join=" + r.view.id + ":" + r.view.invite;
       const input = el("input", { id: "invite-link", value: link, readOnly: true, "aria-label": "Invitation link" });
@@ -256,6 +278,35 @@
       });
       kids.push(el("label", { text: "Add a person by name", htmlFor: "invite-name" }), form);
     }
+    if (manage) {
+      const name = el("input", { id: "rename-room", value: r.view.name, maxLength: 64, "aria-label": "Room name" });
+      const rename = el("form", { class: "row" }, name, el("button", { type: "submit", text: "Rename" }));
+      rename.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        try { room(await roomApi(r, "PATCH", "", { name: name.value })); } catch (e) { toast(e.message); }
+      });
+      const archive = el("button", { type: "button", class: "secondary", id: "archive-room", text: r.view.archived ? "Unarchive" : "Archive (read-only)" });
+      archive.addEventListener("click", async () => {
+        try { room(await roomApi(r, "PATCH", "", { archived: !r.view.archived })); renderRoomInfo(r); } catch (e) { toast(e.message); }
+      });
+      const del = el("button", { type: "button", class: "danger", id: "delete-room", text: "Delete room" });
+      del.addEventListener("click", () => {
+        const yes = el("button", { type: "button", class: "danger", text: "Delete for everyone" });
+        const no = el("button", { type: "button", class: "secondary", text: "Cancel" });
+        const box = el("div", { class: "row", role: "group", "aria-label": "Delete this room?" }, el("span", { text: "Delete “" + r.view.name + "” and its history for everyone?" }), yes, no);
+        yes.addEventListener("click", async () => { try { await roomApi(r, "DELETE"); lostRoom(r.view.id, true); } catch (e) { toast(e.message); } });
+        no.addEventListener("click", () => box.remove());
+        del.after(box);
+        no.focus();
+      });
+      const tools = el("div", { class: "row" }, archive, del);
+      if (!r.view.public) {
+        const rotate = el("button", { type: "button", class: "secondary", id: "rotate-invite", text: "New invitation link" });
+        rotate.addEventListener("click", async () => { try { room(await roomApi(r, "POST", "/invite")); renderRoomInfo(r); toast("The old invitation link no longer works."); } catch (e) { toast(e.message); } });
+        tools.prepend(rotate);
+      }
+      kids.push(el("strong", { text: "Manage" }), rename, tools);
+    }
     $("room-panel").replaceChildren(...kids);
   }
 
@@ -267,10 +318,10 @@
     } catch (e) { toast(e.message); }
   }
 
-  // A room this user is no longer in: out of the list, and closed if it was open.
-  function lostRoom(id) {
+  // A room this user is no longer in (or that is gone): out of the list, closed if it was open.
+  function lostRoom(id, gone) {
     const r = S.rooms.get(id);
-    if (r) { r.subscribed = false; r.list = []; r.byId.clear(); r.loaded = false; r.unread = 0; r.mentions = 0; if (!r.view.public) S.rooms.delete(id); }
+    if (r) { r.subscribed = false; r.list = []; r.byId.clear(); r.loaded = false; r.unread = 0; r.mentions = 0; if (gone || !r.view.public) S.rooms.delete(id); }
     send({ type: "unsubscribe", room: id });
     if (S.current === id) closeRoom();
     renderRooms();
@@ -771,6 +822,30 @@
   $("settings-close").addEventListener("click", () => { $("settings").hidden = true; });
   $("settings").addEventListener("click", (ev) => { if (ev.target === $("settings")) $("settings").hidden = true; });
   $("sound").addEventListener("change", () => localStorage.setItem("warren.sound", $("sound").checked ? "1" : "0"));
+  $("me").addEventListener("click", () => { $("admin").hidden = !S.admin; if (S.admin) renderAdmin(); });
+  $("password-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/api/password", { old_password: $("old-password").value, new_password: $("new-password").value });
+      $("password-result").textContent = "Password changed.";
+      $("old-password").value = ""; $("new-password").value = "";
+    } catch (e) { $("password-result").textContent = e.message; }
+  });
+  // An administrator's accounts: disable (its sessions end at once) or enable again.
+  async function renderAdmin(list) {
+    try { list = list || await api("GET", "/api/admin/users"); } catch (e) { toast(e.message); return; }
+    $("admin-users").replaceChildren(...list.map((u) => {
+      const li = el("li", { "data-user": u.username }, el("span", { text: u.username + (u.admin ? " (administrator)" : "") + (u.disabled ? " — disabled" : "") }));
+      if (u.username !== S.user) {
+        const b = el("button", { type: "button", class: u.disabled ? "secondary" : "danger", text: u.disabled ? "Enable" : "Disable" });
+        b.addEventListener("click", async () => {
+          try { renderAdmin(await api("POST", "/api/admin/users/" + encodeURIComponent(u.username), { disabled: !u.disabled })); } catch (e) { toast(e.message); }
+        });
+        li.append(b);
+      }
+      return li;
+    }));
+  }
 
   // ---- transport (WebSocket) ---------------------------------------------------------
   function send(obj) {
@@ -794,6 +869,7 @@
     switch (ev.type) {
       case "hello": {
         S.presence = ev.presence || {};
+        S.admin = !!ev.admin;
         for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
         renderRooms();
         for (const v of ev.rooms) subscribe(v.id);
@@ -864,7 +940,8 @@
           if (p) { p.text = p.text + "  ⚠ " + ev.message; refreshAt(r, r.list.indexOf(p)); }
         } else if (ev.status === 403 && ev.room && S.rooms.has(ev.room)) {
           lostRoom(ev.room);
-        } else if (ev.error !== "unauthorized") toast(ev.message);
+        } else if (ev.error === "unauthorized") logout(false); // signed out elsewhere, or the account was disabled
+        else toast(ev.message);
         break;
     }
   }
@@ -882,6 +959,10 @@
   // A room's membership or settings changed, or a public room appeared.
   function onRoomEvent(ev) {
     const known = S.rooms.get(ev.room);
+    if (ev.deleted) {
+      if (known) { if (S.current === ev.room) toast("“" + known.view.name + "” was deleted."); lostRoom(ev.room, true); }
+      return;
+    }
     if (known && ev.members && known.subscribed && isMember(known) && !ev.members.includes(S.user)) {
       known.view.members = ev.members;
       lostRoom(ev.room); // left on another device, or removed
@@ -890,7 +971,7 @@
     api("GET", "/api/rooms/" + encodeURIComponent(ev.room)).then((v) => {
       const r = room(v);
       if (isMember(r) && !r.subscribed) subscribe(v.id);
-      if (S.current === v.id) { renderRoomInfo(r); $("room-title").replaceChildren(roomLabelNodes(r.view)); }
+      if (S.current === v.id) { renderRoomInfo(r); $("room-title").replaceChildren(roomLabelNodes(r.view)); updateTitle(); }
       renderRooms();
     }).catch((e) => { if (e.status === 404 && known) { S.rooms.delete(ev.room); if (S.current === ev.room) closeRoom(); renderRooms(); } });
   }
@@ -936,6 +1017,20 @@
   }
   window.addEventListener("hashchange", takeInvite);
 
+  // The sign-in form: who may sign up; an invitation link fills in its code.
+  async function prepareAuth() {
+    const m = location.hash.match(/^#join=([^:]+):(.+)$/);
+    if (m) $("invite-code").value = decodeURIComponent(m[2]);
+    try {
+      const c = await api("GET", "/api/config");
+      $("register").hidden = c.signup === "closed";
+      $("invite-code").hidden = $("invite-code-label").hidden = c.signup !== "invite";
+      $("auth-error").textContent = c.signup === "closed" ? "" : "";
+      $("username-help").textContent = "2–32 of a–z, 0–9 and “-”, starting with a letter." +
+        (c.signup === "closed" ? " Sign-up is closed." : c.signup === "invite" ? " Signing up needs an invitation link." : "");
+    } catch (_) { /* the form works without it */ }
+  }
+
   async function start() {
     $("auth").hidden = true; $("app").hidden = false;
     $("me").textContent = S.user;
@@ -946,5 +1041,5 @@
     takeInvite();
   }
 
-  if (S.token) start();
+  if (S.token) start(); else prepareAuth();
 })();

@@ -346,7 +346,9 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     }
     let mut presence = app.presence.snapshot();
     presence.insert(user.to_owned(), Status::Online);
-    out.send(&json!({"type": "hello", "user": user, "rooms": rooms, "presence": presence}));
+    out.send(
+        &json!({"type": "hello", "user": user, "admin": app.is_admin(user), "rooms": rooms, "presence": presence}),
+    );
 }
 
 /// Catch up on `room` after `since`, then follow it live: the room pushes its events into this
