@@ -177,6 +177,35 @@ try {
   assert.deepEqual(dialogs, [], "no prompt/confirm/alert");
   log("inline edit and delete");
 
+  // bob replies to a message (it is quoted above his), alice reacts to the reply
+  const theirs = (page, text) => page.locator(`#messages li.msg:has(.text:has-text("${text}"))`);
+  await theirs(b, "a typo here").locator('button:has-text("reply")').click();
+  assert.ok(await seen(b, "#reply-to"), "the composer says what is answered");
+  await say(b, "agreed, fixed");
+  await a.waitForSelector(`#messages li.msg:has-text("agreed, fixed") .quote:has-text("a typo here")`, T);
+  assert.equal(await seen(b, "#reply-to"), false);
+  await theirs(a, "agreed, fixed").hover();
+  await theirs(a, "agreed, fixed").locator('button:has-text("react")').click();
+  await a.click('#messages .picker button[aria-label="React with 👍"]');
+  await b.waitForSelector(`#messages li.msg:has-text("agreed, fixed") .reactions button[aria-pressed="false"]:has-text("👍 1")`, T);
+  await a.waitForSelector(`#messages li.msg:has-text("agreed, fixed") .reactions button[aria-pressed="true"]:has-text("👍 1")`, T);
+  await shot(a, "alice-reply-and-reaction");
+  // the README's screenshots (docs/chat-desktop.png, docs/chat-phone.png)
+  await a.screenshot({ path: join(shots, "readme-desktop.png") });
+  await b.screenshot({ path: join(shots, "readme-phone.png") });
+  log("replies quote the message they answer; emoji reactions reach the other user");
+
+  // search on the server, across bob's rooms
+  await b.click("#menu");
+  await b.fill("#search", "TYPO");
+  await b.press("#search", "Enter");
+  await b.waitForSelector('#results:has-text("a typo here")', T);
+  assert.ok(await seen(b, "#results"), "results on screen");
+  assert.match(await b.textContent("#results strong"), /message/);
+  await b.click('#results button.hit:has-text("a typo here")');
+  assert.equal(await seen(b, "#results"), false);
+  log("message search");
+
   // history: scrolled up, bob reads undisturbed while alice talks; older pages keep the view
   const lobbyId = await a.evaluate(() => document.querySelector('#my-rooms button[aria-current="true"]').dataset.room);
   const token = await a.evaluate(() => localStorage.getItem("warren.token"));

@@ -1,5 +1,7 @@
 //! JSON types shared by REST, WebSocket and the AMQP message contract.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 /// A chat message as the front end has folded it from a room's stream.
@@ -16,6 +18,12 @@ pub struct ChatMessage {
     pub ts: u64,
     pub edited: bool,
     pub deleted: bool,
+    /// The message this one answers (quoted above it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Emoji reactions: emoji -> who reacted with it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reactions: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A room as listed over REST.
@@ -97,6 +105,15 @@ pub struct AddMember {
 #[derive(Debug, Deserialize)]
 pub struct PostMessage {
     pub text: String,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    /// One room; all the user's rooms when absent.
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -182,7 +182,9 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(u())
         .and(body::json(SMALL_JSON))
         .and_then(|room, app, user, body| messages::read(app, room, user, body));
-    let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read)]);
+    let search =
+        api.and(warp::path!("search")).and(warp::get()).and(a()).and(u()).and(warp::query()).and_then(messages::search);
+    let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read), bx(search)]);
 
     let socket = warp::path!("ws")
         .and(warp::ws())

@@ -355,12 +355,24 @@ impl App {
     }
 
     /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
-    pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
+    pub async fn post(
+        &self,
+        room: &str,
+        author: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<ChatMessage, ApiError> {
         Self::check_text(text)?;
         let room = self.writable_room(room, author)?;
         let log = self.room_log(&room).await?;
         let id = new_id();
-        let body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
+        let mut body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
+        if let Some(target) = reply_to {
+            if log.message(target).is_none() {
+                return Err(ApiError::NotFound(format!("no message {target} to reply to")));
+            }
+            body["reply_to"] = target.into();
+        }
         self.publish_room(&log, author, body).await?;
         log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))
     }
@@ -389,6 +401,43 @@ impl App {
         let body = json!({"id": new_id(), "kind": kind, "room": room.id, "target": target, "text": text.unwrap_or(""), "ts": now_ms()});
         self.publish_room(&log, user, body).await?;
         log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))
+    }
+
+    /// Add (`on`) or take back `user`'s `emoji` reaction to message `target`.
+    pub async fn react(&self, room: &str, user: &str, target: &str, emoji: &str, on: bool) -> Result<(), ApiError> {
+        if emoji.is_empty() || emoji.len() > 32 || emoji.chars().count() > 8 {
+            return Err(ApiError::Unprocessable("a reaction is one emoji".into()));
+        }
+        let room = self.writable_room(room, user)?;
+        let log = self.room_log(&room).await?;
+        if log.message(target).is_none_or(|m| m.deleted) {
+            return Err(ApiError::NotFound(format!("no message {target}")));
+        }
+        let body = json!({"id": new_id(), "kind": "reaction", "room": room.id, "target": target, "emoji": emoji, "on": on, "ts": now_ms()});
+        self.publish_room(&log, user, body).await?;
+        Ok(())
+    }
+
+    /// Messages containing `q` in `room`, or in every room `user` is a member of: the newest
+    /// first, at most 50 (searched in what this front end folded from the rooms' streams).
+    pub async fn search(&self, user: &str, q: &str, room: Option<&str>) -> Result<Vec<ChatMessage>, ApiError> {
+        let needle = q.trim().to_lowercase();
+        if needle.chars().count() < 2 {
+            return Err(ApiError::Unprocessable("search for at least 2 characters".into()));
+        }
+        let rooms = match room {
+            Some(id) => vec![self.member_room(id, user)?],
+            None => self.directory.rooms_of(user),
+        };
+        let mut hits = Vec::new();
+        for r in rooms {
+            if let Ok(log) = self.room_log(&r).await {
+                hits.extend(log.search(&needle, 50));
+            }
+        }
+        hits.sort_by_key(|m| std::cmp::Reverse(m.ts));
+        hits.truncate(50);
+        Ok(hits)
     }
 
     /// Record that `user` has read `room` up to `offset` (a receipt in the room stream).

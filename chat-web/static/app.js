@@ -38,6 +38,7 @@
       lastTyping: 0,
       editing: null,
       admin: false,
+      replyTo: null, // the message the next one answers
     });
   }
   resetState();
@@ -96,7 +97,7 @@
     if (S.ws) { S.ws.onclose = null; S.ws.close(); }
     resetState();
     S.token = null;
-    for (const id of ["my-rooms", "public-rooms", "people", "messages", "room-info", "room-actions", "typing", "live", "me", "room-panel", "toasts", "admin-users", "password-result"]) $(id).replaceChildren();
+    for (const id of ["my-rooms", "public-rooms", "people", "messages", "room-info", "room-actions", "typing", "live", "me", "room-panel", "results", "toasts", "admin-users", "password-result"]) $(id).replaceChildren();
     $("room-title").textContent = "warren chat";
     $("username").value = ""; $("password").value = "";
     $("settings").hidden = true;
@@ -356,6 +357,34 @@
     if (window.matchMedia("(min-width: 641px)").matches) $("composer-text").focus();
   }
 
+  // ---- search (on the server, over the rooms this user is in) -------------------------
+  $("search-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = $("search").value.trim();
+    const here = $("search-here").checked && S.current;
+    if (q.length < 2) return;
+    try {
+      const res = await api("GET", "/api/search?q=" + encodeURIComponent(q) + (here ? "&room=" + encodeURIComponent(S.current) : ""));
+      showResults(q, res.messages);
+    } catch (e) { toast(e.message); }
+  });
+  function showResults(q, hits) {
+    const close = el("button", { type: "button", class: "link", text: "close", "aria-label": "Close the search results" });
+    close.addEventListener("click", () => { $("results").hidden = true; });
+    const items = hits.map((m) => {
+      const r = S.rooms.get(m.room);
+      const b = el("button", { type: "button", class: "hit" },
+        el("span", { class: "muted", text: (r ? roomLabel(r.view) : m.room) + " · " + m.author + " · " + new Date(m.ts).toLocaleString() }),
+        el("span", { text: m.text.slice(0, 200) }));
+      b.addEventListener("click", () => { $("results").hidden = true; openRoom(m.room); });
+      return el("li", null, b);
+    });
+    $("results").replaceChildren(el("div", { class: "row" }, el("strong", { text: hits.length + (hits.length === 1 ? " message" : " messages") + " with “" + q + "”" }), close),
+      el("ul", null, ...items));
+    $("results").hidden = false;
+    $("sidebar").classList.remove("open");
+  }
+
   // ---- people ------------------------------------------------------------------------
   function renderPeople() {
     const q = $("people-filter").value.trim().toLowerCase();
@@ -469,6 +498,13 @@
       m.edited && !m.deleted ? el("span", { class: "edited", text: "(edited)" }) : null);
     if (mine) { const st = statusOf(r, m); meta.append(el("span", { class: "status", "data-status": st, text: statusText(st) })); }
     const actions = el("span", { class: "actions" });
+    if (!m.deleted && !m.pending && !r.view.archived) {
+      const rp = el("button", { class: "link", text: "reply", type: "button", "aria-label": "Reply to " + m.author });
+      rp.addEventListener("click", () => startReply(r, m));
+      const re = el("button", { class: "link", text: "react", type: "button", "aria-label": "React to this message", "aria-haspopup": "true" });
+      re.addEventListener("click", () => pickReaction(r, m, re));
+      actions.append(rp, re);
+    }
     if (mine && !m.deleted && !m.pending) {
       const ed = el("button", { class: "link", text: "edit", type: "button", "aria-label": "Edit message" });
       ed.addEventListener("click", () => startEdit(r, m));
@@ -480,7 +516,23 @@
     const body = el("div", { class: "text" });
     if (m.deleted) { body.className = "text deleted"; body.textContent = "message deleted"; }
     else body.append(window.renderMarkdown(m.text));
-    li.append(av, meta, body);
+    li.append(av, meta);
+    if (m.reply_to) {
+      const q = r.byId.get(m.reply_to);
+      li.append(el("div", { class: "quote", "data-reply": m.reply_to },
+        q ? (q.author + ": " + (q.deleted ? "message deleted" : q.text.slice(0, 140))) : "a reply to an earlier message"));
+    }
+    li.append(body);
+    const kinds = Object.entries(m.reactions || {});
+    if (kinds.length && !m.deleted) {
+      li.append(el("div", { class: "reactions" }, ...kinds.map(([emoji, who]) => {
+        const minePressed = who.includes(S.user);
+        const b = el("button", { type: "button", text: emoji + " " + who.length, title: who.join(", "), "aria-pressed": String(minePressed),
+          "aria-label": emoji + " from " + who.join(", ") });
+        b.addEventListener("click", () => send({ type: "react", room: m.room, id: m.id, emoji, on: !minePressed }));
+        return b;
+      })));
+    }
     return li;
   }
 
@@ -732,15 +784,40 @@
     if (!text.trim() || !S.current) return;
     const client_id = "c" + Date.now() + "-" + (clientSeq++);
     const r = S.rooms.get(S.current);
-    const { index } = store(r, { id: client_id, room: S.current, author: S.user, text, ts: Date.now(), pending: true });
+    const reply_to = S.replyTo || undefined;
+    const { index } = store(r, { id: client_id, room: S.current, author: S.user, text, ts: Date.now(), pending: true, reply_to });
     S.pending.set(client_id, S.current);
-    const frame = { type: "send", room: S.current, text, client_id };
+    const frame = { type: "send", room: S.current, text, client_id, reply_to };
+    cancelReply();
     if (!send(frame)) S.unsent.push(frame);
     $("composer-text").value = "";
     if (r.win && r.win.hi < r.list.length - 1) renderWindow(r, r.list.length); // writing: back to the newest
     else { listEl.scrollTop = listEl.scrollHeight; showStored(r, index); }
   }
-  function cancelReply() { $("reply-to").hidden = true; }
+  function cancelReply() { S.replyTo = null; $("reply-to").hidden = true; $("reply-to").replaceChildren(); }
+  function startReply(r, m) {
+    S.replyTo = m.id;
+    const x = el("button", { type: "button", class: "link", text: "cancel", "aria-label": "Cancel the reply" });
+    x.addEventListener("click", cancelReply);
+    $("reply-to").replaceChildren(el("span", { text: "Replying to " + m.author + ": " + m.text.slice(0, 100) }), x);
+    $("reply-to").hidden = false;
+    $("composer-text").focus();
+  }
+  const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+  function pickReaction(r, m, anchor) {
+    const node = nodeOf(m.id);
+    if (!node) return;
+    const old = node.querySelector(".picker");
+    if (old) { old.remove(); return; }
+    const picker = el("div", { class: "reactions picker", role: "group", "aria-label": "Pick a reaction" }, ...EMOJI.map((e) => {
+      const b = el("button", { type: "button", text: e, "aria-label": "React with " + e });
+      b.addEventListener("click", () => { send({ type: "react", room: m.room, id: m.id, emoji: e, on: true }); picker.remove(); anchor.focus(); });
+      return b;
+    }));
+    picker.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { picker.remove(); anchor.focus(); } });
+    node.append(picker);
+    picker.querySelector("button").focus();
+  }
   $("composer").addEventListener("submit", (ev) => { ev.preventDefault(); submit(); });
   $("composer-text").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
