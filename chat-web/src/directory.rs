@@ -90,6 +90,17 @@ pub enum DirectoryEvent {
         room: String,
         invite: String,
     },
+    /// The key login tokens are signed with (hex): the first one on the stream holds.
+    TokenKey {
+        id: String,
+        key: String,
+    },
+    /// A logout: token `token` (its id) is void on every front end until it expires anyway.
+    TokenRevoked {
+        id: String,
+        token: String,
+        expires_at: u64,
+    },
 }
 
 impl DirectoryEvent {
@@ -106,7 +117,9 @@ impl DirectoryEvent {
             | DirectoryEvent::RoomRenamed { id, .. }
             | DirectoryEvent::RoomArchived { id, .. }
             | DirectoryEvent::RoomDeleted { id, .. }
-            | DirectoryEvent::InviteRotated { id, .. } => id,
+            | DirectoryEvent::InviteRotated { id, .. }
+            | DirectoryEvent::TokenKey { id, .. }
+            | DirectoryEvent::TokenRevoked { id, .. } => id,
         }
     }
 }
@@ -118,6 +131,7 @@ struct State {
     /// The first account, and those an administrator made administrators.
     admins: BTreeSet<String>,
     rooms: HashMap<String, Room>,
+    token_key: Option<String>,
     /// Every event folded so far, and whether it took effect (first event wins).
     seen: HashMap<String, bool>,
 }
@@ -226,9 +240,20 @@ impl Directory {
                 }
                 None => return false,
             },
-            DirectoryEvent::Sync { .. } => {}
+            DirectoryEvent::TokenKey { key, .. } => {
+                if s.token_key.is_some() {
+                    return false;
+                }
+                s.token_key = Some(key.clone());
+            }
+            DirectoryEvent::Sync { .. } | DirectoryEvent::TokenRevoked { .. } => {}
         }
         true
+    }
+
+    /// The token key (hex): the first `token_key` event of the stream.
+    pub fn token_key(&self) -> Option<String> {
+        self.state.read().token_key.clone()
     }
 
     pub fn password_hash(&self, user: &str) -> Option<String> {
@@ -372,6 +397,15 @@ mod tests {
         assert!(d.room_by_invite("code").is_none(), "the old invitation is void");
         d.apply(&DirectoryEvent::RoomDeleted { id: "e5".into(), room: "r1".into() });
         assert!(d.room("r1").is_none());
+    }
+
+    #[test]
+    fn the_first_token_key_holds() {
+        let d = Directory::default();
+        assert!(d.token_key().is_none());
+        assert!(d.apply(&DirectoryEvent::TokenKey { id: "k1".into(), key: "aa".into() }));
+        assert!(!d.apply(&DirectoryEvent::TokenKey { id: "k2".into(), key: "bb".into() }));
+        assert_eq!(d.token_key().as_deref(), Some("aa"));
     }
 
     #[test]

@@ -34,7 +34,10 @@
       backoff: 500,
       typing: new Map(), // "room|user" -> time
       pending: new Map(), // client_id -> room
-      unsent: [], // frames written while the socket was down: sent after the next hello
+      // every send not yet "sent", by client_id: sent again after a reconnect (the front end or
+      // broker node may have gone away before confirming it); the server derives the message id
+      // from the client_id, so one that did make it is not posted twice
+      inflight: new Map(),
       lastTyping: 0,
       editing: null,
       admin: false,
@@ -782,14 +785,15 @@
   function submit() {
     const text = $("composer-text").value;
     if (!text.trim() || !S.current) return;
-    const client_id = "c" + Date.now() + "-" + (clientSeq++);
+    const client_id = "c" + Date.now() + "-" + Math.random().toString(36).slice(2, 10) + "-" + (clientSeq++);
     const r = S.rooms.get(S.current);
     const reply_to = S.replyTo || undefined;
     const { index } = store(r, { id: client_id, room: S.current, author: S.user, text, ts: Date.now(), pending: true, reply_to });
     S.pending.set(client_id, S.current);
     const frame = { type: "send", room: S.current, text, client_id, reply_to };
     cancelReply();
-    if (!send(frame)) S.unsent.push(frame);
+    S.inflight.set(client_id, frame);
+    send(frame); // or after the next hello
     $("composer-text").value = "";
     if (r.win && r.win.hi < r.list.length - 1) renderWindow(r, r.list.length); // writing: back to the newest
     else { listEl.scrollTop = listEl.scrollHeight; showStored(r, index); }
@@ -950,7 +954,7 @@
         for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
         renderRooms();
         for (const v of ev.rooms) subscribe(v.id);
-        for (const frame of S.unsent.splice(0)) send(frame);
+        for (const frame of S.inflight.values()) send(frame);
         refreshPeople();
         if (!S.current) {
           const last = localStorage.getItem(lastRoomKey());
@@ -975,6 +979,7 @@
         const roomId = S.pending.get(ev.client_id);
         const r = roomId && S.rooms.get(roomId);
         S.pending.delete(ev.client_id);
+        S.inflight.delete(ev.client_id);
         if (!r) break;
         const p = r.byId.get(ev.client_id);
         unstore(r, ev.client_id);

@@ -15,9 +15,12 @@ use crate::model::{AccountChange, Credentials, PasswordChange, TokenReply};
 use crate::ratelimit::AddrKey;
 use crate::state::App;
 
-fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> {
-    let (token, expires_at) = app.local.tokens.issue(user);
-    warp::reply::with_status(warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }), status)
+fn token_reply(app: &App, user: &str, status: StatusCode) -> Result<impl Reply + use<>, Rejection> {
+    let (token, expires_at) = app.local.tokens.issue(user).map_err(reject)?;
+    Ok(warp::reply::with_status(
+        warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }),
+        status,
+    ))
 }
 
 pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
@@ -53,7 +56,7 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
         let event = DirectoryEvent::MemberJoined { id: uuid::Uuid::new_v4().to_string(), room, user: user.clone() };
         app.record(event).await.map_err(reject)?;
     }
-    Ok(token_reply(&app, &user, StatusCode::CREATED))
+    token_reply(&app, &user, StatusCode::CREATED)
 }
 
 pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
@@ -76,11 +79,11 @@ pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result
     if app.directory.is_disabled(&user) {
         return Err(reject(ApiError::Forbidden("this account is disabled".into())));
     }
-    Ok(token_reply(&app, &user, StatusCode::OK))
+    token_reply(&app, &user, StatusCode::OK)
 }
 
 pub async fn logout(app: App, token: String) -> Result<impl Reply, Rejection> {
-    app.local.tokens.revoke(&token);
+    app.revoke_token(&token).await.map_err(reject)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
