@@ -17,6 +17,8 @@ HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
 HTTPS_PORT="${CHAT_HTTPS_PORT:-18443}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
 AMQPS_PORT="${CHAT_AMQPS_PORT:-15698}"
+# an administrator by name (--admin), new on every run: the test signs it up and disables bob
+export CHAT_ADMIN="root-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 LOG="$(mktemp)"
 DATA="$(mktemp -d)"
 TLS="$(mktemp -d)"
@@ -24,7 +26,7 @@ TLS="$(mktemp -d)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$TLS/key.pem" -out "$TLS/cert.pem" 2> /dev/null
-"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" \
+"$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" --admin "$CHAT_ADMIN" \
     --tls-cert "$TLS/cert.pem" --tls-key "$TLS/key.pem" \
     --amqps-bind "127.0.0.1:$AMQPS_PORT" --https-bind "127.0.0.1:$HTTPS_PORT" > "$LOG" 2>&1 &
 PID=$!

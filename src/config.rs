@@ -263,6 +263,17 @@ pub struct ChatOptions {
     /// Default retention of a new room's messages, in days (0 = forever).
     #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
     pub chat_retention_days: u32,
+
+    /// Who may create a chat account: `open` (anyone who reaches the page), `invite` (only
+    /// with a room's invitation link, and the account joins that room) or `closed`. The very
+    /// first account may always sign up: it is the chat's administrator.
+    #[arg(long, env = "WARREN_CHAT_SIGNUP", default_value = "open", value_name = "open|invite|closed")]
+    pub signup: warren_chat::Signup,
+
+    /// A chat administrator besides the first account (repeat for several): may rename,
+    /// archive and delete any room, remove members, and disable accounts.
+    #[arg(long = "admin", env = "WARREN_CHAT_ADMINS", value_delimiter = ',', value_name = "NAME")]
+    pub admins: Vec<String>,
 }
 
 /// Why the configuration cannot be used.

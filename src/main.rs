@@ -163,6 +163,8 @@ async fn start_chat(
     config.amqp_ca_pem = amqp_ca_pem;
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
+    config.signup = options.chat.signup;
+    config.admins = options.chat.admins.clone();
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
     let mut server = match warren_chat::start(config, listener, shutdown.clone()).await {
         Ok(server) => server,

@@ -44,6 +44,7 @@ try {
   assert.ok(sockets.length >= 2 && sockets.every((u) => u.startsWith("wss://")), "WebSockets: " + sockets.join(", "));
   log("two users register and connect over https:// and wss://");
 
+  await a.click("#new-room-box summary");
   await a.fill("#new-room-name", room);
   await a.click("#new-room button[type=submit]");
   await a.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), room, T);

@@ -150,6 +150,10 @@ pub struct Tokens {
     revoked: Mutex<HashMap<String, u64>>,
     /// Per token id in use by a live session: dropped on revocation, which ends them.
     live: Mutex<HashMap<String, watch::Sender<()>>>,
+    /// Disabled accounts: their tokens are refused (folded from the directory).
+    disabled: Mutex<std::collections::HashSet<String>>,
+    /// Who each live token (by id) belongs to: a disabled account's sessions end at once.
+    owners: Mutex<HashMap<String, String>>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -172,7 +176,14 @@ pub fn new_token_key() -> String {
 
 impl Tokens {
     pub fn new(ttl: Duration) -> Self {
-        Tokens { ttl, key: RwLock::new(None), revoked: Mutex::new(HashMap::new()), live: Mutex::new(HashMap::new()) }
+        Tokens {
+            ttl,
+            key: RwLock::new(None),
+            revoked: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            disabled: Mutex::new(Default::default()),
+            owners: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Use `key_hex` (from the directory) to sign and check tokens; false if it is not hex.
@@ -219,7 +230,7 @@ impl Tokens {
 
     fn valid<'a>(&self, token: &'a str) -> Result<Parsed<'a>, ApiError> {
         let t = self.parse(token)?;
-        if t.expires_at <= now_ms() || self.revoked.lock().contains_key(t.id) {
+        if t.expires_at <= now_ms() || self.revoked.lock().contains_key(t.id) || self.disabled.lock().contains(t.user) {
             return Err(ApiError::Unauthorized);
         }
         Ok(t)
@@ -237,7 +248,11 @@ impl Tokens {
         let alive = {
             let mut live = self.live.lock();
             live.retain(|_, tx| tx.receiver_count() > 0);
-            live.entry(t.id.to_owned()).or_insert_with(|| watch::channel(()).0).subscribe()
+            let alive = live.entry(t.id.to_owned()).or_insert_with(|| watch::channel(()).0).subscribe();
+            let mut owners = self.owners.lock();
+            owners.retain(|id, _| live.contains_key(id));
+            owners.insert(t.id.to_owned(), t.user.to_owned());
+            alive
         };
         // revoked between the check and the subscription: ended already
         let revoked = self.revoked.lock().contains_key(t.id);
@@ -261,6 +276,26 @@ impl Tokens {
             }
         }
         self.live.lock().remove(id);
+    }
+
+    /// End every token of `user` (a disabled account): its sessions close at once.
+    pub fn revoke_user(&self, user: &str) {
+        self.disabled.lock().insert(user.to_owned());
+        let ids: Vec<String> = {
+            let mut owners = self.owners.lock();
+            let ids = owners.iter().filter(|(_, u)| u.as_str() == user).map(|(id, _)| id.clone()).collect();
+            owners.retain(|_, u| u != user);
+            ids
+        };
+        let mut live = self.live.lock();
+        for id in ids {
+            live.remove(&id);
+        }
+    }
+
+    /// An account enabled again: its new tokens are good.
+    pub fn enable_user(&self, user: &str) {
+        self.disabled.lock().remove(user);
     }
 }
 

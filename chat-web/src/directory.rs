@@ -21,6 +21,9 @@ pub struct Room {
     pub created_by: String,
     #[serde(default)]
     pub invite: String,
+    /// Read-only: kept and readable, no one posts any more.
+    #[serde(default)]
+    pub archived: bool,
     #[serde(default, skip_serializing)]
     pub members: BTreeSet<String>,
 }
@@ -51,6 +54,42 @@ pub enum DirectoryEvent {
     Sync {
         id: String,
     },
+    PasswordChanged {
+        id: String,
+        user: String,
+        password_hash: String,
+    },
+    /// An administrator disabled (or enabled again) an account.
+    UserDisabled {
+        id: String,
+        user: String,
+        disabled: bool,
+    },
+    /// An administrator's role given or taken (the first account has it from the start).
+    AdminSet {
+        id: String,
+        user: String,
+        admin: bool,
+    },
+    RoomRenamed {
+        id: String,
+        room: String,
+        name: String,
+    },
+    RoomArchived {
+        id: String,
+        room: String,
+        archived: bool,
+    },
+    RoomDeleted {
+        id: String,
+        room: String,
+    },
+    InviteRotated {
+        id: String,
+        room: String,
+        invite: String,
+    },
     /// The key login tokens are signed with (hex): the first one on the stream holds.
     TokenKey {
         id: String,
@@ -72,6 +111,13 @@ impl DirectoryEvent {
             | DirectoryEvent::MemberJoined { id, .. }
             | DirectoryEvent::MemberLeft { id, .. }
             | DirectoryEvent::Sync { id }
+            | DirectoryEvent::PasswordChanged { id, .. }
+            | DirectoryEvent::UserDisabled { id, .. }
+            | DirectoryEvent::AdminSet { id, .. }
+            | DirectoryEvent::RoomRenamed { id, .. }
+            | DirectoryEvent::RoomArchived { id, .. }
+            | DirectoryEvent::RoomDeleted { id, .. }
+            | DirectoryEvent::InviteRotated { id, .. }
             | DirectoryEvent::TokenKey { id, .. }
             | DirectoryEvent::TokenRevoked { id, .. } => id,
         }
@@ -81,6 +127,9 @@ impl DirectoryEvent {
 #[derive(Default)]
 struct State {
     users: HashMap<String, String>,
+    disabled: BTreeSet<String>,
+    /// The first account, and those an administrator made administrators.
+    admins: BTreeSet<String>,
     rooms: HashMap<String, Room>,
     token_key: Option<String>,
     /// Every event folded so far, and whether it took effect (first event wins).
@@ -116,8 +165,52 @@ impl Directory {
                 if s.users.contains_key(user) {
                     return false;
                 }
+                if s.users.is_empty() {
+                    s.admins.insert(user.clone());
+                }
                 s.users.insert(user.clone(), password_hash.clone());
             }
+            DirectoryEvent::PasswordChanged { user, password_hash, .. } => match s.users.get_mut(user) {
+                Some(h) => *h = password_hash.clone(),
+                None => return false,
+            },
+            DirectoryEvent::UserDisabled { user, disabled, .. } => {
+                if !s.users.contains_key(user) {
+                    return false;
+                }
+                if *disabled {
+                    s.disabled.insert(user.clone());
+                } else {
+                    s.disabled.remove(user);
+                }
+            }
+            DirectoryEvent::AdminSet { user, admin, .. } => {
+                if !s.users.contains_key(user) {
+                    return false;
+                }
+                if *admin {
+                    s.admins.insert(user.clone());
+                } else {
+                    s.admins.remove(user);
+                }
+            }
+            DirectoryEvent::RoomRenamed { room, name, .. } => match s.rooms.get_mut(room) {
+                Some(r) if !r.direct => r.name = name.clone(),
+                _ => return false,
+            },
+            DirectoryEvent::RoomArchived { room, archived, .. } => match s.rooms.get_mut(room) {
+                Some(r) => r.archived = *archived,
+                None => return false,
+            },
+            DirectoryEvent::RoomDeleted { room, .. } => {
+                if s.rooms.remove(room).is_none() {
+                    return false;
+                }
+            }
+            DirectoryEvent::InviteRotated { room, invite, .. } => match s.rooms.get_mut(room) {
+                Some(r) if !r.direct => r.invite = invite.clone(),
+                _ => return false,
+            },
             DirectoryEvent::RoomCreated { room, .. } => {
                 if s.rooms.contains_key(&room.id) {
                     return false;
@@ -133,7 +226,10 @@ impl Directory {
                 s.rooms.insert(room.id.clone(), room);
             }
             DirectoryEvent::MemberJoined { room, user, .. } => match s.rooms.get_mut(room) {
-                Some(r) if !r.direct => {
+                // a 1:1 chat takes back only the two it is between (one who closed it)
+                Some(r)
+                    if !r.direct || r.id.strip_prefix("dm_").is_some_and(|rest| rest.split('_').any(|n| n == user)) =>
+                {
                     r.members.insert(user.clone());
                 }
                 _ => return false,
@@ -166,6 +262,28 @@ impl Directory {
 
     pub fn user_exists(&self, user: &str) -> bool {
         self.state.read().users.contains_key(user)
+    }
+
+    pub fn is_disabled(&self, user: &str) -> bool {
+        self.state.read().disabled.contains(user)
+    }
+
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.state.read().admins.contains(user)
+    }
+
+    /// Every account with its role and whether it is disabled, by name.
+    pub fn accounts(&self) -> Vec<(String, bool, bool)> {
+        let s = self.state.read();
+        let mut v: Vec<_> = s.users.keys().map(|u| (u.clone(), s.admins.contains(u), s.disabled.contains(u))).collect();
+        v.sort();
+        v
+    }
+
+    /// The room whose invitation code is `code` (sign-up by invitation).
+    pub fn room_by_invite(&self, code: &str) -> Option<Room> {
+        let s = self.state.read();
+        s.rooms.values().find(|r| !r.invite.is_empty() && r.invite == code).cloned()
     }
 
     pub fn users(&self) -> Vec<String> {
@@ -214,6 +332,7 @@ impl Room {
             created_by: self.created_by.clone(),
             members: self.members.iter().cloned().collect(),
             invite: (member && !self.public && !self.direct).then(|| self.invite.clone()),
+            archived: self.archived,
             unread: None,
             last_offset: None,
         }
@@ -239,6 +358,7 @@ mod tests {
             retention_days: 7,
             created_by: by.into(),
             invite: "code".into(),
+            archived: false,
             members: BTreeSet::new(),
         }
     }
@@ -255,6 +375,28 @@ mod tests {
         assert!(!d.apply(&reg("1", "h1")));
         assert!(!d.apply(&reg("2", "h2")));
         assert_eq!(d.password_hash("alice").unwrap(), "h1");
+        assert!(d.is_admin("alice"), "the first account administers");
+        d.apply(&DirectoryEvent::UserRegistered { id: "3".into(), user: "bob".into(), password_hash: "hb".into() });
+        assert!(!d.is_admin("bob"));
+        d.apply(&DirectoryEvent::UserDisabled { id: "4".into(), user: "bob".into(), disabled: true });
+        assert!(d.is_disabled("bob"));
+        d.apply(&DirectoryEvent::PasswordChanged { id: "5".into(), user: "bob".into(), password_hash: "hb2".into() });
+        assert_eq!(d.password_hash("bob").unwrap(), "hb2");
+    }
+
+    #[test]
+    fn room_moderation() {
+        let d = Directory::default();
+        d.apply(&DirectoryEvent::RoomCreated { id: "e1".into(), room: room("r1", false, "alice") });
+        d.apply(&DirectoryEvent::RoomRenamed { id: "e2".into(), room: "r1".into(), name: "new".into() });
+        d.apply(&DirectoryEvent::InviteRotated { id: "e3".into(), room: "r1".into(), invite: "c2".into() });
+        d.apply(&DirectoryEvent::RoomArchived { id: "e4".into(), room: "r1".into(), archived: true });
+        let r = d.room("r1").unwrap();
+        assert_eq!((r.name.as_str(), r.invite.as_str(), r.archived), ("new", "c2", true));
+        assert_eq!(d.room_by_invite("c2").unwrap().id, "r1");
+        assert!(d.room_by_invite("code").is_none(), "the old invitation is void");
+        d.apply(&DirectoryEvent::RoomDeleted { id: "e5".into(), room: "r1".into() });
+        assert!(d.room("r1").is_none());
     }
 
     #[test]
@@ -281,5 +423,11 @@ mod tests {
         assert_eq!(dm, "dm_amy_zed");
         d.apply(&DirectoryEvent::RoomCreated { id: "e4".into(), room: room(&dm, false, "zed") });
         assert!(d.is_member(&dm, "amy") && d.is_member(&dm, "zed"));
+        // closed by one, reopened by them; nobody else joins a 1:1 chat
+        d.apply(&DirectoryEvent::MemberLeft { id: "e5".into(), room: dm.clone(), user: "amy".into() });
+        assert!(!d.is_member(&dm, "amy"));
+        assert!(d.apply(&DirectoryEvent::MemberJoined { id: "e6".into(), room: dm.clone(), user: "amy".into() }));
+        assert!(d.is_member(&dm, "amy"));
+        assert!(!d.apply(&DirectoryEvent::MemberJoined { id: "e7".into(), room: dm.clone(), user: "eve".into() }));
     }
 }

@@ -67,6 +67,35 @@ pub struct ChatConfig {
     /// How often this front end tells the others it is alive; one silent for three of these
     /// has its users' presence dropped.
     pub presence_heartbeat: Duration,
+    /// Who may sign up (the very first account always may: it administers the chat).
+    pub signup: Signup,
+    /// Administrators besides the first account (`--admin NAME`).
+    pub admins: Vec<String>,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    /// Anyone who reaches the page.
+    #[default]
+    Open,
+    /// Only with a room's invitation code (the new account joins that room).
+    Invite,
+    /// No one: an administrator's chat of existing accounts.
+    Closed,
+}
+
+impl std::str::FromStr for Signup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "open" => Ok(Signup::Open),
+            "invite" => Ok(Signup::Invite),
+            "closed" => Ok(Signup::Closed),
+            other => Err(format!("expected open, invite or closed, not {other}")),
+        }
+    }
 }
 
 impl ChatConfig {
@@ -82,6 +111,8 @@ impl ChatConfig {
             hash_threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             default_retention_days: 30,
             presence_heartbeat: Duration::from_secs(10),
+            signup: Signup::Open,
+            admins: Vec::new(),
         }
     }
 }

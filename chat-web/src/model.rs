@@ -1,5 +1,7 @@
 //! JSON types shared by REST, WebSocket and the AMQP message contract.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 /// A chat message as the front end has folded it from a room's stream.
@@ -16,6 +18,12 @@ pub struct ChatMessage {
     pub ts: u64,
     pub edited: bool,
     pub deleted: bool,
+    /// The message this one answers (quoted above it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Emoji reactions: emoji -> who reacted with it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reactions: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A room as listed over REST.
@@ -31,6 +39,7 @@ pub struct RoomView {
     /// Only shown to members of a private room.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invite: Option<String>,
+    pub archived: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +50,27 @@ pub struct RoomView {
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// A room's invitation code: sign-up with `--signup invite`.
+    #[serde(default)]
+    pub invite: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountChange {
+    pub disabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoomChange {
+    pub name: Option<String>,
+    pub archived: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,8 +98,22 @@ pub struct JoinRoom {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct AddMember {
+    pub user: String,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct PostMessage {
     pub text: String,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    /// One room; all the user's rooms when absent.
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -154,6 +154,21 @@ impl RoomLog {
                 *r = offset;
                 Some(json!({"type": "read", "room": self.id, "user": inc.author, "offset": offset}))
             }
+            "reaction" if target.is_some() => {
+                let emoji = inc.body.get("emoji").and_then(Value::as_str).filter(|e| !e.is_empty() && e.len() <= 32)?;
+                let on = inc.body.get("on").and_then(Value::as_bool).unwrap_or(true);
+                let idx = *s.index.get(target?)?;
+                let m = &mut s.messages[idx];
+                if m.deleted || inc.bot {
+                    return None;
+                }
+                let who = m.reactions.entry(emoji.to_owned()).or_default();
+                let changed = if on { who.insert(inc.author.clone()) } else { who.remove(&inc.author) };
+                if who.is_empty() {
+                    m.reactions.remove(emoji);
+                }
+                changed.then(|| json!({"type": "edit", "room": self.id, "message": m}))
+            }
             "edit" | "delete" | "chunk" if target.is_some() => {
                 let idx = *s.index.get(target?)?;
                 let m = &mut s.messages[idx];
@@ -190,6 +205,8 @@ impl RoomLog {
                     ts,
                     edited: false,
                     deleted: false,
+                    reply_to: inc.body.get("reply_to").and_then(Value::as_str).map(str::to_owned),
+                    reactions: Default::default(),
                 };
                 let value = json!({"type": "message", "room": self.id, "message": msg});
                 s.index.insert(id, s.messages.len());
@@ -230,6 +247,24 @@ impl RoomLog {
         s.messages[from..].iter().filter(|m| !m.deleted && m.author != user).count()
     }
 
+    /// The furthest any other user has read: `user`'s messages up to it show as read.
+    pub fn read_by_others(&self, user: &str) -> Option<u64> {
+        self.state.lock().read.iter().filter(|(u, _)| u.as_str() != user).map(|(_, o)| *o).max()
+    }
+
+    /// The newest messages (at most `limit`) whose text contains `needle` (lowercase), newest
+    /// first.
+    pub fn search(&self, needle: &str, limit: usize) -> Vec<ChatMessage> {
+        let s = self.state.lock();
+        s.messages
+            .iter()
+            .rev()
+            .filter(|m| !m.deleted && m.text.to_lowercase().contains(needle))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     pub fn read_offset(&self, user: &str) -> Option<u64> {
         self.state.lock().read.get(user).copied()
     }
@@ -268,5 +303,20 @@ mod tests {
         log.apply(inc(8, "bob", json!({"id": "r1", "kind": "receipt", "status": "read", "offset": 3})));
         assert_eq!(log.unread("bob"), 1);
         assert_eq!(log.since(Some(3), 100).len(), 1);
+        assert_eq!(log.read_by_others("alice"), Some(3));
+        assert_eq!(log.read_by_others("bob"), None);
+        // reactions: one per person and emoji, taken back with on: false
+        for (off, who, on) in [(9, "bob", true), (10, "bob", true), (11, "carol", true), (12, "carol", false)] {
+            log.apply(inc(
+                off,
+                who,
+                json!({"id": format!("x{off}"), "kind": "reaction", "target": "m3", "emoji": "👍", "on": on}),
+            ));
+        }
+        let m3 = log.message("m3").unwrap();
+        assert_eq!(m3.reactions.get("👍").map(|w| w.iter().cloned().collect::<Vec<_>>()), Some(vec!["bob".to_owned()]));
+        log.apply(inc(13, "bob", json!({"id": "m9", "kind": "message", "text": "Yes, T3 it is", "reply_to": "m3"})));
+        assert_eq!(log.message("m9").unwrap().reply_to.as_deref(), Some("m3"));
+        assert_eq!(log.search("t3", 10).iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["m9", "m3"]);
     }
 }

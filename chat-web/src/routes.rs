@@ -61,7 +61,34 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
     let logout = api.and(warp::path!("logout")).and(warp::post()).and(a()).and(token()).and_then(accounts::logout);
     let me = api.and(warp::path!("me")).and(warp::get()).and(a()).and(u()).and_then(accounts::me);
     let users = api.and(warp::path!("users")).and(warp::get()).and(a()).and(u()).and_then(accounts::users);
-    let accounts = any_of(vec![bx(register), bx(login), bx(logout), bx(me), bx(users)]);
+    let config = api.and(warp::path!("config")).and(warp::get()).and(a()).and_then(accounts::config);
+    let password = api
+        .and(warp::path!("password"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(accounts::change_password);
+    let admin_users =
+        api.and(warp::path!("admin" / "users")).and(warp::get()).and(a()).and(u()).and_then(accounts::admin_users);
+    let admin_change = api
+        .and(warp::path!("admin" / "users" / String))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(|name, app, user, body| accounts::admin_change(app, user, name, body));
+    let accounts = any_of(vec![
+        bx(register),
+        bx(login),
+        bx(logout),
+        bx(me),
+        bx(users),
+        bx(config),
+        bx(password),
+        bx(admin_users),
+        bx(admin_change),
+    ]);
 
     let list = api.and(warp::path!("rooms")).and(warp::get()).and(a()).and(u()).and_then(rooms::list);
     let create = api
@@ -82,9 +109,41 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and_then(|id, app, user, join| rooms::join(app, id, user, join));
     let leave = api.and(warp::path!("rooms" / String / "leave")).and(warp::post()).and(a()).and(u());
     let leave = leave.and_then(|id, app, user| rooms::leave(app, id, user));
+    let add_member = api
+        .and(warp::path!("rooms" / String / "members"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(|id, app, user, body| rooms::add_member(app, id, user, body));
     let direct = api.and(warp::path!("dm" / String)).and(warp::post()).and(a()).and(u());
     let direct = direct.and_then(|other, app, user| rooms::direct(app, other, user));
-    let rooms = any_of(vec![bx(list), bx(create), bx(show), bx(join), bx(leave), bx(direct)]);
+    let change = api
+        .and(warp::path!("rooms" / String))
+        .and(warp::patch())
+        .and(a())
+        .and(u())
+        .and(body::json(SMALL_JSON))
+        .and_then(|id, app, user, body| rooms::change(app, id, user, body));
+    let delete_room = api.and(warp::path!("rooms" / String)).and(warp::delete()).and(a()).and(u());
+    let delete_room = delete_room.and_then(|id, app, user| rooms::delete(app, id, user));
+    let remove = api.and(warp::path!("rooms" / String / "members" / String)).and(warp::delete()).and(a()).and(u());
+    let remove = remove.and_then(|id, member, app, user| rooms::remove_member(app, id, member, user));
+    let rotate = api.and(warp::path!("rooms" / String / "invite")).and(warp::post()).and(a()).and(u());
+    let rotate = rotate.and_then(|id, app, user| rooms::rotate_invite(app, id, user));
+    let rooms = any_of(vec![
+        bx(list),
+        bx(create),
+        bx(show),
+        bx(join),
+        bx(leave),
+        bx(add_member),
+        bx(direct),
+        bx(change),
+        bx(delete_room),
+        bx(remove),
+        bx(rotate),
+    ]);
 
     let history = api
         .and(warp::path!("rooms" / String / "messages"))
@@ -123,7 +182,9 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(u())
         .and(body::json(SMALL_JSON))
         .and_then(|room, app, user, body| messages::read(app, room, user, body));
-    let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read)]);
+    let search =
+        api.and(warp::path!("search")).and(warp::get()).and(a()).and(u()).and(warp::query()).and_then(messages::search);
+    let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read), bx(search)]);
 
     let socket = warp::path!("ws")
         .and(warp::ws())

@@ -224,6 +224,7 @@ impl App {
                 _ => {}
             }
             if directory.apply(&event) {
+                took_effect(&tokens, &event);
                 notify_members(&directory, &global, &event);
             }
         })
@@ -270,6 +271,7 @@ impl App {
         self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
         // The stream consumer may have folded it already (it can beat the confirm).
         if self.directory.apply(&event) {
+            took_effect(&self.local.tokens, &event);
             notify_members(&self.directory, &self.global, &event);
         }
         Ok(self.directory.took_effect(event.id()))
@@ -334,6 +336,41 @@ impl App {
         }
     }
 
+    /// An administrator: the first account, one made so, or one named by `--admin`.
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.directory.is_admin(user) || self.config.admins.iter().any(|a| a == user)
+    }
+
+    pub fn require_admin(&self, user: &str) -> Result<(), ApiError> {
+        if self.is_admin(user) { Ok(()) } else { Err(ApiError::Forbidden("administrators only".into())) }
+    }
+
+    /// A room `user` may moderate (rename, archive, delete, remove members, rotate the
+    /// invitation): its owner (creator) or an administrator. Not a 1:1 chat.
+    pub fn managed_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        let r = match self.directory.room(room) {
+            Some(r) if self.is_admin(user) => r,
+            _ => self.visible_room(room, user)?,
+        };
+        if r.direct {
+            return Err(ApiError::Unprocessable("a 1:1 chat has no owner".into()));
+        }
+        if r.created_by == user || self.is_admin(user) {
+            Ok(r)
+        } else {
+            Err(ApiError::Forbidden(format!("only the owner of {room} or an administrator may do that")))
+        }
+    }
+
+    /// A room `user` may post in: a member, and the room is not archived.
+    pub fn writable_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
+        let r = self.member_room(room, user)?;
+        if r.archived {
+            return Err(ApiError::Forbidden(format!("{} is archived (read-only)", r.name)));
+        }
+        Ok(r)
+    }
+
     /// A room `user` is a member of (404 unknown or private, 403 public but not a member).
     pub fn member_room(&self, room: &str, user: &str) -> Result<Room, ApiError> {
         let r = self.visible_room(room, user)?;
@@ -368,7 +405,7 @@ impl App {
 
     /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
     pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
-        self.post_once(room, author, text, None).await
+        self.post_once(room, author, text, None, None).await
     }
 
     /// [`App::post`], at most once per `client_id`: the message id is derived from the room,
@@ -381,9 +418,10 @@ impl App {
         author: &str,
         text: &str,
         client_id: Option<&str>,
+        reply_to: Option<&str>,
     ) -> Result<ChatMessage, ApiError> {
         Self::check_text(text)?;
-        let room = self.member_room(room, author)?;
+        let room = self.writable_room(room, author)?;
         let log = self.room_log(&room).await?;
         let id = match client_id {
             Some(c) => message_id(&room.id, author, c),
@@ -392,7 +430,13 @@ impl App {
         if let Some(m) = log.message(&id) {
             return Ok(m);
         }
-        let body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
+        let mut body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
+        if let Some(target) = reply_to {
+            if log.message(target).is_none() {
+                return Err(ApiError::NotFound(format!("no message {target} to reply to")));
+            }
+            body["reply_to"] = target.into();
+        }
         self.publish_room(&log, author, body).await?;
         log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))
     }
@@ -408,7 +452,7 @@ impl App {
         if let Some(t) = text {
             Self::check_text(t)?;
         }
-        let room = self.member_room(room, user)?;
+        let room = self.writable_room(room, user)?;
         let log = self.room_log(&room).await?;
         let msg = log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))?;
         if msg.author != user || msg.bot {
@@ -421,6 +465,43 @@ impl App {
         let body = json!({"id": new_id(), "kind": kind, "room": room.id, "target": target, "text": text.unwrap_or(""), "ts": now_ms()});
         self.publish_room(&log, user, body).await?;
         log.message(target).ok_or_else(|| ApiError::NotFound(format!("no message {target}")))
+    }
+
+    /// Add (`on`) or take back `user`'s `emoji` reaction to message `target`.
+    pub async fn react(&self, room: &str, user: &str, target: &str, emoji: &str, on: bool) -> Result<(), ApiError> {
+        if emoji.is_empty() || emoji.len() > 32 || emoji.chars().count() > 8 {
+            return Err(ApiError::Unprocessable("a reaction is one emoji".into()));
+        }
+        let room = self.writable_room(room, user)?;
+        let log = self.room_log(&room).await?;
+        if log.message(target).is_none_or(|m| m.deleted) {
+            return Err(ApiError::NotFound(format!("no message {target}")));
+        }
+        let body = json!({"id": new_id(), "kind": "reaction", "room": room.id, "target": target, "emoji": emoji, "on": on, "ts": now_ms()});
+        self.publish_room(&log, user, body).await?;
+        Ok(())
+    }
+
+    /// Messages containing `q` in `room`, or in every room `user` is a member of: the newest
+    /// first, at most 50 (searched in what this front end folded from the rooms' streams).
+    pub async fn search(&self, user: &str, q: &str, room: Option<&str>) -> Result<Vec<ChatMessage>, ApiError> {
+        let needle = q.trim().to_lowercase();
+        if needle.chars().count() < 2 {
+            return Err(ApiError::Unprocessable("search for at least 2 characters".into()));
+        }
+        let rooms = match room {
+            Some(id) => vec![self.member_room(id, user)?],
+            None => self.directory.rooms_of(user),
+        };
+        let mut hits = Vec::new();
+        for r in rooms {
+            if let Ok(log) = self.room_log(&r).await {
+                hits.extend(log.search(&needle, 50));
+            }
+        }
+        hits.sort_by_key(|m| std::cmp::Reverse(m.ts));
+        hits.truncate(50);
+        Ok(hits)
     }
 
     /// Record that `user` has read `room` up to `offset` (a receipt in the room stream).
@@ -531,12 +612,50 @@ impl App {
     }
 }
 
-/// Tell the members' live sessions about a room they are now in (a new 1:1 chat, a join), so
-/// their clients subscribe to it. Only the members get the event.
-/// Tell a room's members (and one who just left it, on every device) its new member list.
+/// What a folded event does beyond the directory: a disabled account's sign-ins end (its
+/// WebSockets close with them), on every front end.
+fn took_effect(tokens: &crate::auth::Tokens, event: &DirectoryEvent) {
+    if let DirectoryEvent::UserDisabled { user, disabled, .. } = event {
+        if *disabled {
+            tokens.revoke_user(user);
+        } else {
+            tokens.enable_user(user);
+        }
+    }
+}
+
+/// Push directory changes to this front end's sessions, so no page polls: a room's members
+/// (and one who just left it, on every device) get its new member list, and their clients
+/// subscribe to a room they are now in; a new public room and a new account reach everyone.
 fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
     let (room, left) = match event {
+        DirectoryEvent::UserRegistered { user, .. } => {
+            let _ = global.send(Outgoing::transient(&json!({"type": "user", "user": user})));
+            return;
+        }
+        DirectoryEvent::RoomCreated { room, .. } if room.public => {
+            let _ = global.send(Outgoing::transient(
+                &json!({"type": "room", "room": room.id, "members": directory.members(&room.id)}),
+            ));
+            return;
+        }
         DirectoryEvent::RoomCreated { room, .. } => (&room.id, None),
+        DirectoryEvent::RoomDeleted { room, .. } => {
+            // its members are gone with it: tell everyone (an id is all a stranger learns)
+            let _ = global.send(Outgoing::transient(&json!({"type": "room", "room": room, "deleted": true})));
+            return;
+        }
+        DirectoryEvent::RoomRenamed { room, .. }
+        | DirectoryEvent::RoomArchived { room, .. }
+        | DirectoryEvent::InviteRotated { room, .. } => {
+            if directory.room(room).is_some_and(|r| r.public) {
+                let _ = global.send(Outgoing::transient(
+                    &json!({"type": "room", "room": room, "members": directory.members(room)}),
+                ));
+                return;
+            }
+            (room, None)
+        }
         DirectoryEvent::MemberJoined { room, .. } => (room, None),
         DirectoryEvent::MemberLeft { room, user, .. } => (room, Some(user)),
         _ => return,

@@ -7,10 +7,11 @@ use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
 use super::reject;
+use crate::Signup;
 use crate::auth::{check_password, check_username};
 use crate::directory::DirectoryEvent;
 use crate::error::ApiError;
-use crate::model::{Credentials, TokenReply};
+use crate::model::{AccountChange, Credentials, PasswordChange, TokenReply};
 use crate::ratelimit::AddrKey;
 use crate::state::App;
 
@@ -30,6 +31,20 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
     if app.directory.user_exists(&user) {
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
+    // the first account may always sign up: it administers the chat
+    let first = app.directory.users().is_empty();
+    let invited_to = match app.config.signup {
+        _ if first => None,
+        Signup::Open => None,
+        Signup::Closed => return Err(reject(ApiError::Forbidden("sign-up is closed; ask an administrator".into()))),
+        Signup::Invite => {
+            let code = c.invite.as_deref().map(|c| c.rsplit(':').next().unwrap_or(c).trim()).unwrap_or_default();
+            match app.directory.room_by_invite(code) {
+                Some(room) if !code.is_empty() => Some(room.id),
+                _ => return Err(reject(ApiError::Forbidden("sign-up needs a valid invitation".into()))),
+            }
+        }
+    };
     let password_hash = app.local.passwords.hash(c.password).await.map_err(reject)?;
     let event =
         DirectoryEvent::UserRegistered { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
@@ -37,6 +52,10 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
     tracing::info!(%user, "registered");
+    if let Some(room) = invited_to {
+        let event = DirectoryEvent::MemberJoined { id: uuid::Uuid::new_v4().to_string(), room, user: user.clone() };
+        app.record(event).await.map_err(reject)?;
+    }
     token_reply(&app, &user, StatusCode::CREATED)
 }
 
@@ -57,6 +76,9 @@ pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result
         return Err(reject(ApiError::BadCredentials));
     }
     app.local.login_by_user.clear(&user);
+    if app.directory.is_disabled(&user) {
+        return Err(reject(ApiError::Forbidden("this account is disabled".into())));
+    }
     token_reply(&app, &user, StatusCode::OK)
 }
 
@@ -75,11 +97,69 @@ pub async fn me(app: App, user: String) -> Result<impl Reply, Rejection> {
         }
         rooms.push(view);
     }
-    Ok(warp::reply::json(&json!({"username": user, "rooms": rooms, "presence": app.presence.snapshot()})))
+    Ok(warp::reply::json(
+        &json!({"username": user, "admin": app.is_admin(&user), "rooms": rooms, "presence": app.presence.snapshot()}),
+    ))
 }
 
 pub async fn users(app: App, _user: String) -> Result<impl Reply, Rejection> {
     let list: Vec<_> =
         app.directory.users().into_iter().map(|u| json!({"username": u, "status": app.presence.status(&u)})).collect();
     Ok(warp::reply::json(&list))
+}
+
+/// What the sign-in page needs before anyone signs in: who may sign up.
+pub async fn config(app: App) -> Result<impl Reply, Rejection> {
+    let signup = if app.directory.users().is_empty() { Signup::Open } else { app.config.signup };
+    Ok(warp::reply::json(&json!({"signup": signup})))
+}
+
+/// Change one's password (the current one is checked). Other sign-ins stay valid.
+pub async fn change_password(app: App, user: String, body: PasswordChange) -> Result<impl Reply, Rejection> {
+    check_password(&body.new_password).map_err(reject)?;
+    let ok = app.local.passwords.verify(body.old_password, app.directory.password_hash(&user)).await.map_err(reject)?;
+    if !ok {
+        return Err(reject(ApiError::Forbidden("the current password is not right".into())));
+    }
+    let password_hash = app.local.passwords.hash(body.new_password).await.map_err(reject)?;
+    let event =
+        DirectoryEvent::PasswordChanged { id: uuid::Uuid::new_v4().to_string(), user: user.clone(), password_hash };
+    app.record(event).await.map_err(reject)?;
+    tracing::info!(%user, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn account_list(app: &App) -> Vec<serde_json::Value> {
+    app.directory
+        .accounts()
+        .into_iter()
+        .map(|(u, admin, disabled)| json!({"username": u, "admin": admin || app.is_admin(&u), "disabled": disabled}))
+        .collect()
+}
+
+/// An administrator's list of accounts.
+pub async fn admin_users(app: App, user: String) -> Result<impl Reply, Rejection> {
+    app.require_admin(&user).map_err(reject)?;
+    Ok(warp::reply::json(&account_list(&app)))
+}
+
+/// An administrator disables or enables an account (a disabled one's sessions close at once),
+/// or gives or takes the administrator role.
+pub async fn admin_change(app: App, admin: String, name: String, body: AccountChange) -> Result<impl Reply, Rejection> {
+    app.require_admin(&admin).map_err(reject)?;
+    if !app.directory.user_exists(&name) {
+        return Err(reject(ApiError::NotFound(format!("no user {name}"))));
+    }
+    if name == admin && (body.disabled == Some(true) || body.admin == Some(false)) {
+        return Err(reject(ApiError::Unprocessable("administrators cannot disable or demote themselves".into())));
+    }
+    let id = || uuid::Uuid::new_v4().to_string();
+    if let Some(disabled) = body.disabled {
+        app.record(DirectoryEvent::UserDisabled { id: id(), user: name.clone(), disabled }).await.map_err(reject)?;
+        tracing::info!(%admin, user = %name, disabled, "account changed");
+    }
+    if let Some(is_admin) = body.admin {
+        app.record(DirectoryEvent::AdminSet { id: id(), user: name.clone(), admin: is_admin }).await.map_err(reject)?;
+    }
+    Ok(warp::reply::json(&account_list(&app)))
 }

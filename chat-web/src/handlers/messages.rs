@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
 use super::reject;
-use crate::model::{HistoryPage, HistoryQuery, PostMessage};
+use crate::model::{HistoryPage, HistoryQuery, PostMessage, SearchQuery};
 use crate::ratelimit::AddrKey;
 use crate::state::App;
 
@@ -27,7 +27,7 @@ pub async fn post(
     body: PostMessage,
 ) -> Result<impl Reply, Rejection> {
     app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
-    let msg = app.post(&room, &user, &body.text).await.map_err(reject)?;
+    let msg = app.post_once(&room, &user, &body.text, None, body.reply_to.as_deref()).await.map_err(reject)?;
     Ok(warp::reply::with_status(warp::reply::json(&msg), StatusCode::CREATED))
 }
 
@@ -64,4 +64,10 @@ pub struct ReadUpTo {
 pub async fn read(app: App, room: String, user: String, body: ReadUpTo) -> Result<impl Reply, Rejection> {
     app.mark_read(&room, &user, body.offset).await.map_err(reject)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Search the user's rooms (or one room) on the server: `?q=words&room=id`.
+pub async fn search(app: App, user: String, q: SearchQuery) -> Result<impl Reply, Rejection> {
+    let hits = app.search(&user, &q.q, q.room.as_deref()).await.map_err(reject)?;
+    Ok(warp::reply::json(&serde_json::json!({"messages": hits})))
 }

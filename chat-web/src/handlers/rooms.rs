@@ -6,7 +6,7 @@ use warp::{Rejection, Reply};
 use super::reject;
 use crate::directory::{DirectoryEvent, Room, direct_room_id};
 use crate::error::ApiError;
-use crate::model::{JoinRoom, NewRoom};
+use crate::model::{AddMember, JoinRoom, NewRoom, RoomChange};
 use crate::state::{App, no_such_room};
 
 fn event_id() -> String {
@@ -36,6 +36,7 @@ pub async fn create(app: App, user: String, new: NewRoom) -> Result<impl Reply, 
         retention_days: days,
         created_by: user.clone(),
         invite: uuid::Uuid::new_v4().simple().to_string(),
+        archived: false,
         members: Default::default(),
     };
     app.amqp.declare_room(&room.id, days).await.map_err(reject)?;
@@ -59,6 +60,24 @@ pub async fn join(app: App, id: String, user: String, body: JoinRoom) -> Result<
             return Err(reject(no_such_room(&id)));
         }
         let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: user.clone() };
+        app.record(event).await.map_err(reject)?;
+    }
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+/// A member adds someone by name to a private room (an invitation without the link).
+pub async fn add_member(app: App, id: String, user: String, body: AddMember) -> Result<impl Reply, Rejection> {
+    let room = app.member_room(&id, &user).map_err(reject)?;
+    if room.direct || room.public {
+        return Err(reject(ApiError::Unprocessable("people join public rooms themselves; 1:1 chats have two".into())));
+    }
+    let other = body.user.trim().to_owned();
+    if !app.directory.user_exists(&other) {
+        return Err(reject(ApiError::NotFound(format!("no user {other}"))));
+    }
+    if !room.members.contains(&other) {
+        let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: other };
         app.record(event).await.map_err(reject)?;
     }
     let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
@@ -89,11 +108,68 @@ pub async fn direct(app: App, other: String, user: String) -> Result<impl Reply,
             retention_days: app.config.default_retention_days,
             created_by: user.clone(),
             invite: String::new(),
+            archived: false,
             members: Default::default(),
         };
         app.amqp.declare_room(&id, room.retention_days).await.map_err(reject)?;
         app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await.map_err(reject)?;
+    } else if !app.directory.is_member(&id, &user) {
+        // closed before: open it again
+        let event = DirectoryEvent::MemberJoined { id: event_id(), room: id.clone(), user: user.clone() };
+        app.record(event).await.map_err(reject)?;
     }
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+/// Rename or archive (read-only) a room: its owner or an administrator.
+pub async fn change(app: App, id: String, user: String, body: RoomChange) -> Result<impl Reply, Rejection> {
+    app.managed_room(&id, &user).map_err(reject)?;
+    if let Some(name) = body.name {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(reject(ApiError::Unprocessable("room names are 1 to 64 characters".into())));
+        }
+        app.record(DirectoryEvent::RoomRenamed { id: event_id(), room: id.clone(), name }).await.map_err(reject)?;
+    }
+    if let Some(archived) = body.archived {
+        app.record(DirectoryEvent::RoomArchived { id: event_id(), room: id.clone(), archived })
+            .await
+            .map_err(reject)?;
+    }
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+/// Delete a room for everyone: its owner or an administrator. Its messages stay in the
+/// stream until its retention drops them; no one can open it any more.
+pub async fn delete(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
+    app.managed_room(&id, &user).map_err(reject)?;
+    app.record(DirectoryEvent::RoomDeleted { id: event_id(), room: id.clone() }).await.map_err(reject)?;
+    tracing::info!(%user, room = %id, "room deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member: the owner or an administrator. Their pages lose the room at once.
+pub async fn remove_member(app: App, id: String, member: String, user: String) -> Result<impl Reply, Rejection> {
+    let room = app.managed_room(&id, &user).map_err(reject)?;
+    if !room.members.contains(&member) {
+        return Err(reject(ApiError::NotFound(format!("{member} is not a member of {id}"))));
+    }
+    app.record(DirectoryEvent::MemberLeft { id: event_id(), room: id.clone(), user: member }).await.map_err(reject)?;
+    let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
+    Ok(warp::reply::json(&room.view(&user)))
+}
+
+/// A new invitation code for a private room (the old link stops working): the owner or an
+/// administrator.
+pub async fn rotate_invite(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
+    let room = app.managed_room(&id, &user).map_err(reject)?;
+    if room.public {
+        return Err(reject(ApiError::Unprocessable("public rooms need no invitation".into())));
+    }
+    let invite = uuid::Uuid::new_v4().simple().to_string();
+    app.record(DirectoryEvent::InviteRotated { id: event_id(), room: id.clone(), invite }).await.map_err(reject)?;
     let room = app.directory.room(&id).ok_or_else(|| reject(no_such_room(&id)))?;
     Ok(warp::reply::json(&room.view(&user)))
 }

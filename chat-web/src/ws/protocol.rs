@@ -17,6 +17,17 @@ pub enum ClientFrame {
         room: String,
         text: String,
         client_id: Option<String>,
+        /// The message this one answers.
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// Add (`on`, the default) or take back an emoji reaction to message `id`.
+    React {
+        room: String,
+        id: String,
+        emoji: String,
+        #[serde(default = "yes")]
+        on: bool,
     },
     Edit {
         room: String,
@@ -46,13 +57,19 @@ pub enum ClientFrame {
     Ping,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl ClientFrame {
     /// The room (and client id) of a frame that posts to a room: send, edit, delete. These
     /// count against the posting budgets.
     pub fn posting(&self) -> Option<(&str, Option<&str>)> {
         match self {
             ClientFrame::Send { room, client_id, .. } => Some((room, client_id.as_deref())),
-            ClientFrame::Edit { room, .. } | ClientFrame::Delete { room, .. } => Some((room, None)),
+            ClientFrame::Edit { room, .. } | ClientFrame::Delete { room, .. } | ClientFrame::React { room, .. } => {
+                Some((room, None))
+            }
             _ => None,
         }
     }

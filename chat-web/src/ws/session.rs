@@ -346,7 +346,9 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     }
     let mut presence = app.presence.snapshot();
     presence.insert(user.to_owned(), Status::Online);
-    out.send(&json!({"type": "hello", "user": user, "rooms": rooms, "presence": presence}));
+    out.send(
+        &json!({"type": "hello", "user": user, "admin": app.is_admin(user), "rooms": rooms, "presence": presence}),
+    );
 }
 
 /// Catch up on `room` after `since`, then follow it live: the room pushes its events into this
@@ -375,7 +377,7 @@ async fn subscribe(
         }
         let high = high.max(log.last_offset()).max(since);
         out.send(&json!({"type": "subscribed", "room": &*room, "unread": log.unread(user), "last_offset": high,
-            "read_offset": log.read_offset(user)}));
+            "read_offset": log.read_offset(user), "others_read": log.read_by_others(user)}));
         out.push(Out::Subscribed { room: room.clone(), high });
     });
     Ok(())
@@ -384,7 +386,7 @@ async fn subscribe(
 /// Frames that go to the broker: run off the reader loop so a slow confirm doesn't stall it.
 async fn act(app: App, user: String, frame: ClientFrame, out: Outbox) {
     match frame {
-        ClientFrame::Send { room, text, client_id } => match app.post_once(&room, &user, &text, client_id.as_deref()).await {
+        ClientFrame::Send { room, text, client_id, reply_to } => match app.post_once(&room, &user, &text, client_id.as_deref(), reply_to.as_deref()).await {
             Ok(m) => {
                 out.send(&json!({"type": "sent", "room": room, "client_id": client_id, "id": m.id, "offset": m.offset}));
             }
@@ -392,6 +394,11 @@ async fn act(app: App, user: String, frame: ClientFrame, out: Outbox) {
         },
         ClientFrame::Edit { room, id, text } => {
             if let Err(e) = app.change(&room, &user, &id, Some(&text)).await {
+                out.error(&e, Some(&room), None);
+            }
+        }
+        ClientFrame::React { room, id, emoji, on } => {
+            if let Err(e) = app.react(&room, &user, &id, &emoji, on).await {
                 out.error(&e, Some(&room), None);
             }
         }
