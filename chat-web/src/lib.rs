@@ -6,7 +6,8 @@
 //!
 //! Layout:
 //! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
-//! - `directory`: accounts/rooms/memberships fold; `room_log`: one room's message fold;
+//! - `directory`: accounts/rooms/memberships fold; `default_room`: the public room every new
+//!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold;
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
@@ -21,6 +22,8 @@
 pub mod amqp;
 pub mod auth;
 pub mod body;
+pub mod bots;
+pub mod default_room;
 pub mod directory;
 pub mod error;
 pub mod handlers;
@@ -34,6 +37,7 @@ pub mod routes;
 pub use warren_http as serve;
 pub mod state;
 pub mod static_files;
+pub mod tools;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -67,6 +71,11 @@ pub struct ChatConfig {
     /// How often this front end tells the others it is alive; one silent for three of these
     /// has its users' presence dropped.
     pub presence_heartbeat: Duration,
+    /// The public room every new account joins (created at start if missing); None: no such room.
+    pub default_room: Option<String>,
+    /// Bot replies: how replies come back (direct reply-to or a queue per request), and how long
+    /// a reply may go without a chunk before it is closed as interrupted.
+    pub bots: bots::BotConfig,
 }
 
 impl ChatConfig {
@@ -82,6 +91,8 @@ impl ChatConfig {
             hash_threads: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)),
             default_retention_days: 30,
             presence_heartbeat: Duration::from_secs(10),
+            default_room: Some("general".to_owned()),
+            bots: bots::BotConfig::default(),
         }
     }
 }

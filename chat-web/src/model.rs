@@ -16,6 +16,10 @@ pub struct ChatMessage {
     pub ts: u64,
     pub edited: bool,
     pub deleted: bool,
+    /// A bot's reply still growing, chunk by chunk.
+    pub streaming: bool,
+    /// A bot's reply that stopped before the bot said it was done (the bot died or hung).
+    pub interrupted: bool,
 }
 
 /// A room as listed over REST.

@@ -135,7 +135,9 @@ impl Amqp {
         Ok(self.inner.connection.create_channel().await?)
     }
 
-    fn properties(&self, author: Option<&str>) -> BasicProperties {
+    /// Properties of the chat's messages; `author` is a header naming who wrote it
+    /// (`x-chat-author` for a web user, `x-chat-bot` for a bot's reply relayed by the chat).
+    fn properties(&self, author: Option<(&str, &str)>) -> BasicProperties {
         let mut props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_timestamp(crate::model::now_ms() / 1000)
@@ -143,16 +145,22 @@ impl Amqp {
         if let Ok(user) = ShortString::try_new(self.inner.user.as_str()) {
             props = props.with_user_id(user);
         }
-        if let Some(author) = author {
+        if let Some((header, author)) = author {
             let mut headers = FieldTable::default();
-            headers.insert("x-chat-author".into(), AMQPValue::LongString(LongString::from(author)));
+            headers.insert(header.into(), AMQPValue::LongString(LongString::from(author)));
             props = props.with_headers(headers);
         }
         props
     }
 
     /// Publish and wait for the broker's confirm.
-    async fn publish(&self, exchange: &str, key: &str, body: &[u8], author: Option<&str>) -> Result<(), ApiError> {
+    async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        author: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
         let confirm = self
             .inner
             .publisher
@@ -167,7 +175,12 @@ impl Amqp {
 
     /// Publish a chat event (message, edit, delete, receipt) by web user `author` to room `room`.
     pub async fn publish_room(&self, room: &str, author: &str, body: &[u8]) -> Result<(), ApiError> {
-        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(author)).await
+        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(("x-chat-author", author))).await
+    }
+
+    /// Publish an event of bot `bot`'s streamed reply (relayed by the chat) to room `room`.
+    pub async fn publish_room_for_bot(&self, room: &str, bot: &str, body: &[u8]) -> Result<(), ApiError> {
+        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(("x-chat-bot", bot))).await
     }
 
     /// Publish straight into a stream queue through the default exchange (directory events and

@@ -34,6 +34,8 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
         return Err(reject(ApiError::Conflict(format!("user {user} exists"))));
     }
     tracing::info!(%user, "registered");
+    // every new account is in the default public room at once
+    crate::default_room::join(&app, &user).await.map_err(reject)?;
     Ok(token_reply(&app, &user, StatusCode::CREATED))
 }
 
