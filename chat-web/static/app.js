@@ -219,6 +219,9 @@
         meta.append(ed, del);
       }
     }
+    // issue 19: a bot's reply streamed chunk by chunk grows in place ("writing…"), or was cut short
+    if (m.streaming) { li.classList.add("streaming"); const w = document.createElement("span"); w.className = "streaming-mark"; w.textContent = "writing…"; meta.appendChild(w); }
+    if (m.interrupted) { li.classList.add("interrupted"); const x = document.createElement("span"); x.className = "interrupted-mark"; x.textContent = "interrupted"; x.title = "The bot stopped before it finished"; meta.appendChild(x); }
     const body = document.createElement("div"); body.className = "text";
     if (m.deleted) { body.className = "text deleted"; body.textContent = "message deleted"; }
     else body.appendChild(window.renderMarkdown(m.text));
