@@ -36,6 +36,9 @@ pub enum Command {
     Ctl(crate::ctl::CtlCommand),
     /// Run a bot that joins the web chat over AMQP (`warren bot words`: the reference bot).
     Bot(crate::bot_cli::BotCommand),
+    /// Run a program in a chat room: its stdout lines are posted as the bot, the room's
+    /// messages are its stdin lines; restarted with backoff when it exits.
+    Exec(crate::bot_cli::ExecCommand),
 }
 
 #[derive(Debug, Args)]

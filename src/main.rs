@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         Some(config::Command::Perf(cmd)) => runtime.block_on(perf_cli::run(cmd)),
         Some(config::Command::Ctl(cmd)) => runtime.block_on(ctl::run(cmd)),
         Some(config::Command::Bot(cmd)) => runtime.block_on(bot_cli::run(cmd)),
+        Some(config::Command::Exec(cmd)) => runtime.block_on(bot_cli::exec(cmd)),
         None => runtime.block_on(serve(cli.server)),
     }
 }
