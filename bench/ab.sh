@@ -7,6 +7,8 @@
 #   git worktree add /tmp/old OLD_COMMIT && (cd /tmp/old && cargo build --release)
 #   A=/tmp/old/target/release/warren bench/ab.sh          # B: this checkout's release build
 #
+# ONLY=fanout PASSES=7: only the rows whose name contains "fanout", seven passes.
+#
 # A benchmark, not a test: run it by hand, on an otherwise idle machine. Loopback only.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,7 +38,10 @@ start() { # binary
     for _ in $(seq 500); do ss -ltnH "sport = :$PORT" | grep -q . && break; sleep 0.01; done
     sleep 1
 }
-ROWS=("${BENCH_ROWS[@]}")
+ROWS=()
+for row in "${BENCH_ROWS[@]}"; do # ONLY=fanout: the rows whose name contains it
+    [[ -z "${ONLY:-}" || "$row" == *"${ONLY}"*"|"*"|"*"|"* ]] && ROWS+=("$row")
+done
 for pass in $(seq "$PASSES"); do
     for row in "${ROWS[@]}"; do
         IFS='|' read -r name scenario metric flags <<< "$row"
@@ -71,3 +76,5 @@ for line in sys.argv[2].splitlines():
     cells = {s: ", ".join(fmt(v) for v in runs[s]) + f" ({fmt(med[s])})" for s in "AB"}
     print(f"| {name} | {cells['A']} | {cells['B']} | {med['B'] / med['A']:.2f} |")
 PY
+# the run joins the repository's history (bench/trend.py ROW prints a row across commits)
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py ab "$RESULTS" --setting "A=$A" --setting "B=$B" --setting "PASSES=$PASSES" --setting "DURATION=$DURATION"

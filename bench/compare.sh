@@ -156,3 +156,6 @@ medians of $PASSES interleaved passes of $DURATION each."
     python3 bench/table.py "$RESULTS" "$(printf '%s\n' "${ROWS[@]}")"
 } | tee "$OUT/table.md"
 echo "raw reports: $RESULTS, table: $OUT/table.md" >&2
+# the run joins the repository's history (bench/trend.py ROW prints a row across commits)
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py compare "$RESULTS" --rows "$(printf '%s\n' "${ROWS[@]}")" \
+    --setting "PASSES=$PASSES" --setting "DURATION=$DURATION" --setting "CONNECTIONS=$CONNECTIONS"

@@ -11,7 +11,10 @@
 #          at 10% of the publisher's unthrottled rate, which is more than pika can take from
 #          warren: the row prints the rate it reached), for DURATION, 16 B and 1 KiB bodies (FLOW_SIZES),
 #          transient and persistent (FLOW_MODES): broker peak RSS, order of the consumed
-#          messages, connection.blocked, publish->confirm latency of a third connection.
+#          messages, connection.blocked, publish->confirm latency of a third connection (the
+#          prober, at real-time priority when run as root: PROBE_REALTIME=0 turns that off),
+#          and that prober's floor on this machine: the same prober against the idle broker
+#          while two busy loops take both cores.
 #
 # A benchmark, not a test: run it by hand, on an otherwise idle machine. Loopback only.
 # Every row shows each run (RUNS) and the median, for both brokers; a JSON copy goes to
@@ -210,3 +213,6 @@ META="$("$PY" -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], sy
     "$PY" bench/hardening.py table --results "$RESULTS" --json "$OUT/hardening.json" --meta "$META"
 } | tee "$OUT/hardening.txt"
 echo "JSON: $OUT/hardening.json, raw records: $RESULTS" >&2
+# the run joins the repository's history (bench/trend.py ROW prints a row across commits)
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py hardening "$RESULTS" --setting "ONLY=$ONLY" --setting "RUNS=$RUNS" \
+    --setting "DURATION=$DURATION" --setting "PROBE_REALTIME=${PROBE_REALTIME:-1}"

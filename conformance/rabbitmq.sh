@@ -313,11 +313,17 @@ cmd_start() {
         ensure_cookie
         rm -f "$PID_FILE" "$STATE_DIR/version"
         log "starting node $NODE (AMQP 127.0.0.1:$PORT, distribution port $DIST_PORT)"
-        # Detached: own session, no stdin, output to a log file, without our lock fd. The
-        # rabbitmq-server wrapper shell stays the VM's parent and stops it on SIGTERM.
+        # Detached: own session, no stdin, output to a log file, and no other file descriptor
+        # of ours (our lock's, and whatever our caller left open: a caller's `flock` lock held
+        # by a node that outlives the caller would never be released). The rabbitmq-server
+        # wrapper shell stays the VM's parent and stops it on SIGTERM.
         (
             cd "$STATE_DIR"
-            setsid "$RMQ_BIN/rabbitmq-server" > "$STARTUP_LOG" 2>&1 < /dev/null 9>&- &
+            for fd in /proc/$BASHPID/fd/*; do
+                fd="${fd##*/}"
+                if [ "$fd" -gt 2 ] 2> /dev/null; then eval "exec $fd>&-" 2> /dev/null || true; fi
+            done
+            setsid "$RMQ_BIN/rabbitmq-server" > "$STARTUP_LOG" 2>&1 < /dev/null &
             echo $! > "$WRAPPER_PID_FILE"
         )
     else

@@ -57,6 +57,15 @@ chat_rabbit ctl set_permissions -p / chatbot '^(amq\.gen.*|bot-.*|chatbot\..*)$'
 WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" WARREN_CHAT_BOT_AMQP_URL="${CHAT_RABBIT_URL/guest:guest@/chatbot:chatbot-secret@}" \
     cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec
 
+step "chat front ends on a three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh, tests/chat_cluster.rs)"
+as_root_cluster() { if [ "$(id -u)" = 0 ]; then scripts/rabbitmq-cluster.sh "$@"; else sudo scripts/rabbitmq-cluster.sh "$@"; fi; }
+trap 'chat_rabbit stop || true; as_root_cluster down || true' EXIT
+CLUSTER_URLS="$(as_root_cluster up | tail -n 1)"
+# one cluster for every test; they take turns (one stops a node and starts it again)
+WARREN_CLUSTER_URLS="$CLUSTER_URLS" cargo test --locked --test chat_cluster -- --ignored --test-threads=1
+as_root_cluster down
+trap 'chat_rabbit stop || true' EXIT
+
 step "chat browser tests (Debian chromium + playwright-core), embedded broker and RabbitMQ"
 scripts/chat-browser-test.sh
 # the browser test makes the broker drop its connections, with rabbitmqctl here

@@ -239,7 +239,9 @@ pub struct ChatOptions {
     pub no_chat: bool,
 
     /// Run the chat against this broker (e.g. a RabbitMQ cluster) instead of the embedded one;
-    /// the embedded broker is then not started.
+    /// the embedded broker is then not started. Several nodes comma separated
+    /// (`amqp://u:p@rabbit1:5672/%2f,rabbit2:5672,rabbit3:5672`: bare host:port items take the
+    /// first URL's credentials and vhost): on connection loss the chat moves to the next node.
     #[arg(long, env = "WARREN_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
 

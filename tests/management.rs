@@ -252,6 +252,9 @@ async fn connections_channels_and_consumers_are_listed_and_a_closed_one_sees_320
     assert_eq!(c["channels"], 2);
     assert_eq!(c["port"], w.amqp.port());
     assert_eq!(c["client_properties"]["connection_name"], "holder");
+    // its socket's bytes: at least the channel.open-ok frames out, the channel.opens in
+    assert!(c["recv_oct"].as_u64().is_some_and(|n| n > 0), "{c}");
+    assert!(c["send_oct"].as_u64().is_some_and(|n| n > 0), "{c}");
     let name = c["name"].as_str().unwrap().to_owned();
     let path = format!("/api/connections/{}", name.replace(' ', "%20").replace('>', "%3E"));
     assert_eq!(api.get(&path).await.body["name"], name.as_str());

@@ -146,6 +146,10 @@ async fn counters_move_on_both_ports_and_per_object_labels_queues() {
         assert_eq!(value(&s, "rabbitmq_channel_messages_unacked"), 2.0, "{text}");
         assert_eq!(value(&s, "rabbitmq_queue_messages"), 3.0, "{text}");
         assert_eq!(value(&s, "rabbitmq_queue_messages_published_total"), 5.0, "{text}");
+        assert_eq!(value(&s, "rabbitmq_channel_messages_unconfirmed"), 0.0, "{text}");
+        // at least the protocol header and connection.start-ok / start each way
+        assert!(value(&s, "rabbitmq_connection_incoming_bytes_total") > 8.0, "{text}");
+        assert!(value(&s, "rabbitmq_connection_outgoing_bytes_total") > 8.0, "{text}");
         assert!(value(&s, "rabbitmq_process_resident_memory_bytes") > 0.0, "{text}");
         assert!(value(&s, "rabbitmq_disk_space_available_bytes") > 0.0, "{text}");
         assert!(text.contains("rabbitmq_identity_info{rabbitmq_node=\"warren@"), "{text}");

@@ -106,6 +106,26 @@ async fn rabbitmqadmin_v2_drives_warren() {
     .await
     .expect("the connection is listed");
     assert!(name.contains(" -> "), "{name}");
+
+    // its channel (in confirm mode) and consumer are listed too
+    let channel = conn.create_channel().await.expect("channel");
+    channel.confirm_select(Default::default()).await.expect("confirm.select");
+    channel
+        .basic_consume("jobs".into(), "admin-test-consumer".into(), Default::default(), Default::default())
+        .await
+        .expect("consume");
+    let channels = admin(&w, &["list", "channels"]);
+    assert!(has_row(&channels, &[name.split(" ").next().unwrap_or_default(), "running", "true"]), "{channels}");
+    let consumers = admin(&w, &["list", "consumers"]);
+    assert!(has_row(&consumers, &["jobs", "admin-test-consumer"]), "{consumers}");
+    // the node, the overview and what warren does not have (an empty listing, as RabbitMQ
+    // shows with none defined)
+    assert!(admin(&w, &["list", "nodes"]).contains("warren@"));
+    assert!(has_row(&admin(&w, &["show", "overview"]), &["Product", "name", "warren"]));
+    for absent in ["policies", "operator_policies", "parameters", "feature_flags", "vhost_limits", "user_limits"] {
+        admin(&w, &["list", absent]);
+    }
+
     admin(&w, &["close", "connection", "--name", &name]);
     tokio::time::timeout(Duration::from_secs(5), async {
         while conn.status().connected() {

@@ -151,7 +151,7 @@ impl Broker {
         history.1 = Some(now);
         for vhost in self.vhost_list() {
             for q in vhost.queue_list() {
-                q.stats.sample(secs);
+                q.message_stats().sample(secs);
             }
             for ex in vhost.exchange_list() {
                 ex.stats.sample(secs);
@@ -159,6 +159,7 @@ impl Broker {
         }
         for info in self.connection_list() {
             info.sink.stats.sample(secs);
+            info.sink.octets.sample(secs);
         }
         history.0.push(crate::clock::now_ms(), self.message_totals());
     }

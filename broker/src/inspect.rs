@@ -21,6 +21,8 @@ pub struct ChannelInfo {
     /// basic.qos global=true.
     pub global_prefetch: u16,
     pub confirm: bool,
+    /// Publishes not confirmed yet (confirm mode).
+    pub unconfirmed: u64,
     pub transactional: bool,
 }
 
@@ -39,6 +41,7 @@ impl ConnectionInfo {
                     prefetch: ch.consumer_prefetch,
                     global_prefetch: ch.global_prefetch,
                     confirm: ch.confirm,
+                    unconfirmed: ch.unconfirmed.as_ref().map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed)),
                     transactional: ch.transactional,
                 })
                 .collect()

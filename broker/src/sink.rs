@@ -67,6 +67,9 @@ pub struct ChannelDeliveries {
     pub active: bool,
     /// In confirm mode (confirm.select), for listings.
     pub confirm: bool,
+    /// Publishes not confirmed yet (confirm mode; written by the connection's task, read by
+    /// listings).
+    pub unconfirmed: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// Transactional (tx.select), for listings.
     pub transactional: bool,
 }
@@ -141,6 +144,8 @@ pub struct ConnectionSink {
     deferred: AtomicBool,
     /// What this connection published, was delivered, acked... (see `stats`).
     pub stats: Arc<crate::stats::MessageStats>,
+    /// Bytes read and written on its socket.
+    pub octets: crate::stats::Octets,
 }
 
 thread_local! {
@@ -202,6 +207,7 @@ impl ConnectionSink {
             me: me.clone(),
             deferred: AtomicBool::new(false),
             stats: Arc::default(),
+            octets: Default::default(),
         })
     }
 
@@ -217,7 +223,9 @@ impl ConnectionSink {
         let written = match (&st.socket, st.writer_busy) {
             (Some(socket), false) if st.out.len() <= WRITE_THROUGH_MAX => {
                 // Would block, or an error the writer will meet and report: 0 written.
-                socket.try_write(&st.out).unwrap_or(0)
+                let n = socket.try_write(&st.out).unwrap_or(0);
+                self.octets.send.add(n as u64);
+                n
             }
             _ => 0,
         };

@@ -44,6 +44,11 @@ impl Counter {
         self.count.store(self.count.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
+    /// For a count kept elsewhere and copied here when read.
+    pub fn set(&self, n: u64) {
+        self.count.store(n, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
@@ -58,6 +63,22 @@ impl Counter {
         let before = self.last.swap(now, Ordering::Relaxed);
         let rate = if secs > 0.0 { now.saturating_sub(before) as f64 / secs } else { 0.0 };
         self.rate.store(rate.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Bytes a connection's socket read and wrote: RabbitMQ's `recv_oct` and `send_oct`.
+#[derive(Debug, Default)]
+pub struct Octets {
+    /// Written by the connection's task only.
+    pub recv: Counter,
+    /// Written by its writer task and by write-through (locked adds, one per write).
+    pub send: Counter,
+}
+
+impl Octets {
+    pub fn sample(&self, secs: f64) {
+        self.recv.sample(secs);
+        self.send.sample(secs);
     }
 }
 

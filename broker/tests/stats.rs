@@ -59,7 +59,7 @@ async fn queues_exchanges_and_connections_count_what_passes_and_totals_outlive_c
     })
     .await
     .expect("the acks arrive");
-    let c = q.stats.counts();
+    let c = q.message_stats().counts();
     assert_eq!((c.publish, c.get, c.get_no_ack, c.deliver, c.redeliver, c.ack), (10, 1, 1, 9, 1, 9));
     let fan = vhost.exchange_list().into_iter().find(|e| e.name.as_str() == "fan").expect("exchange");
     ch.basic_publish("fan".into(), "".into(), Default::default(), b"y", BasicProperties::default())
@@ -86,7 +86,7 @@ async fn queues_exchanges_and_connections_count_what_passes_and_totals_outlive_c
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     b.broker.sample_rates();
-    assert!(q.stats.publish.rate() > 0.0, "a publish since the last sample: a rate");
+    assert!(q.message_stats().publish.rate() > 0.0, "a publish since the last sample: a rate");
     let (history, rates) = b.broker.message_history();
     assert!(history.len() >= 2, "the accept loop samples too: {}", history.len());
     assert!(rates.iter().any(|(name, rate)| *name == "publish" && *rate > 0.0), "{rates:?}");

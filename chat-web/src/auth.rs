@@ -1,13 +1,17 @@
-//! Passwords (argon2id, hashed on a bounded blocking pool) and bearer tokens (random,
-//! expiring, held by the front end that issued them; a session using one ends with it).
+//! Passwords (argon2id, hashed on a bounded blocking pool) and bearer tokens (HMAC-signed
+//! with a key shared through the broker, so every front end of the chat accepts them;
+//! expiring; revoked everywhere by a directory event; a session using one ends with it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 use tokio::sync::{Semaphore, watch};
 
@@ -95,18 +99,11 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
-struct Session {
-    user: String,
-    /// When the token expires (monotonic: the wall clock may jump).
-    deadline: Instant,
-    /// Dropped when the token is revoked (or swept after expiry): its `TokenEnd`s resolve.
-    alive: watch::Sender<()>,
-}
-
-/// Resolves when a token ends: revoked (logout) or expired.
+/// Resolves when a token ends: revoked (logout, on any front end) or expired.
 pub struct TokenEnd {
     alive: watch::Receiver<()>,
     deadline: Instant,
+    revoked: bool,
 }
 
 /// Why a token ended.
@@ -118,64 +115,152 @@ pub enum Ended {
 
 impl TokenEnd {
     pub async fn ended(&mut self) -> Ended {
+        if self.revoked {
+            return Ended::Revoked;
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(self.deadline.into()) => Ended::Expired,
             _ = async { while self.alive.changed().await.is_ok() {} } => {
-                // swept after expiry by `issue`, or revoked
-                if Instant::now() >= self.deadline { Ended::Expired } else { Ended::Revoked }
+                self.revoked = true;
+                Ended::Revoked
             }
         }
     }
 }
 
-/// Bearer tokens: 256 random bits, hex, valid until `expires_at`.
+type HmacSha256 = Hmac<Sha256>;
+
+/// A token's parts: `USER.EXPIRES_MS.ID.SIGNATURE`, the signature an HMAC-SHA256 of the rest
+/// under the chat's token key.
+struct Parsed<'a> {
+    user: &'a str,
+    expires_at: u64,
+    id: &'a str,
+}
+
+/// Bearer tokens any front end of the same chat accepts: signed with a key every front end
+/// folds from `chat.directory` (generated once by the first front end; only the chat's service
+/// user can read that stream), valid until `expires_at` (unix ms, wall clock: front ends on
+/// other machines check it too). A logout is a `token_revoked` directory event, so it holds on
+/// every front end, and ends the sessions using the token there.
 pub struct Tokens {
     ttl: Duration,
-    sessions: Mutex<HashMap<String, Session>>,
+    key: RwLock<Option<Vec<u8>>>,
+    /// Revoked token ids, with their expiry (dropped once expired: then they fail anyway).
+    revoked: Mutex<HashMap<String, u64>>,
+    /// Per token id in use by a live session: dropped on revocation, which ends them.
+    live: Mutex<HashMap<String, watch::Sender<()>>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+/// A fresh random token key, hex (as it travels in the directory event).
+pub fn new_token_key() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    hex(&key)
 }
 
 impl Tokens {
     pub fn new(ttl: Duration) -> Self {
-        Tokens { ttl, sessions: Mutex::new(HashMap::new()) }
+        Tokens { ttl, key: RwLock::new(None), revoked: Mutex::new(HashMap::new()), live: Mutex::new(HashMap::new()) }
+    }
+
+    /// Use `key_hex` (from the directory) to sign and check tokens; false if it is not hex.
+    pub fn set_key(&self, key_hex: &str) -> bool {
+        match unhex(key_hex).filter(|k| !k.is_empty()) {
+            Some(key) => {
+                *self.key.write() = Some(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn mac(&self, payload: &str) -> Result<HmacSha256, ApiError> {
+        let key = self.key.read();
+        let key = key.as_deref().ok_or_else(|| ApiError::Broker("the chat's token key is not loaded yet".into()))?;
+        let mut mac = HmacSha256::new_from_slice(key).map_err(|e| ApiError::Internal(e.to_string()))?;
+        mac.update(payload.as_bytes());
+        Ok(mac)
     }
 
     /// Issue a token; returns it with its expiry (unix ms).
-    pub fn issue(&self, user: &str) -> (String, u64) {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    pub fn issue(&self, user: &str) -> Result<(String, u64), ApiError> {
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
         let expires_at = now_ms() + self.ttl.as_millis() as u64;
-        let deadline = Instant::now() + self.ttl;
-        let mut sessions = self.sessions.lock();
-        let now = Instant::now();
-        sessions.retain(|_, s| s.deadline > now);
-        let alive = watch::channel(()).0;
-        sessions.insert(token.clone(), Session { user: user.to_owned(), deadline, alive });
-        (token, expires_at)
+        let payload = format!("{user}.{expires_at}.{}", hex(&id));
+        let signature = hex(&self.mac(&payload)?.finalize().into_bytes());
+        Ok((format!("{payload}.{signature}"), expires_at))
     }
 
-    /// The user a token belongs to, if it exists and has not expired.
-    pub fn check(&self, token: &str) -> Result<String, ApiError> {
-        let sessions = self.sessions.lock();
-        match sessions.get(token) {
-            Some(s) if s.deadline > Instant::now() => Ok(s.user.clone()),
-            _ => Err(ApiError::Unauthorized),
+    /// A well-formed token whose signature is right (expired or revoked or not).
+    fn parse<'a>(&self, token: &'a str) -> Result<Parsed<'a>, ApiError> {
+        let (payload, signature) = token.rsplit_once('.').ok_or(ApiError::Unauthorized)?;
+        let mut parts = payload.splitn(3, '.');
+        let (Some(user), Some(expires_at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let expires_at = expires_at.parse().map_err(|_| ApiError::Unauthorized)?;
+        let signature = unhex(signature).ok_or(ApiError::Unauthorized)?;
+        self.mac(payload)?.verify_slice(&signature).map_err(|_| ApiError::Unauthorized)?;
+        Ok(Parsed { user, expires_at, id })
+    }
+
+    fn valid<'a>(&self, token: &'a str) -> Result<Parsed<'a>, ApiError> {
+        let t = self.parse(token)?;
+        if t.expires_at <= now_ms() || self.revoked.lock().contains_key(t.id) {
+            return Err(ApiError::Unauthorized);
         }
+        Ok(t)
+    }
+
+    /// The user a token belongs to, if it is ours, unexpired and not revoked.
+    pub fn check(&self, token: &str) -> Result<String, ApiError> {
+        self.valid(token).map(|t| t.user.to_owned())
     }
 
     /// Like `check`, with a `TokenEnd` that resolves when the token is revoked or expires.
     pub fn watch(&self, token: &str) -> Result<(String, TokenEnd), ApiError> {
-        let sessions = self.sessions.lock();
-        match sessions.get(token) {
-            Some(s) if s.deadline > Instant::now() => {
-                Ok((s.user.clone(), TokenEnd { alive: s.alive.subscribe(), deadline: s.deadline }))
-            }
-            _ => Err(ApiError::Unauthorized),
-        }
+        let t = self.valid(token)?;
+        let left = Duration::from_millis(t.expires_at.saturating_sub(now_ms()));
+        let alive = {
+            let mut live = self.live.lock();
+            live.retain(|_, tx| tx.receiver_count() > 0);
+            live.entry(t.id.to_owned()).or_insert_with(|| watch::channel(()).0).subscribe()
+        };
+        // revoked between the check and the subscription: ended already
+        let revoked = self.revoked.lock().contains_key(t.id);
+        Ok((t.user.to_owned(), TokenEnd { alive, deadline: Instant::now() + left, revoked }))
     }
 
-    pub fn revoke(&self, token: &str) {
-        self.sessions.lock().remove(token);
+    /// The id and expiry of a token to revoke (what the `token_revoked` event carries).
+    pub fn revocation(&self, token: &str) -> Result<(String, u64), ApiError> {
+        let t = self.parse(token)?;
+        Ok((t.id.to_owned(), t.expires_at))
+    }
+
+    /// Token `id` is revoked (by this or another front end): refuse it, end its sessions.
+    pub fn revoke_id(&self, id: &str, expires_at: u64) {
+        {
+            let now = now_ms();
+            let mut revoked = self.revoked.lock();
+            revoked.retain(|_, exp| *exp > now);
+            if expires_at > now {
+                revoked.insert(id.to_owned(), expires_at);
+            }
+        }
+        self.live.lock().remove(id);
     }
 }
 
@@ -192,17 +277,53 @@ mod tests {
         assert!(!verify_password("x", "not a hash"));
     }
 
+    fn tokens(ttl: Duration, key: &str) -> Tokens {
+        let t = Tokens::new(ttl);
+        assert!(t.set_key(key));
+        t
+    }
+
+    fn revoke(t: &Tokens, token: &str) {
+        let (id, exp) = t.revocation(token).unwrap();
+        t.revoke_id(&id, exp);
+    }
+
     #[test]
     fn tokens_expire_and_revoke() {
-        let t = Tokens::new(Duration::from_secs(60));
-        let (tok, _) = t.issue("alice");
+        let t = tokens(Duration::from_secs(60), "00112233");
+        let (tok, _) = t.issue("alice").unwrap();
         assert_eq!(t.check(&tok).unwrap(), "alice");
         assert!(t.check("forged").is_err());
-        t.revoke(&tok);
+        revoke(&t, &tok);
         assert!(t.check(&tok).is_err());
-        let t = Tokens::new(Duration::from_millis(0));
-        let (tok, _) = t.issue("bob");
+        let t = tokens(Duration::from_millis(0), "00112233");
+        let (tok, _) = t.issue("bob").unwrap();
         assert!(t.check(&tok).is_err());
+        assert!(Tokens::new(Duration::from_secs(1)).issue("x").is_err(), "no key, no token");
+        assert!(!t.set_key("not hex"));
+    }
+
+    #[test]
+    fn tokens_hold_on_every_front_end_with_the_key_and_nowhere_else() {
+        let key = new_token_key();
+        let (a, b) = (tokens(Duration::from_secs(60), &key), tokens(Duration::from_secs(60), &key));
+        let (tok, _) = a.issue("alice").unwrap();
+        assert_eq!(b.check(&tok).unwrap(), "alice");
+        let other = tokens(Duration::from_secs(60), &new_token_key());
+        assert!(other.check(&tok).is_err());
+        // a changed user or expiry breaks the signature
+        let forged = tok.replacen("alice", "mallory", 1);
+        assert!(b.check(&forged).is_err());
+        let (user, rest) = tok.split_once('.').unwrap();
+        let (exp, rest) = rest.split_once('.').unwrap();
+        let later = format!("{user}.{}.{rest}", exp.parse::<u64>().unwrap() + 1000);
+        assert!(b.check(&later).is_err());
+        assert!(b.check(&format!("{tok}0")).is_err());
+        // a revocation folded by b (from the directory) holds there
+        let (id, exp) = a.revocation(&tok).unwrap();
+        b.revoke_id(&id, exp);
+        assert!(b.check(&tok).is_err());
+        assert_eq!(a.check(&tok).unwrap(), "alice", "a has not folded it yet");
     }
 
     #[tokio::test]
@@ -238,20 +359,20 @@ mod tests {
 
     #[tokio::test]
     async fn token_ends_on_revoke_and_on_expiry() {
-        let t = Tokens::new(Duration::from_secs(3600));
-        let (tok, _) = t.issue("alice");
+        let t = tokens(Duration::from_secs(3600), "abcd");
+        let (tok, _) = t.issue("alice").unwrap();
         let (user, mut end) = t.watch(&tok).unwrap();
         assert_eq!(user, "alice");
-        let (_, mut other_end) = t.watch(&t.issue("alice").0).unwrap();
-        t.revoke(&tok);
+        let (_, mut other_end) = t.watch(&t.issue("alice").unwrap().0).unwrap();
+        revoke(&t, &tok);
         assert_eq!(end.ended().await, Ended::Revoked);
         assert!(t.watch(&tok).is_err());
         // the other token of the same user lives on (up to its expiry)
         let still = tokio::time::timeout(Duration::from_millis(200), other_end.ended()).await;
         assert!(still.is_err(), "another token of the same user is not ended by this logout");
 
-        let t = Tokens::new(Duration::from_millis(300));
-        let (tok, _) = t.issue("bob");
+        let t = tokens(Duration::from_millis(300), "abcd");
+        let (tok, _) = t.issue("bob").unwrap();
         let (_, mut end) = t.watch(&tok).unwrap();
         let started = Instant::now();
         assert_eq!(end.ended().await, Ended::Expired);

@@ -29,11 +29,39 @@ pub struct Room {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DirectoryEvent {
-    UserRegistered { id: String, user: String, password_hash: String },
-    RoomCreated { id: String, room: Room },
-    MemberJoined { id: String, room: String, user: String },
-    MemberLeft { id: String, room: String, user: String },
-    Sync { id: String },
+    UserRegistered {
+        id: String,
+        user: String,
+        password_hash: String,
+    },
+    RoomCreated {
+        id: String,
+        room: Room,
+    },
+    MemberJoined {
+        id: String,
+        room: String,
+        user: String,
+    },
+    MemberLeft {
+        id: String,
+        room: String,
+        user: String,
+    },
+    Sync {
+        id: String,
+    },
+    /// The key login tokens are signed with (hex): the first one on the stream holds.
+    TokenKey {
+        id: String,
+        key: String,
+    },
+    /// A logout: token `token` (its id) is void on every front end until it expires anyway.
+    TokenRevoked {
+        id: String,
+        token: String,
+        expires_at: u64,
+    },
 }
 
 impl DirectoryEvent {
@@ -43,7 +71,9 @@ impl DirectoryEvent {
             | DirectoryEvent::RoomCreated { id, .. }
             | DirectoryEvent::MemberJoined { id, .. }
             | DirectoryEvent::MemberLeft { id, .. }
-            | DirectoryEvent::Sync { id } => id,
+            | DirectoryEvent::Sync { id }
+            | DirectoryEvent::TokenKey { id, .. }
+            | DirectoryEvent::TokenRevoked { id, .. } => id,
         }
     }
 }
@@ -52,6 +82,7 @@ impl DirectoryEvent {
 struct State {
     users: HashMap<String, String>,
     rooms: HashMap<String, Room>,
+    token_key: Option<String>,
     /// Every event folded so far, and whether it took effect (first event wins).
     seen: HashMap<String, bool>,
 }
@@ -117,9 +148,20 @@ impl Directory {
                 }
                 None => return false,
             },
-            DirectoryEvent::Sync { .. } => {}
+            DirectoryEvent::TokenKey { key, .. } => {
+                if s.token_key.is_some() {
+                    return false;
+                }
+                s.token_key = Some(key.clone());
+            }
+            DirectoryEvent::Sync { .. } | DirectoryEvent::TokenRevoked { .. } => {}
         }
         true
+    }
+
+    /// The token key (hex): the first `token_key` event of the stream.
+    pub fn token_key(&self) -> Option<String> {
+        self.state.read().token_key.clone()
     }
 
     pub fn password_hash(&self, user: &str) -> Option<String> {
@@ -217,6 +259,15 @@ mod tests {
         assert!(!d.apply(&reg("1", "h1")));
         assert!(!d.apply(&reg("2", "h2")));
         assert_eq!(d.password_hash("alice").unwrap(), "h1");
+    }
+
+    #[test]
+    fn the_first_token_key_holds() {
+        let d = Directory::default();
+        assert!(d.token_key().is_none());
+        assert!(d.apply(&DirectoryEvent::TokenKey { id: "k1".into(), key: "aa".into() }));
+        assert!(!d.apply(&DirectoryEvent::TokenKey { id: "k2".into(), key: "bb".into() }));
+        assert_eq!(d.token_key().as_deref(), Some("aa"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
-use crate::amqp::{Amqp, DIRECTORY_QUEUE, room_queue};
+use crate::amqp::{Amqp, DIRECTORY_QUEUE, Rotation, room_queue};
 use crate::auth::{Passwords, Tokens};
 use crate::bots::{self, Bots};
 use crate::directory::{Directory, DirectoryEvent, Room};
@@ -39,6 +39,8 @@ pub struct Local {
     /// Login failures per account, then per address: a lockout after too many.
     pub login_by_user: Arc<FailureLimiter>,
     pub login_by_addr: Arc<FailureLimiter>,
+    /// Which node of `--amqp-url` to try first when (re)connecting.
+    pub rotation: Arc<Rotation>,
 }
 
 impl Local {
@@ -50,6 +52,7 @@ impl Local {
             budgets: Arc::new(Budgets::new(&config.limits)),
             login_by_user: Arc::new(FailureLimiter::new(config.login_attempts_per_user, window)),
             login_by_addr: Arc::new(FailureLimiter::new(config.login_attempts_per_addr, window)),
+            rotation: Arc::new(Rotation::default()),
         }
     }
 }
@@ -89,6 +92,21 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The id of a message `author` sent to `room` from a client that named it `client_id`.
+fn message_id(room: &str, author: &str, client_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(room)
+        .chain_update([0])
+        .chain_update(author)
+        .chain_update([0])
+        .chain_update(client_id)
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+}
+
 async fn wait_folded(rx: oneshot::Receiver<u64>, what: &str) -> Result<u64, ApiError> {
     match tokio::time::timeout(FOLD_TIMEOUT, rx).await {
         Ok(Ok(offset)) => Ok(offset),
@@ -121,7 +139,7 @@ impl App {
     }
 
     pub(crate) async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
-        let amqp = Amqp::connect(&config.amqp_url, config.amqp_ca_pem.as_deref()).await?;
+        let amqp = Amqp::connect(&config.amqp_url, config.amqp_ca_pem.as_deref(), &local.rotation).await?;
         let (bots, direct_replies) = match Bots::open(&amqp, config.bots.clone()).await {
             Ok(opened) => opened,
             Err(e) => {
@@ -206,11 +224,12 @@ impl App {
     }
 
     async fn load_directory(&self) -> Result<(), ApiError> {
-        let marker = new_id();
-        let (tx, rx) = oneshot::channel();
-        let mut pending = Some((marker.clone(), tx));
+        // sync markers this front end waits for: all it folded before one is what the stream held
+        let markers: Arc<Mutex<HashMap<String, oneshot::Sender<u64>>>> = Arc::default();
+        let waiting = markers.clone();
         let directory = self.directory.clone();
         let global = self.global.clone();
+        let tokens = self.local.tokens.clone();
         let service = self.amqp.user().to_owned();
         let task = feed::consume_stream(&self.amqp, DIRECTORY_QUEUE, StartAt::First, move |d| {
             // Accounts, rooms and memberships are whatever the chat itself recorded: an event
@@ -223,11 +242,14 @@ impl App {
             let Ok(event) = serde_json::from_slice::<DirectoryEvent>(&d.data) else {
                 return;
             };
-            if let DirectoryEvent::Sync { id } = &event
-                && pending.as_ref().is_some_and(|(m, _)| m == id)
-                && let Some((_, tx)) = pending.take()
-            {
-                let _ = tx.send(0);
+            match &event {
+                DirectoryEvent::Sync { id } => {
+                    if let Some(tx) = waiting.lock().remove(id) {
+                        let _ = tx.send(0);
+                    }
+                }
+                DirectoryEvent::TokenRevoked { token, expires_at, .. } => tokens.revoke_id(token, *expires_at),
+                _ => {}
             }
             if directory.apply(&event) {
                 notify_members(&directory, &global, &event);
@@ -235,10 +257,38 @@ impl App {
         })
         .await?;
         self.feeds.lock().push(task);
-        let body = serde_json::to_vec(&DirectoryEvent::Sync { id: marker }).unwrap_or_default();
-        self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
-        wait_folded(rx, "the directory").await?;
+        let sync = || async {
+            let marker = new_id();
+            let (tx, rx) = oneshot::channel();
+            markers.lock().insert(marker.clone(), tx);
+            let body = serde_json::to_vec(&DirectoryEvent::Sync { id: marker }).unwrap_or_default();
+            self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
+            wait_folded(rx, "the directory").await
+        };
+        sync().await?;
+        if self.directory.token_key().is_none() {
+            // The first front end of a chat makes the token key. Front ends starting together
+            // may each publish one: the first on the stream holds for all, so this one folds
+            // (never applies its own) and reads the key after a second sync.
+            let event = DirectoryEvent::TokenKey { id: new_id(), key: crate::auth::new_token_key() };
+            let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+            self.amqp.publish_to_queue(DIRECTORY_QUEUE, &body).await?;
+            sync().await?;
+        }
+        let key =
+            self.directory.token_key().ok_or_else(|| ApiError::Broker("no token key in chat.directory".into()))?;
+        if !self.local.tokens.set_key(&key) {
+            return Err(ApiError::Internal("the token key in chat.directory is not hex".into()));
+        }
         tracing::info!(users = self.directory.users().len(), "chat directory loaded");
+        Ok(())
+    }
+
+    /// Log out: token `token` is void on every front end (a directory event), and here at once.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), ApiError> {
+        let (id, expires_at) = self.local.tokens.revocation(token)?;
+        self.local.tokens.revoke_id(&id, expires_at);
+        self.record(DirectoryEvent::TokenRevoked { id: new_id(), token: id, expires_at }).await?;
         Ok(())
     }
 
@@ -361,10 +411,30 @@ impl App {
 
     /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
     pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
+        self.post_once(room, author, text, None).await
+    }
+
+    /// [`App::post`], at most once per `client_id`: the message id is derived from the room,
+    /// the author and the client's id, so a client that sends again what it never saw "sent"
+    /// (its front end or broker node went away meanwhile) gets the message that made it into
+    /// the stream, if one did, instead of a duplicate.
+    pub async fn post_once(
+        &self,
+        room: &str,
+        author: &str,
+        text: &str,
+        client_id: Option<&str>,
+    ) -> Result<ChatMessage, ApiError> {
         Self::check_text(text)?;
         let room = self.member_room(room, author)?;
         let log = self.room_log(&room).await?;
-        let id = new_id();
+        let id = match client_id {
+            Some(c) => message_id(&room.id, author, c),
+            None => new_id(),
+        };
+        if let Some(m) = log.message(&id) {
+            return Ok(m);
+        }
         let body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
         self.publish_room(&log, author, body).await?;
         let msg = log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))?;

@@ -13,6 +13,10 @@
     typing: new Map(),
     pending: new Map(),
     unsent: [], // messages written while the socket was down: sent after the next hello
+    // every send not yet "sent", by client_id: sent again after a reconnect (the front end or
+    // broker node may have gone away before confirming it); the server derives the message id
+    // from the client_id, so one that did make it is not posted twice
+    inflight: new Map(),
     lastTyping: 0,
   };
 
@@ -276,11 +280,12 @@
   function submit() {
     const text = $("composer-text").value;
     if (!text.trim() || !S.current) return;
-    const client_id = "c" + Date.now() + "-" + (clientSeq++);
+    const client_id = "c" + Date.now() + "-" + Math.random().toString(36).slice(2, 10) + "-" + (clientSeq++);
     const r = S.rooms.get(S.current);
     r.messages.set(client_id, { id: client_id, room: S.current, author: S.user, text, ts: Date.now(), status: "sending", pending: true });
     S.pending.set(client_id, S.current);
     const frame = { type: "send", room: S.current, text, client_id };
+    S.inflight.set(client_id, frame);
     if (!send(frame)) S.unsent.push(frame);
     $("composer-text").value = "";
     renderMessages();
@@ -336,7 +341,8 @@
           for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
           renderRooms();
           for (const v of ev.rooms) subscribe(v.id);
-          for (const frame of S.unsent.splice(0)) send(frame);
+          S.unsent.splice(0);
+          for (const frame of S.inflight.values()) send(frame);
           refreshPeople();
           break;
         case "subscribed": {
@@ -361,6 +367,7 @@
             real.pending = false;
             r.messages.set(ev.id, real);
             S.pending.delete(ev.client_id);
+            S.inflight.delete(ev.client_id);
             if (S.current === roomId) { renderMessages(); markRead(roomId); }
           }
           break;

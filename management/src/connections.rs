@@ -3,9 +3,9 @@
 //! (per vhost too, and one by name), `/api/consumers` (per vhost too).
 //!
 //! A `management` user sees its own connections and channels only; `monitoring` sees all.
-//! Left out (byte and frame counters, sampled rates, Erlang process data): `recv_oct`,
-//! `send_oct`, `recv_cnt`, `send_cnt`, `send_pend`, `reductions`, `garbage_collection`,
-//! `message_stats`, `idle_since`; on channels also `messages_unconfirmed`,
+//! Connections carry their socket's byte counts and rates (`recv_oct`, `send_oct`).
+//! Left out (frame counters, Erlang process data): `recv_cnt`, `send_cnt`, `send_pend`,
+//! `reductions`, `garbage_collection`, `message_stats`, `idle_since`; on channels
 //! `messages_uncommitted`, `acks_uncommitted` (the channel task's own state).
 
 use std::collections::HashMap;
@@ -55,6 +55,10 @@ pub fn connection_json(ctx: &Ctx, c: &ConnectionInfo) -> Value {
         "channels": c.channels().len(),
         "client_properties": table_to_json(&c.client_properties),
         "user_provided_name": name,
+        "recv_oct": c.sink.octets.recv.get(),
+        "recv_oct_details": {"rate": c.sink.octets.recv.rate()},
+        "send_oct": c.sink.octets.send.get(),
+        "send_oct_details": {"rate": c.sink.octets.send.rate()},
     })
 }
 
@@ -118,6 +122,7 @@ fn channel_json(ctx: &Ctx, c: &ConnectionInfo, ch: &ChannelInfo) -> Value {
         "connection_details": {"name": conn, "peer_host": c.peer.ip().to_string(), "peer_port": c.peer.port()},
         "consumer_count": ch.consumers,
         "messages_unacknowledged": ch.unacked,
+        "messages_unconfirmed": ch.unconfirmed,
         "prefetch_count": ch.prefetch,
         "global_prefetch_count": ch.global_prefetch,
         "confirm": ch.confirm,
@@ -177,6 +182,8 @@ pub fn consumer_json(ctx: &Ctx, vhost: &str, queue: &str, c: &ConsumerInfo, conn
         "active": true,
         "activity_status": "up",
         "arguments": {},
+        // RabbitMQ's delivery acknowledgement timeout: warren has none (0 here).
+        "consumer_timeout": 0,
     })
 }
 

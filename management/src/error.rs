@@ -41,6 +41,9 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("{0}")]
     Internal(String),
+    /// A RabbitMQ feature warren does not have (policies, runtime parameters, limits): 501.
+    #[error("{0} are not supported by warren")]
+    NotSupported(&'static str),
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BodyTooLarge(_) => "request_entity_too_large",
             ApiError::Internal(_) => "internal_server_error",
+            ApiError::NotSupported(_) => "not_implemented",
         }
     }
 

@@ -46,6 +46,11 @@ pub struct Snapshot {
     pub channels: u64,
     /// Unacknowledged deliveries over every open channel.
     pub channel_unacked: u64,
+    /// Publishes not confirmed yet over every open channel.
+    pub channel_unconfirmed: u64,
+    /// Bytes read from and written to the open connections' sockets.
+    pub connection_bytes_in: u64,
+    pub connection_bytes_out: u64,
     pub queues: Vec<QueueRow>,
     pub resident_bytes: Option<u64>,
     pub memory_limit: Option<u64>,
@@ -75,16 +80,20 @@ impl Snapshot {
                     unacked: outstanding.of(&q).0,
                     paged_out: stats.paged_out,
                     consumers: stats.consumers as u64,
-                    published: q.stats.publish.get(),
+                    published: q.message_stats().publish.get(),
                 }
             })
             .collect();
         let connections = broker.connection_list();
-        let (mut channels, mut channel_unacked) = (0u64, 0u64);
+        let (mut channels, mut channel_unacked, mut channel_unconfirmed) = (0u64, 0u64, 0u64);
+        let (mut connection_bytes_in, mut connection_bytes_out) = (0u64, 0u64);
         for c in &connections {
+            connection_bytes_in += c.sink.octets.recv.get();
+            connection_bytes_out += c.sink.octets.send.get();
             for ch in c.channels() {
                 channels += 1;
                 channel_unacked += ch.unacked as u64;
+                channel_unconfirmed += ch.unconfirmed;
             }
         }
         let limits = broker.limits();
@@ -98,6 +107,9 @@ impl Snapshot {
             connections: connections.len() as u64,
             channels,
             channel_unacked,
+            channel_unconfirmed,
+            connection_bytes_in,
+            connection_bytes_out,
             queues,
             resident_bytes: alarm::resident_bytes().ok(),
             memory_limit: limits.as_ref().and_then(|l| l.memory),
@@ -210,11 +222,26 @@ impl Snapshot {
             ("rabbitmq_connection_channels", "Channels on a connection", self.channels),
             ("rabbitmq_channel_consumers", "Consumers on a channel", consumers),
             ("rabbitmq_channel_messages_unacked", "Delivered but not yet acknowledged messages", self.channel_unacked),
+            (
+                "rabbitmq_channel_messages_unconfirmed",
+                "Published but not yet confirmed messages",
+                self.channel_unconfirmed,
+            ),
         ];
         for (name, help, value) in gauges {
             out.single(name, Kind::Gauge, help, &[], Value::Int(value));
         }
         let counters = [
+            (
+                "rabbitmq_connection_incoming_bytes_total",
+                "Total number of bytes received on a connection",
+                self.connection_bytes_in,
+            ),
+            (
+                "rabbitmq_connection_outgoing_bytes_total",
+                "Total number of bytes sent on a connection",
+                self.connection_bytes_out,
+            ),
             (
                 "rabbitmq_channel_messages_published_total",
                 "Total number of messages published into an exchange on a channel",

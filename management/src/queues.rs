@@ -76,7 +76,7 @@ pub fn queue_json(ctx: &Ctx, q: &Arc<Queue>, snap: &Snapshot) -> Value {
         "messages_paged_out": stats.paged_out,
         "message_bytes_ram": stats.ready_bytes_in_memory + unacked_bytes,
         "message_bytes_unacknowledged": unacked_bytes,
-        "message_stats": crate::rates::of_object(&q.stats, crate::rates::QUEUE),
+        "message_stats": crate::rates::of_object(q.message_stats(), crate::rates::QUEUE),
     });
     if let Some(owner) = q.exclusive_owner.and_then(|id| snap.connections.get(&id))
         && let Value::Object(map) = &mut body

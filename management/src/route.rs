@@ -89,6 +89,11 @@ pub enum Route {
     HealthPortListener(String),
     HealthProtocolListener(String),
     Aliveness(String),
+    /// A list of something warren does not have (policies, runtime parameters, limits,
+    /// feature flags): always empty, so tools that list them work.
+    NoneOf(&'static str),
+    /// One such object: none to show (404), none can be made (501).
+    OneOf(&'static str),
 }
 
 /// Request bodies: definitions files are big, a published message may be, the rest is small.
@@ -168,6 +173,21 @@ impl Route {
                 ["health", "checks", "port-listener", p] => Route::HealthPortListener(owned(p)),
                 ["health", "checks", "protocol-listener", p] => Route::HealthProtocolListener(owned(p)),
                 ["aliveness-test", v] => Route::Aliveness(owned(v)),
+                ["policies"] | ["policies", _] => Route::NoneOf("policies"),
+                ["policies", _, _] => Route::OneOf("policies"),
+                ["operator-policies"] | ["operator-policies", _] => Route::NoneOf("operator policies"),
+                ["operator-policies", _, _] => Route::OneOf("operator policies"),
+                ["parameters"] | ["parameters", _] | ["parameters", _, _] => Route::NoneOf("runtime parameters"),
+                ["parameters", _, _, _] => Route::OneOf("runtime parameters"),
+                ["global-parameters"] => Route::NoneOf("global parameters"),
+                ["global-parameters", _] => Route::OneOf("global parameters"),
+                ["vhost-limits"] | ["vhost-limits", _] => Route::NoneOf("virtual host limits"),
+                ["vhost-limits", _, _] => Route::OneOf("virtual host limits"),
+                ["user-limits"] | ["user-limits", _] => Route::NoneOf("user limits"),
+                ["user-limits", _, _] => Route::OneOf("user limits"),
+                ["feature-flags"] => Route::NoneOf("feature flags"),
+                ["feature-flags", _, "enable"] => Route::OneOf("feature flags"),
+                ["deprecated-features"] | ["deprecated-features", "used"] => Route::NoneOf("deprecated features"),
                 _ => return None,
             },
             _ => return None,
@@ -181,7 +201,7 @@ impl Route {
         let get = method == Method::GET || method == Method::HEAD;
         let (put, delete, post) = (method == Method::PUT, method == Method::DELETE, method == Method::POST);
         match self {
-            Exchange(..) | Queue(..) | Vhost(_) | User(_) | Permission(..) | TopicPermission(..) => {
+            Exchange(..) | Queue(..) | Vhost(_) | User(_) | Permission(..) | TopicPermission(..) | OneOf(_) => {
                 get || put || delete
             }
             Connection(_) | Binding(..) => get || delete,

@@ -129,5 +129,8 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &Req) -> Result<Response, ApiErr
         R::HealthPortListener(p) => health::port_listener(ctx, req, &p),
         R::HealthProtocolListener(p) => health::protocol_listener(ctx, req, &p),
         R::Aliveness(v) => health::aliveness(ctx, req, &v).await,
+        R::NoneOf(_) => Ok(crate::reply::ok(req.list()?.apply(Vec::new())?)),
+        R::OneOf(_) if get => Err(ApiError::NotFound),
+        R::OneOf(what) => Err(ApiError::NotSupported(what)),
     }
 }

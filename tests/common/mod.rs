@@ -156,6 +156,10 @@ pub struct ChatFrontEnd {
     pub child: Child,
     /// e.g. `http://127.0.0.1:40123`
     pub base: String,
+    /// What it logged up to serving HTTP.
+    pub startup_log: Vec<String>,
+    /// Its log lines not read yet.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl ChatFrontEnd {
@@ -166,8 +170,29 @@ impl ChatFrontEnd {
     pub fn start_with(amqp_url: &str, extra_args: &[&str]) -> Self {
         let args: Vec<&str> = ["--amqp-url", amqp_url].into_iter().chain(extra_args.iter().copied()).collect();
         let (child, lines) = spawn_logged(Command::new(env!("CARGO_BIN_EXE_warren")), &args);
-        let addr = wait_for_line(&lines, "chat on http://");
-        Self { child, base: format!("http://{addr}") }
+        let mut startup_log = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).expect("the chat front end serves HTTP within 30 s");
+            if let Some(rest) = line.split("chat on http://").nth(1) {
+                break rest.trim().to_owned();
+            }
+            startup_log.push(line);
+        };
+        Self { child, base: format!("http://{addr}"), startup_log, lines }
+    }
+
+    /// The next log line containing `marker` within `within`: the text after the marker.
+    pub fn next_log(&self, marker: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Some(rest) = line.split(marker).nth(1) {
+                return Some(rest.trim().to_owned());
+            }
+        }
     }
 }
 

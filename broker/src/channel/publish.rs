@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
 
@@ -23,6 +24,8 @@ use crate::sink::Unacked;
 pub struct Confirms {
     published: u64,
     acked: u64,
+    /// `published - acked`, for listings (the sink's channel entry holds the same).
+    unconfirmed: Arc<AtomicU64>,
     on_disk_wait: VecDeque<(u64, u64)>,
     /// Publishes a queue refused (x-overflow reject-publish): nacked instead of acked.
     nacks: VecDeque<u64>,
@@ -87,6 +90,7 @@ impl Channel {
         self.routed = routed;
         if let Some(c) = self.confirms.as_mut() {
             c.published += 1;
+            c.unconfirmed.store(c.published - c.acked, Ordering::Relaxed);
             if rejected {
                 c.nacks.push_back(c.published);
             }
@@ -160,23 +164,25 @@ impl Channel {
             ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Nack(n)));
             c.acked = nack;
         }
-        if upto <= c.acked {
-            ctx.sink.stats.confirm.add_serialised(c.acked - from);
-            return;
+        if upto > c.acked {
+            let ack = basic::Ack { delivery_tag: upto, multiple: upto - c.acked > 1 };
+            c.acked = upto;
+            ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
         }
-        let ack = basic::Ack { delivery_tag: upto, multiple: upto - c.acked > 1 };
-        c.acked = upto;
-        ctx.sink.stats.confirm.add_serialised(upto - from);
-        ctx.sink.send_method(self.id, AMQPClass::Basic(basic::AMQPMethod::Ack(ack)));
+        if c.acked > from {
+            ctx.sink.stats.confirm.add_serialised(c.acked - from);
+            c.unconfirmed.store(c.published - c.acked, Ordering::Relaxed);
+        }
     }
 
     pub(super) fn confirm_select(&mut self, ctx: &ChannelCtx<'_>, nowait: bool) -> AmqpResult<()> {
         if self.tx.is_some() {
             return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
         }
-        self.confirms.get_or_insert_with(Confirms::default);
+        let unconfirmed = self.confirms.get_or_insert_with(Confirms::default).unconfirmed.clone();
         if let Some(ch) = ctx.sink.lock().channels.get_mut(&self.id) {
             ch.confirm = true;
+            ch.unconfirmed = Some(unconfirmed);
         }
         if !nowait {
             self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));

@@ -278,6 +278,7 @@ impl Connection {
                 outcome = read_some(&mut reader, &mut buf, read_timeout), if !blocked && !throttled => match outcome {
                     ReadOutcome::Data(n) => {
                         self.last_read = n;
+                        self.sink.octets.recv.add_serialised(n as u64);
                         {
                             let _batch = DeferWrites::begin();
                             self.process(&mut buf);

@@ -53,6 +53,7 @@ pub async fn run(sink: Arc<ConnectionSink>, socket: Arc<OwnedWriteHalf>, heartbe
             st.socket = None;
             return;
         }
+        sink.octets.send.add(pending.len() as u64);
         pending.clear();
         if pending.capacity() > KEEP_CAPACITY {
             pending = Vec::new();

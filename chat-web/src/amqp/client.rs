@@ -12,6 +12,9 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
 
+use tokio::sync::watch;
+
+use super::addresses::{Addresses, Rotation};
 use super::{CHAT_EXCHANGE, DIRECTORY_QUEUE, EVENTS_EXCHANGE, room_key, room_queue};
 use crate::error::ApiError;
 
@@ -24,7 +27,18 @@ struct Inner {
     connection: Connection,
     publisher: Channel,
     user: String,
+    /// Turns true when a consumer of this connection stopped without being asked to (the
+    /// broker cancelled it: its stream's node went away): the connection is as good as lost.
+    broken: watch::Sender<bool>,
 }
+
+/// How long one node of the address list gets to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replicas of each stream the chat declares, on a cluster (RabbitMQ caps it at the number of
+/// nodes; a single node or warren ignores it): three keep a majority, so writes and
+/// confirms go on, when any one node is lost.
+pub const STREAM_REPLICAS: i64 = 3;
 
 fn short(s: &str) -> Result<ShortString, ApiError> {
     ShortString::try_new(s).map_err(|_| ApiError::BadRequest("name too long".into()))
@@ -33,6 +47,7 @@ fn short(s: &str) -> Result<ShortString, ApiError> {
 fn stream_args(max_age_days: Option<u32>) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("stream")));
+    args.insert("x-initial-cluster-size".into(), AMQPValue::LongLongInt(STREAM_REPLICAS));
     if let Some(days) = max_age_days.filter(|d| *d > 0) {
         args.insert("x-max-age".into(), AMQPValue::LongString(LongString::from(format!("{days}D"))));
     }
@@ -40,21 +55,57 @@ fn stream_args(max_age_days: Option<u32>) -> FieldTable {
 }
 
 impl Amqp {
-    /// Connect and declare the chat's shared topology. An `amqps://` URL connects over TLS,
-    /// trusting the system's CA certificates and those in `ca_pem`.
-    pub async fn connect(url: &str, ca_pem: Option<&str>) -> Result<Amqp, ApiError> {
+    /// Connect to the first node of `addresses` (a comma-separated list, see
+    /// [`Addresses`]) that accepts, starting at `rotation`'s, and declare the chat's shared
+    /// topology. An `amqps://` URL connects over TLS, trusting the system's CA certificates
+    /// and those in `ca_pem`.
+    pub async fn connect(addresses: &str, ca_pem: Option<&str>, rotation: &Rotation) -> Result<Amqp, ApiError> {
+        let list = Addresses::parse(addresses).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let mut last = None;
+        for (index, url) in list.from(rotation.first()) {
+            match Self::connect_one(url, ca_pem).await {
+                Ok(amqp) => {
+                    rotation.connected(index, list.len());
+                    tracing::info!(node = %Addresses::redacted(url), "chat connected to the broker");
+                    return Ok(amqp);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %Addresses::redacted(url), "cannot use this broker node: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::Broker("no broker address".into())))
+    }
+
+    async fn connect_one(url: &str, ca_pem: Option<&str>) -> Result<Amqp, ApiError> {
         let uri: lapin::uri::AMQPUri =
             url.parse().map_err(|e: String| ApiError::BadRequest(format!("bad AMQP URL: {e}")))?;
         let user = uri.authority.userinfo.username.clone();
         let props = ConnectionProperties::default().with_connection_name("warren-chat".into());
         let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: ca_pem.map(str::to_owned) };
         let runtime = lapin::runtime::default_runtime()?;
-        let connection = Connection::connect_with_config(url, props, tls, runtime).await?;
+        let connecting = Connection::connect_with_config(url, props, tls, runtime);
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| ApiError::Broker(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
         let publisher = connection.create_channel().await?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await?;
-        let amqp = Amqp { inner: Arc::new(Inner { connection, publisher, user }) };
-        amqp.declare_topology().await?;
+        let broken = watch::channel(false).0;
+        let amqp = Amqp { inner: Arc::new(Inner { connection, publisher, user, broken }) };
+        if let Err(e) = amqp.declare_topology().await {
+            amqp.close().await;
+            return Err(e);
+        }
         Ok(amqp)
+    }
+
+    /// A consumer of this connection stopped on its own: [`Amqp::lost`] resolves, and the
+    /// front end reconnects (to the next node) and folds everything again.
+    pub fn broken(&self, why: &str) {
+        if !self.inner.broken.send_replace(true) {
+            tracing::warn!("broker connection unusable: {why}");
+        }
     }
 
     /// The AMQP user the chat publishes as (the `user_id` of its messages).
@@ -70,6 +121,7 @@ impl Amqp {
     /// errors come that way too) and once a second, for a close that reports none.
     pub async fn lost(&self) {
         let mut events = self.inner.connection.events_listener();
+        let mut broken = self.inner.broken.subscribe();
         let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -81,6 +133,7 @@ impl Amqp {
                     None => return,
                     Some(_) => {}
                 },
+                _ = broken.wait_for(|b| *b) => return,
                 _ = check.tick() => if !self.is_connected() {
                     tracing::warn!("broker connection lost");
                     return;

@@ -85,6 +85,7 @@ where
     args.insert("x-stream-offset".into(), AMQPValue::LongString(LongString::from(at)));
     let mut consumer = ch.basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), args).await?;
     let queue = queue.to_owned();
+    let amqp = amqp.clone();
     Ok(tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
             match delivery {
@@ -101,6 +102,9 @@ where
                 }
             }
         }
+        // (an aborted task never gets here): the broker cancelled the consumer or the channel
+        // died, so this front end's fold of the stream stops short. Start over elsewhere.
+        amqp.broken(&format!("the consumer of {queue} stopped"));
         let _ = ch;
     }))
 }
@@ -126,6 +130,7 @@ where
     .await?;
     let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
     let mut consumer = ch.basic_consume(q.name().clone(), "".into(), opts, FieldTable::default()).await?;
+    let amqp = amqp.clone();
     Ok(tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
             match delivery {
@@ -140,6 +145,7 @@ where
                 }
             }
         }
+        amqp.broken("the chat.events consumer stopped");
         let _ = ch;
     }))
 }

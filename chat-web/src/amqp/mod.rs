@@ -1,11 +1,14 @@
 //! The chat's only way to the broker: an AMQP 0-9-1 connection (lapin).
 //!
+//! - `addresses`: the node list of `--amqp-url` and where to start trying it;
 //! - `client`: connect, declare the topology of the DESIGN contract, publish with confirms;
 //! - `feed`: consume a stream queue and decode deliveries.
 
+pub mod addresses;
 pub mod client;
 pub mod feed;
 
+pub use addresses::Rotation;
 pub use client::Amqp;
 
 /// Topic exchange every chat message, edit and receipt goes through.

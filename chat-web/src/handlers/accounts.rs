@@ -14,9 +14,12 @@ use crate::model::{Credentials, TokenReply};
 use crate::ratelimit::AddrKey;
 use crate::state::App;
 
-fn token_reply(app: &App, user: &str, status: StatusCode) -> impl Reply + use<> {
-    let (token, expires_at) = app.local.tokens.issue(user);
-    warp::reply::with_status(warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }), status)
+fn token_reply(app: &App, user: &str, status: StatusCode) -> Result<impl Reply + use<>, Rejection> {
+    let (token, expires_at) = app.local.tokens.issue(user).map_err(reject)?;
+    Ok(warp::reply::with_status(
+        warp::reply::json(&TokenReply { token, username: user.to_owned(), expires_at }),
+        status,
+    ))
 }
 
 pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
@@ -36,7 +39,7 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
     tracing::info!(%user, "registered");
     // every new account is in the default public room at once
     crate::default_room::join(&app, &user).await.map_err(reject)?;
-    Ok(token_reply(&app, &user, StatusCode::CREATED))
+    token_reply(&app, &user, StatusCode::CREATED)
 }
 
 pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result<impl Reply, Rejection> {
@@ -56,11 +59,11 @@ pub async fn login(app: App, addr: Option<SocketAddr>, c: Credentials) -> Result
         return Err(reject(ApiError::BadCredentials));
     }
     app.local.login_by_user.clear(&user);
-    Ok(token_reply(&app, &user, StatusCode::OK))
+    token_reply(&app, &user, StatusCode::OK)
 }
 
 pub async fn logout(app: App, token: String) -> Result<impl Reply, Rejection> {
-    app.local.tokens.revoke(&token);
+    app.revoke_token(&token).await.map_err(reject)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
