@@ -28,7 +28,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -keyout "$TLS/key.pem" -out "$TLS/cert.pem" 2> /dev/null
 "$BIN" --amqp-bind "127.0.0.1:$AMQP_PORT" --http-bind "127.0.0.1:$HTTP_PORT" --data-dir "$DATA" --admin "$CHAT_ADMIN" \
     --tls-cert "$TLS/cert.pem" --tls-key "$TLS/key.pem" \
-    --amqps-bind "127.0.0.1:$AMQPS_PORT" --https-bind "127.0.0.1:$HTTPS_PORT" > "$LOG" 2>&1 &
+    --amqps-bind "127.0.0.1:$AMQPS_PORT" --https-bind "127.0.0.1:$HTTPS_PORT" --bot-idle-timeout 3 > "$LOG" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2> /dev/null || true; wait "$PID" 2> /dev/null || true; rm -rf "$DATA" "$LOG" "$TLS"' EXIT
 for _ in $(seq 1 100); do
@@ -47,5 +47,19 @@ else
 fi
 SHOTS="target/chat-screenshots/$BROKER"
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+# bots (bots.test.mjs): `warren bot words` as a user of its own, allowed its words-* queues
+# (the chat's vhost: `chat` on the embedded broker, the URL's on RabbitMQ)
+if [ -n "${WARREN_AMQP_URL:-}" ]; then
+    VHOST="${WARREN_AMQP_URL##*/}"
+    BOT_AMQP_URL="$(printf '%s' "$WARREN_AMQP_URL" | sed -E 's#//[^@/]*@#//wordsbot:wordsbot-secret@#')"
+else
+    VHOST=chat
+    BOT_AMQP_URL="amqp://wordsbot:wordsbot-secret@127.0.0.1:$AMQP_PORT/chat"
+fi
+if [ "$VHOST" = "%2f" ] || [ -z "$VHOST" ]; then VHOST=/; fi
+$CHAT_BROKER_CTL add_user wordsbot wordsbot-secret > /dev/null 2>&1 || $CHAT_BROKER_CTL change_password wordsbot wordsbot-secret > /dev/null
+$CHAT_BROKER_CTL set_permissions -p "$VHOST" wordsbot '^words-.*' '^(words-.*|amq\.default)$' '^words-.*' > /dev/null
+WARREN_BIN="$BIN" BOT_AMQP_URL="$BOT_AMQP_URL" node chat-web/browser/bots.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" \
+    || { tail -n 50 "$LOG"; exit 1; }
 curl -fsSk "https://127.0.0.1:$HTTPS_PORT/" > /dev/null || { tail -n 50 "$LOG"; echo "no chat on HTTPS" >&2; exit 1; }
 node chat-web/browser/tls.test.mjs "https://127.0.0.1:$HTTPS_PORT" "$SHOTS-tls" || { tail -n 50 "$LOG"; exit 1; }

@@ -51,9 +51,11 @@ trap 'chat_rabbit stop || true' EXIT
 # A second login for the tests' bot (the chat must tell its own messages from a bot's); the
 # guest user the URL above names stays the chat's service user.
 chat_rabbit ctl add_user chatbot chatbot-secret > /dev/null 2>&1 || chat_rabbit ctl change_password chatbot chatbot-secret > /dev/null
-chat_rabbit ctl set_permissions -p / chatbot '^amq\.gen.*' '^(chat|amq\.default|amq\.gen.*)$' '^(chat|amq\.gen.*)$' > /dev/null
+# (bot-*: the request queues of the tests' bots, chat-web/tests/bots.rs; chatbot.*: warren exec's
+# queue, chat-web/tests/exec.rs)
+chat_rabbit ctl set_permissions -p / chatbot '^(amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.default|amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.gen.*|bot-.*|chatbot\..*)$' > /dev/null
 WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" WARREN_CHAT_BOT_AMQP_URL="${CHAT_RABBIT_URL/guest:guest@/chatbot:chatbot-secret@}" \
-    cargo test -p warren-chat --locked --test api --test ws --test identity
+    cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec
 
 step "chat front ends on a three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh, tests/chat_cluster.rs)"
 as_root_cluster() { if [ "$(id -u)" = 0 ]; then scripts/rabbitmq-cluster.sh "$@"; else sudo scripts/rabbitmq-cluster.sh "$@"; fi; }

@@ -34,6 +34,11 @@ pub enum Command {
     /// set_disk_free_limit, status), users, vhosts, permissions, listings, connections,
     /// export_definitions/import_definitions.
     Ctl(crate::ctl::CtlCommand),
+    /// Run a bot that joins the web chat over AMQP (`warren bot words`: the reference bot).
+    Bot(crate::bot_cli::BotCommand),
+    /// Run a program in a chat room: its stdout lines are posted as the bot, the room's
+    /// messages are its stdin lines; restarted with backoff when it exits.
+    Exec(crate::bot_cli::ExecCommand),
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +279,20 @@ pub struct ChatOptions {
     /// archive and delete any room, remove members, and disable accounts.
     #[arg(long = "admin", env = "WARREN_CHAT_ADMINS", value_delimiter = ',', value_name = "NAME")]
     pub admins: Vec<String>,
+    /// The public room every new account joins, created at start if missing (its id is the
+    /// name in lower case, e.g. `general`); an empty name: no default room.
+    #[arg(long, env = "WARREN_CHAT_DEFAULT_ROOM", default_value = "general", value_name = "NAME")]
+    pub chat_default_room: String,
+
+    /// Bots' replies come back on a server-named queue per request, with `x-expires`, instead of
+    /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`).
+    #[arg(long, env = "WARREN_BOT_REPLY_QUEUES")]
+    pub bot_reply_queues: bool,
+
+    /// A bot's reply with no chunk for this many seconds is closed and marked interrupted.
+    #[arg(long, env = "WARREN_BOT_IDLE_TIMEOUT", default_value_t = 15, value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub bot_idle_timeout: u64,
 }
 
 /// Why the configuration cannot be used.

@@ -1,5 +1,6 @@
 //! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
 
+mod bot_cli;
 mod chat_identity;
 mod config;
 mod ctl;
@@ -30,6 +31,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(config::Command::Perf(cmd)) => runtime.block_on(perf_cli::run(cmd)),
         Some(config::Command::Ctl(cmd)) => runtime.block_on(ctl::run(cmd)),
+        Some(config::Command::Bot(cmd)) => runtime.block_on(bot_cli::run(cmd)),
+        Some(config::Command::Exec(cmd)) => runtime.block_on(bot_cli::exec(cmd)),
         None => runtime.block_on(serve(cli.server)),
     }
 }
@@ -166,6 +169,12 @@ async fn start_chat(
     config.signup = options.chat.signup;
     config.admins = options.chat.admins.clone();
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
+    let default_room = options.chat.chat_default_room.trim();
+    config.default_room = (!default_room.is_empty()).then(|| default_room.to_owned());
+    if options.chat.bot_reply_queues {
+        config.bots.reply_mode = warren_chat::bots::ReplyMode::Queue;
+    }
+    config.bots.idle_timeout = std::time::Duration::from_secs(options.chat.bot_idle_timeout);
     let mut server = match warren_chat::start(config, listener, shutdown.clone()).await {
         Ok(server) => server,
         Err(e) => {

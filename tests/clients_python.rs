@@ -48,3 +48,23 @@ fn pika_over_amqps_against_the_binary() {
         .expect("run pytest");
     assert!(status.success(), "pika AMQPS suite failed against warren ({status})");
 }
+
+/// The README's pika bot (chat-web/bots/echo_bot.py), as its own AMQP user in the chat's vhost:
+/// a round trip in both reply modes, and through the chat (tests/python_bots).
+#[test]
+fn pika_bot_streams_replies_into_the_chat() {
+    let (root, venv) = python_venv();
+    let w = Warren::start(&[]);
+    let chat = w.chat_base();
+    common::ctl_ok(&w.data_dir, &["add_user", "pybot", "pybot-secret"]);
+    let any = r"^(pybot-.*|amq\.gen.*|amq\.default)$";
+    common::ctl_ok(&w.data_dir, &["set_permissions", "-p", "chat", "pybot", any, any, any]);
+    let status = Command::new(Path::new(&venv).join("bin/pytest"))
+        .args(["-q", "-p", "no:cacheprovider", "tests/python_bots"])
+        .current_dir(root)
+        .env("AMQP_URL", format!("amqp://pybot:pybot-secret@{}/chat", w.amqp))
+        .env("CHAT_URL", chat)
+        .status()
+        .expect("run pytest");
+    assert!(status.success(), "pika bot suite failed against warren ({status})");
+}

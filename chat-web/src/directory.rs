@@ -216,7 +216,11 @@ impl Directory {
                     return false;
                 }
                 let mut room = room.clone();
-                room.members = BTreeSet::from([room.created_by.clone()]);
+                // a room made by the chat itself (the default room) starts with no member
+                room.members = BTreeSet::new();
+                if !room.created_by.is_empty() {
+                    room.members.insert(room.created_by.clone());
+                }
                 if room.direct {
                     // a 1:1 room's members are the names in its id
                     if let Some(rest) = room.id.strip_prefix("dm_") {

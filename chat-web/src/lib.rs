@@ -6,7 +6,8 @@
 //!
 //! Layout:
 //! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
-//! - `directory`: accounts/rooms/memberships fold; `room_log`: one room's message fold;
+//! - `directory`: accounts/rooms/memberships fold; `default_room`: the public room every new
+//!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold;
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
@@ -21,6 +22,8 @@
 pub mod amqp;
 pub mod auth;
 pub mod body;
+pub mod bots;
+pub mod default_room;
 pub mod directory;
 pub mod error;
 pub mod handlers;
@@ -34,6 +37,7 @@ pub mod routes;
 pub use warren_http as serve;
 pub mod state;
 pub mod static_files;
+pub mod tools;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -71,6 +75,11 @@ pub struct ChatConfig {
     pub signup: Signup,
     /// Administrators besides the first account (`--admin NAME`).
     pub admins: Vec<String>,
+    /// The public room every new account joins (created at start if missing); None: no such room.
+    pub default_room: Option<String>,
+    /// Bot replies: how replies come back (direct reply-to or a queue per request), and how long
+    /// a reply may go without a chunk before it is closed as interrupted.
+    pub bots: bots::BotConfig,
 }
 
 /// Who may create an account.
@@ -113,6 +122,8 @@ impl ChatConfig {
             presence_heartbeat: Duration::from_secs(10),
             signup: Signup::Open,
             admins: Vec::new(),
+            default_room: Some("general".to_owned()),
+            bots: bots::BotConfig::default(),
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct ChatMessage {
     /// Emoji reactions: emoji -> who reacted with it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub reactions: BTreeMap<String, BTreeSet<String>>,
+    /// A bot's reply still growing, chunk by chunk.
+    pub streaming: bool,
+    /// A bot's reply that stopped before the bot said it was done (the bot died or hung).
+    pub interrupted: bool,
 }
 
 /// A room as listed over REST.

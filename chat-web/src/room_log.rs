@@ -55,6 +55,22 @@ struct State {
     read: HashMap<String, u64>,
     waiters: HashMap<String, oneshot::Sender<u64>>,
     last_offset: Option<u64>,
+    /// Bot replies still streaming: when each last grew (unix ms).
+    growing: HashMap<String, u64>,
+}
+
+/// A streaming reply silent for this long is shown as interrupted, whoever asked the bot (the
+/// front end that follows the reply closes it sooner; this covers one that went away).
+pub const STALE_REPLY_MS: u64 = 60_000;
+
+/// `m` as clients see it now: a reply silent for too long is interrupted.
+fn view(m: &ChatMessage, growing: &HashMap<String, u64>, now: u64) -> ChatMessage {
+    let mut m = m.clone();
+    if m.streaming && now.saturating_sub(growing.get(&m.id).copied().unwrap_or(m.ts)) > STALE_REPLY_MS {
+        m.streaming = false;
+        m.interrupted = true;
+    }
+    m
 }
 
 /// Takes a room's live events for one session; false once that session is gone.
@@ -176,6 +192,13 @@ impl RoomLog {
                     return None;
                 }
                 match kind {
+                    // the final text of a bot's streamed reply
+                    "edit" if m.streaming && inc.body.get("done").and_then(Value::as_bool) == Some(true) => {
+                        m.text = text();
+                        m.streaming = false;
+                        m.interrupted = inc.body.get("interrupted").and_then(Value::as_bool) == Some(true);
+                        s.growing.remove(&m.id);
+                    }
                     "edit" => {
                         m.text = text();
                         m.edited = true;
@@ -195,6 +218,10 @@ impl RoomLog {
                     return None;
                 }
                 let ts = inc.body.get("ts").and_then(Value::as_u64).unwrap_or(inc.ts);
+                let streaming = inc.bot && inc.body.get("streaming").and_then(Value::as_bool) == Some(true);
+                if streaming {
+                    s.growing.insert(id.clone(), ts);
+                }
                 let msg = ChatMessage {
                     id: id.clone(),
                     room: self.id.clone(),
@@ -207,6 +234,8 @@ impl RoomLog {
                     deleted: false,
                     reply_to: inc.body.get("reply_to").and_then(Value::as_str).map(str::to_owned),
                     reactions: Default::default(),
+                    streaming,
+                    interrupted: false,
                 };
                 let value = json!({"type": "message", "room": self.id, "message": msg});
                 s.index.insert(id, s.messages.len());
@@ -218,7 +247,29 @@ impl RoomLog {
 
     pub fn message(&self, id: &str) -> Option<ChatMessage> {
         let s = self.state.lock();
-        s.index.get(id).map(|&i| s.messages[i].clone())
+        s.index.get(id).map(|&i| view(&s.messages[i], &s.growing, crate::model::now_ms()))
+    }
+
+    /// A bot's streaming reply `id` grew: `text` goes at byte `pos` (0: the whole text so far).
+    /// A chunk that does not fit where the text is (one missed, or a repeat) is skipped; the
+    /// next whole text or the final one makes up for it.
+    pub fn grow(&self, id: &str, pos: usize, text: &str) {
+        let value = {
+            let mut s = self.state.lock();
+            let Some(&i) = s.index.get(id) else { return };
+            let m = &mut s.messages[i];
+            if !m.streaming || (pos != 0 && pos != m.text.len()) {
+                return;
+            }
+            if pos == 0 {
+                m.text.clear();
+            }
+            m.text.push_str(text);
+            let value = json!({"type": "edit", "room": self.id, "message": m});
+            s.growing.insert(id.to_owned(), crate::model::now_ms());
+            value
+        };
+        self.send(Outgoing::transient(&value));
     }
 
     /// Up to `limit` messages older than `before` (all if None), newest first.
@@ -226,7 +277,8 @@ impl RoomLog {
         let s = self.state.lock();
         let end = before.map_or(s.messages.len(), |b| s.messages.partition_point(|m| m.offset < b));
         let start = end.saturating_sub(limit);
-        let page: Vec<ChatMessage> = s.messages[start..end].iter().rev().cloned().collect();
+        let now = crate::model::now_ms();
+        let page: Vec<ChatMessage> = s.messages[start..end].iter().rev().map(|m| view(m, &s.growing, now)).collect();
         let next = (start > 0).then(|| s.messages[start].offset);
         (page, next)
     }
@@ -236,7 +288,8 @@ impl RoomLog {
         let s = self.state.lock();
         let from = since.map_or(0, |o| s.messages.partition_point(|m| m.offset <= o));
         let from = from.max(s.messages.len().saturating_sub(limit));
-        s.messages[from..].to_vec()
+        let now = crate::model::now_ms();
+        s.messages[from..].iter().map(|m| view(m, &s.growing, now)).collect()
     }
 
     /// Messages by others after `user`'s read offset that are not deleted.
@@ -318,5 +371,36 @@ mod tests {
         log.apply(inc(13, "bob", json!({"id": "m9", "kind": "message", "text": "Yes, T3 it is", "reply_to": "m3"})));
         assert_eq!(log.message("m9").unwrap().reply_to.as_deref(), Some("m3"));
         assert_eq!(log.search("t3", 10).iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["m9", "m3"]);
+    }
+
+    #[test]
+    fn a_streamed_reply_grows_then_is_one_message() {
+        let log = RoomLog::new("r");
+        let now = crate::model::now_ms();
+        let bot = |offset, body| Incoming { offset, author: "words".into(), bot: true, body, ts: now };
+        log.apply(bot(0, json!({"id": "p", "kind": "message", "text": "", "streaming": true, "ts": now})));
+        log.grow("p", 0, "one ");
+        log.grow("p", 4, "two ");
+        log.grow("p", 99, "lost ");
+        log.grow("p", 4, "repeat ");
+        let m = log.message("p").unwrap();
+        assert_eq!((m.text.as_str(), m.streaming), ("one two ", true));
+        log.apply(bot(1, json!({"id": "f", "kind": "edit", "target": "p", "text": "one two three", "done": true})));
+        let m = log.message("p").unwrap();
+        assert_eq!((m.text.as_str(), m.streaming, m.interrupted, m.edited), ("one two three", false, false, false));
+        log.grow("p", 0, "too late");
+        assert_eq!(log.message("p").unwrap().text, "one two three");
+        assert_eq!(log.history(None, 10).0.len(), 1, "one message in the history");
+        // a reply nobody closed (its front end went away) shows as interrupted once stale
+        let old = now - STALE_REPLY_MS - 1000;
+        log.apply(Incoming {
+            offset: 2,
+            author: "words".into(),
+            bot: true,
+            body: json!({"id": "q", "kind": "message", "text": "", "streaming": true, "ts": old}),
+            ts: old,
+        });
+        let m = log.message("q").unwrap();
+        assert!(m.interrupted && !m.streaming);
     }
 }

@@ -14,6 +14,7 @@ use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
 use crate::amqp::{Amqp, DIRECTORY_QUEUE, Rotation, room_queue};
 use crate::auth::{Passwords, Tokens};
+use crate::bots::{self, Bots};
 use crate::directory::{Directory, DirectoryEvent, Room};
 use crate::error::ApiError;
 use crate::model::{ChatMessage, now_ms};
@@ -59,6 +60,8 @@ impl Local {
 pub struct Inner {
     pub config: ChatConfig,
     pub amqp: Amqp,
+    /// Requests to bots and their replies in progress.
+    pub bots: Bots,
     pub directory: Arc<Directory>,
     pub local: Local,
     pub presence: Presence,
@@ -137,12 +140,20 @@ impl App {
 
     pub(crate) async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
         let amqp = Amqp::connect(&config.amqp_url, config.amqp_ca_pem.as_deref(), &local.rotation).await?;
+        let (bots, direct_replies) = match Bots::open(&amqp, config.bots.clone()).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                amqp.close().await;
+                return Err(e);
+            }
+        };
         let (global, _) = broadcast::channel(1024);
         let app = App {
             inner: Arc::new(Inner {
                 local,
                 config,
                 amqp,
+                bots,
                 directory: Arc::new(Directory::default()),
                 presence: Presence::default(),
                 global,
@@ -152,13 +163,30 @@ impl App {
                 retired: watch::channel(false).0,
             }),
         };
+        if let Some(consumer) = direct_replies {
+            app.feeds.lock().push(bots::replies::follow(&app, consumer));
+        }
+        app.feeds.lock().push(bots::replies::watch_timeouts(&app));
         if let Err(e) = app.listen().await {
+            app.shutdown().await;
+            return Err(e);
+        }
+        if let Err(e) = crate::default_room::ensure(&app).await {
             app.shutdown().await;
             return Err(e);
         }
         app.announce(&json!({"type": "hello", "node": app.node})).await;
         app.keep_presence_fresh();
         Ok(app)
+    }
+
+    /// A handle that does not keep the state alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<App> {
+        weak.upgrade().map(|inner| App { inner })
     }
 
     /// Every `presence_heartbeat`: say this front end is alive, and drop the users of front
@@ -393,6 +421,21 @@ impl App {
         wait_folded(folded, "the message").await
     }
 
+    /// Publish an event of bot `bot`'s reply (its placeholder, its final text) in room `room`
+    /// and wait until it is folded.
+    pub async fn publish_bot_reply(&self, room: &str, bot: &str, body: Value) -> Result<u64, ApiError> {
+        let r = self.directory.room(room).ok_or_else(|| no_such_room(room))?;
+        let log = self.room_log(&r).await?;
+        let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let folded = log.wait_for(&id);
+        let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if let Err(e) = self.amqp.publish_room_for_bot(room, bot, &bytes).await {
+            log.forget_waiter(&id);
+            return Err(e);
+        }
+        wait_folded(folded, "the bot's reply").await
+    }
+
     pub fn check_text(text: &str) -> Result<(), ApiError> {
         if text.len() > crate::MAX_MESSAGE_BYTES {
             return Err(ApiError::TooLarge(crate::MAX_MESSAGE_BYTES));
@@ -438,7 +481,18 @@ impl App {
             body["reply_to"] = target.into();
         }
         self.publish_room(&log, author, body).await?;
-        log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))
+        let msg = log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))?;
+        // `@name ...` or `/name ...`: a request to that bot, answered in the room
+        if let Some((bot, args)) = bots::mention::addressee(text) {
+            let (app, room, author, msg, bot, args) =
+                (self.clone(), room.id.clone(), author.to_owned(), msg.clone(), bot.to_owned(), args.to_owned());
+            tokio::spawn(async move {
+                if let Err(e) = bots::replies::ask(&app, &room, &author, &msg, &bot, &args).await {
+                    tracing::warn!(%room, %bot, "cannot ask the bot: {e}");
+                }
+            });
+        }
+        Ok(msg)
     }
 
     /// Edit (Some(text)) or delete (None) one's own message.
@@ -556,6 +610,15 @@ impl App {
                 }
             }
             Some("alive") => self.on_alive(&str_of("node")),
+            // a bot's reply growing (sent by the front end that asked the bot)
+            Some("chunk") => {
+                let pos = event.get("pos").and_then(Value::as_u64).unwrap_or(u64::MAX);
+                if let Some(log) = self.active_room_log(&str_of("room"))
+                    && let Ok(pos) = usize::try_from(pos)
+                {
+                    log.grow(&str_of("id"), pos, &str_of("text"));
+                }
+            }
             Some("typing") | Some("receipt") => {
                 let room = str_of("room");
                 if let Some(log) = self.active_room_log(&room) {

@@ -516,6 +516,12 @@
       actions.append(ed, del);
     }
     if (actions.childNodes.length) meta.append(actions);
+    // issue 19: a bot's reply streamed chunk by chunk grows in place ("writing…"), or was cut short
+    if (m.streaming) { li.classList.add("streaming"); meta.append(el("span", { class: "streaming-mark", text: "writing…" })); }
+    if (m.interrupted) {
+      li.classList.add("interrupted");
+      meta.append(el("span", { class: "interrupted-mark", text: "interrupted", title: "The bot stopped before it finished" }));
+    }
     const body = el("div", { class: "text" });
     if (m.deleted) { body.className = "text deleted"; body.textContent = "message deleted"; }
     else body.append(window.renderMarkdown(m.text));

@@ -153,18 +153,39 @@ impl Amqp {
             FieldTable::default(),
         )
         .await?;
-        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(short(DIRECTORY_QUEUE)?, opts, stream_args(None)).await?;
         let _ = ch.close(200, "bye".into()).await;
-        Ok(())
+        self.declare_stream(short(DIRECTORY_QUEUE)?, stream_args(None)).await
+    }
+
+    /// Declare one of the chat's streams. One that exists with other arguments (declared by
+    /// an earlier warren, e.g. without `x-initial-cluster-size`: 406 inequivalent arg) is
+    /// kept as it is: the chat works with it, and redeclaring it would mean deleting it.
+    async fn declare_stream(&self, queue: ShortString, args: FieldTable) -> Result<(), ApiError> {
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        let ch = self.inner.connection.create_channel().await?;
+        let declared = ch.queue_declare(queue.clone(), opts, args).await;
+        let Err(refused) = declared else {
+            let _ = ch.close(200, "bye".into()).await;
+            return Ok(());
+        };
+        // the refusal closed that channel; is the stream there at all?
+        let ch = self.inner.connection.create_channel().await?;
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        match ch.queue_declare(queue.clone(), passive, FieldTable::default()).await {
+            Ok(_) => {
+                tracing::warn!(queue = %queue, error = %refused, "a stream exists with other arguments: kept as it is");
+                let _ = ch.close(200, "bye".into()).await;
+                Ok(())
+            }
+            Err(_) => Err(refused.into()),
+        }
     }
 
     /// Declare room `id`'s stream (retention `days`, 0 = forever) and bind it to `chat`.
     pub async fn declare_room(&self, id: &str, days: u32) -> Result<(), ApiError> {
-        let ch = self.inner.connection.create_channel().await?;
-        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
         let queue = short(&room_queue(id))?;
-        ch.queue_declare(queue.clone(), opts, stream_args(Some(days))).await?;
+        self.declare_stream(queue.clone(), stream_args(Some(days))).await?;
+        let ch = self.inner.connection.create_channel().await?;
         ch.queue_bind(
             queue,
             short(CHAT_EXCHANGE)?,
@@ -188,7 +209,9 @@ impl Amqp {
         Ok(self.inner.connection.create_channel().await?)
     }
 
-    fn properties(&self, author: Option<&str>) -> BasicProperties {
+    /// Properties of the chat's messages; `author` is a header naming who wrote it
+    /// (`x-chat-author` for a web user, `x-chat-bot` for a bot's reply relayed by the chat).
+    fn properties(&self, author: Option<(&str, &str)>) -> BasicProperties {
         let mut props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_timestamp(crate::model::now_ms() / 1000)
@@ -196,16 +219,22 @@ impl Amqp {
         if let Ok(user) = ShortString::try_new(self.inner.user.as_str()) {
             props = props.with_user_id(user);
         }
-        if let Some(author) = author {
+        if let Some((header, author)) = author {
             let mut headers = FieldTable::default();
-            headers.insert("x-chat-author".into(), AMQPValue::LongString(LongString::from(author)));
+            headers.insert(header.into(), AMQPValue::LongString(LongString::from(author)));
             props = props.with_headers(headers);
         }
         props
     }
 
     /// Publish and wait for the broker's confirm.
-    async fn publish(&self, exchange: &str, key: &str, body: &[u8], author: Option<&str>) -> Result<(), ApiError> {
+    async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        author: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
         let confirm = self
             .inner
             .publisher
@@ -220,7 +249,12 @@ impl Amqp {
 
     /// Publish a chat event (message, edit, delete, receipt) by web user `author` to room `room`.
     pub async fn publish_room(&self, room: &str, author: &str, body: &[u8]) -> Result<(), ApiError> {
-        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(author)).await
+        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(("x-chat-author", author))).await
+    }
+
+    /// Publish an event of bot `bot`'s streamed reply (relayed by the chat) to room `room`.
+    pub async fn publish_room_for_bot(&self, room: &str, bot: &str, body: &[u8]) -> Result<(), ApiError> {
+        self.publish(CHAT_EXCHANGE, &room_key(room), body, Some(("x-chat-bot", bot))).await
     }
 
     /// Publish straight into a stream queue through the default exchange (directory events and

@@ -43,12 +43,16 @@ pub fn from_service(d: &Delivery, service_user: &str) -> bool {
 pub fn decode(d: &Delivery, service_user: &str) -> Option<Incoming> {
     let offset = offset_of(d)?;
     let user_id = d.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
-    let chat_author = match header(d, "x-chat-author") {
+    let text_header = |name: &str| match header(d, name) {
         Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
         _ => None,
     };
+    let chat_author = text_header("x-chat-author");
+    // a bot's streamed reply, relayed by the chat: shown as from the bot
+    let relayed_bot = text_header("x-chat-bot");
     let (author, bot) = match (user_id, chat_author) {
+        (Some(u), _) if u == service_user && relayed_bot.is_some() => (relayed_bot.unwrap_or_default(), true),
         (Some(u), Some(a)) if u == service_user => (a, false),
         (Some(u), _) => (u, true),
         (None, _) => ("amqp".to_owned(), true),

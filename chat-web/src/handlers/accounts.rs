@@ -56,6 +56,8 @@ pub async fn register(app: App, addr: Option<SocketAddr>, c: Credentials) -> Res
         let event = DirectoryEvent::MemberJoined { id: uuid::Uuid::new_v4().to_string(), room, user: user.clone() };
         app.record(event).await.map_err(reject)?;
     }
+    // every new account is in the default public room at once
+    crate::default_room::join(&app, &user).await.map_err(reject)?;
     token_reply(&app, &user, StatusCode::CREATED)
 }
 
