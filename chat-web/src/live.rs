@@ -17,6 +17,8 @@ use crate::state::App;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(10);
+/// A connection that lasted this long was not lost "soon after connecting".
+const STABLE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Live {
@@ -40,13 +42,30 @@ impl Live {
 
 /// Replace `live`'s app each time its broker connection is lost, until `shutdown` turns true.
 pub async fn supervise(live: Live, config: ChatConfig, mut shutdown: watch::Receiver<bool>) {
+    // connections lost soon after they were made, in a row (a broker that keeps cancelling a
+    // stream consumer, say): wait before the next attempt, longer each time
+    let mut quick_losses = 0u32;
     loop {
         let old = live.app();
+        let since = std::time::Instant::now();
         tokio::select! {
             _ = old.connection_lost() => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
         old.retire().await;
+        if since.elapsed() < STABLE {
+            quick_losses += 1;
+            let pause = (FIRST_RETRY * 2u32.saturating_pow(quick_losses.min(5) - 1)).min(LONGEST_RETRY);
+            tracing::warn!(
+                "the broker connection was lost {quick_losses} time(s) in a row soon after connecting: waiting {pause:?}"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        } else {
+            quick_losses = 0;
+        }
         let mut delay = FIRST_RETRY;
         let next = loop {
             let attempt = tokio::select! {
