@@ -43,22 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# front_end PORT URLS: a chat front end alone (no embedded broker) on the cluster
-front_end() {
-    # (the bench's clients sign up and post from one address: above the limits meant for people)
-    "$BIN" --amqp-url "$2" --http-bind "127.0.0.1:$1" --management-bind 127.0.0.1:0 \
-        --prometheus-bind 127.0.0.1:0 --chat-rate-limit-factor 1000 > "$LOGS/$1.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 150); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2> /dev/null && return 0
-        sleep 0.2
-    done
-    cat "$LOGS/$1.log"
-    echo "the front end on port $1 did not start" >&2
-    exit 1
-}
-front_end "$PORT_A" "$N1,$N2,$N3"
-front_end "$PORT_B" "$N2,$N3,$N1"
+# shellcheck source=scripts/chat-front-end.sh
+. scripts/chat-front-end.sh
+# (the bench's clients sign up and post from one address: above the limits meant for people)
+FLAGS=(--management-bind 127.0.0.1:0 --prometheus-bind 127.0.0.1:0 --chat-rate-limit-factor 1000)
+start_front_end "$PORT_A" "$N1,$N2,$N3" "${FLAGS[@]}"
+start_front_end "$PORT_B" "$N2,$N3,$N1" "${FLAGS[@]}"
 grep -h "chat connected to the broker" "$LOGS"/*.log | sed 's/.*node=/front end on /' >&2
 
 echo "$CLIENTS clients ($((CLIENTS / 2)) per front end) in one room on a 3-node RabbitMQ cluster, $RATE msg/s for $SECS s after 2 s of warm-up"

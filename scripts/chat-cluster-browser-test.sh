@@ -27,18 +27,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-front_end() { # PORT URLS
-    "$BIN" --amqp-url "$2" --http-bind "127.0.0.1:$1" > "$LOGS/$1.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 150); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2> /dev/null && return 0
-        sleep 0.2
-    done
-    cat "$LOGS/$1.log"
-    echo "the front end on port $1 did not start" >&2
-    exit 1
-}
-front_end "$PORT_A" "$N1,$N2,$N3"
-front_end "$PORT_B" "$N2,$N3,$N1"
+# shellcheck source=scripts/chat-front-end.sh
+. scripts/chat-front-end.sh
+start_front_end "$PORT_A" "$N1,$N2,$N3"
+start_front_end "$PORT_B" "$N2,$N3,$N1"
 node chat-web/browser/cluster.test.mjs "http://127.0.0.1:$PORT_A" "http://127.0.0.1:$PORT_B" "${PIDS[0]}" \
     target/chat-screenshots/cluster || { tail -n 30 "$LOGS"/*.log; exit 1; }

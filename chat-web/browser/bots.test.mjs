@@ -6,6 +6,7 @@
 // (the chat runs with --bot-idle-timeout 3; BOT_AMQP_URL's user may configure, read and write
 // words-* queues and write to amq.default)
 import { chromium } from "playwright-core";
+import { register } from "./register.mjs";
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -47,12 +48,7 @@ try {
   const page = await ctx.newPage();
   page.on("pageerror", (e) => { console.error("page error:", e); process.exitCode = 1; });
   const user = "carol-" + suffix;
-  await page.goto(base);
-  await page.fill("#username", user);
-  await page.fill("#password", "hunter2hunter2");
-  await page.click("#register");
-  await page.waitForSelector("#app:not([hidden])", T);
-  await page.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
+  await register(page, base, user, T);
   await page.click('#my-rooms button[data-room="general"]', T);
   await page.waitForFunction(() => document.getElementById("room-title").textContent.includes("general"), null, T);
   log("a new account is in the default room general");

@@ -5,6 +5,7 @@
 // used to make the broker drop every connection.
 // It asserts what a person sees: visibility by computed style and bounding box, positions on
 // screen, text; never only that an element exists.
+import { register } from "./register.mjs";
 import { chromium } from "playwright-core";
 import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -80,16 +81,8 @@ try {
   await shot(a, "login-desktop");
   log("first visit: only the login form shows; the user name pattern works; favicon");
 
-  async function register(page, name) {
-    await page.goto(base);
-    await page.fill("#username", name);
-    await page.fill("#password", "hunter2hunter2");
-    await page.click("#register");
-    await page.waitForSelector("#app:not([hidden])", T);
-    await page.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
-  }
-  await register(a, alice);
-  await register(b, bob);
+  await register(a, base, alice, T);
+  await register(b, base, bob, T);
   assert.equal(await seen(a, "#auth"), false);
   assert.equal(await seen(a, "#empty"), true, "a first-time user is told what to do");
   assert.match(await visibleText(a), /Pick a room/);

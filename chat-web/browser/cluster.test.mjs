@@ -6,6 +6,7 @@
 // once, and goes on chatting.
 // Usage: node cluster.test.mjs http://A http://B PID_OF_A [screenshot dir]
 import { chromium } from "playwright-core";
+import { register } from "./register.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import net from "node:net";
@@ -56,14 +57,6 @@ async function shot(page, name) { await page.screenshot({ path: join(shots, `${S
 let passed = 0;
 function log(s) { passed++; console.log("ok - " + s); }
 
-async function register(page, base, name) {
-  await page.goto(base);
-  await page.fill("#username", name);
-  await page.fill("#password", "hunter2hunter2");
-  await page.click("#register");
-  await page.waitForSelector("#app:not([hidden])", T);
-  await page.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
-}
 async function say(page, text) {
   await page.fill("#composer-text", text);
   await page.press("#composer-text", "Enter");
@@ -73,8 +66,8 @@ try {
   const e = await (await browser.newContext()).newPage();
   const f = await (await browser.newContext()).newPage();
   for (const p of [e, f]) p.on("pageerror", (err) => { console.error("page error:", err); process.exitCode = 1; });
-  await register(e, lb, erin);
-  await register(f, baseB, frank);
+  await register(e, lb, erin, T);
+  await register(f, baseB, frank, T);
   assert.ok(used.get(backends[0].port) > 0, "the balancer sent erin to A");
   log("erin on A through the balancer, frank on B");
 
