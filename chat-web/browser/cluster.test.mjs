@@ -71,6 +71,7 @@ try {
   assert.ok(used.get(backends[0].port) > 0, "the balancer sent erin to A");
   log("erin on A through the balancer, frank on B");
 
+  await e.click("#new-room-box summary");
   await e.fill("#new-room-name", room);
   await e.click("#new-room button[type=submit]");
   await e.waitForFunction((n) => document.getElementById("room-title").textContent.includes(n), room, T);
