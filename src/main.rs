@@ -225,13 +225,22 @@ fn start_management(
         }
     };
     let config = warren_management::Config { listeners, data_dir: Some(options.data_dir.clone()) };
-    match warren_management::start(broker.clone(), config, listener, shutdown) {
+    serving("management API", warren_management::start(broker.clone(), config, listener, shutdown))
+}
+
+/// A management server that started (logged with its address), or why `what` did not (logged;
+/// the broker runs on without it).
+fn serving(
+    what: &str,
+    started: Result<warren_management::Server, warren_management::StartError>,
+) -> Option<warren_management::Server> {
+    match started {
         Ok(server) => {
-            tracing::info!("management API on http://{}", server.addr);
+            tracing::info!("{what} on http://{}", server.addr);
             Some(server)
         }
         Err(e) => {
-            tracing::error!("management API disabled: {e}");
+            tracing::error!("{what} disabled: {e}");
             None
         }
     }
@@ -263,16 +272,7 @@ fn start_prometheus(
     shutdown: watch::Receiver<bool>,
 ) -> Option<warren_management::Server> {
     let config = warren_management::Config { listeners: Vec::new(), data_dir: Some(options.data_dir.clone()) };
-    match warren_management::start_prometheus(broker.clone(), config, listener, shutdown) {
-        Ok(server) => {
-            tracing::info!("Prometheus metrics on http://{}", server.addr);
-            Some(server)
-        }
-        Err(e) => {
-            tracing::error!("Prometheus metrics disabled: {e}");
-            None
-        }
-    }
+    serving("Prometheus metrics", warren_management::start_prometheus(broker.clone(), config, listener, shutdown))
 }
 
 fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
