@@ -237,7 +237,11 @@ async fn two_front_ends_on_two_nodes_are_one_chat() {
     expect_event(&mut wa, "bob typing", |e| e["type"] == "typing" && e["user"] == bob.as_str()).await;
     // and the other way round
     send(&mut wa, json!({"type": "send", "room": direct, "text": "hello bob", "client_id": "x1"})).await;
-    let e = expect_event(&mut wb, "alice's message", |e| e["type"] == "message" && e["room"] == direct.as_str()).await;
+    // (bob's own "hi in direct" may still be queued on his socket: wait for alice's)
+    let e = expect_event(&mut wb, "alice's message", |e| {
+        e["type"] == "message" && e["room"] == direct.as_str() && e["message"]["author"] == alice.as_str()
+    })
+    .await;
     assert_eq!(e["message"]["text"], "hello bob");
     send(&mut wa, json!({"type": "typing", "room": private})).await;
     expect_event(&mut wb, "alice typing", |e| e["type"] == "typing" && e["user"] == alice.as_str()).await;
