@@ -431,7 +431,7 @@ impl Queue {
         if self.args.expires.is_some() {
             st.x.last_used = tokio::time::Instant::now();
         }
-        self.page_in_locked(&mut st);
+        self.page_in_now(&mut st);
         let m = st.ready.pop_front()?;
         Some((m, (st.ready.len() + Self::spilled_len(&st)) as u32))
     }

@@ -119,6 +119,9 @@ pub(super) struct Paging {
     count: usize,
     /// A task waits for the journal to sync the first paged message.
     waiting_for_disk: bool,
+    /// The spill reader thread is reading the next records for this queue (nothing of them was
+    /// in memory): dispatch resumes when they land.
+    waiting_for_read: bool,
     /// Opened with the first message spilled to a file.
     file: Option<SpillFile>,
     /// How many `Spilled::InMemory` there are, and their body bytes.
@@ -289,8 +292,20 @@ impl Queue {
         restored
     }
 
-    /// Refill the ready list from the spilled messages when it runs low.
+    /// Refill the ready list from the spilled messages when it runs low. Never reads a spill
+    /// file on this thread: records that are not in memory yet are read by the spill reader
+    /// thread, and dispatch resumes when they land (see `page_in_now` for basic.get).
     pub(super) fn page_in_locked(&self, st: &mut QueueState) {
+        self.page_in(st, false);
+    }
+
+    /// `page_in_locked` for an answer that cannot wait (basic.get): what is on disk only is
+    /// read here (off the runtime's worker, `blocking`).
+    pub(super) fn page_in_now(&self, st: &mut QueueState) {
+        self.page_in(st, true);
+    }
+
+    fn page_in(&self, st: &mut QueueState, now: bool) {
         if st.paging.spilled.is_empty() || st.ready.len() >= REFILL_BELOW {
             return;
         }
@@ -304,7 +319,12 @@ impl Queue {
                     self.wake_when_on_disk(st, ticket);
                     break;
                 }
-                Some(Spilled::InFile(_)) => self.page_in_run(st, want),
+                Some(Spilled::InFile(_)) if st.paging.waiting_for_read && !now => break,
+                Some(Spilled::InFile(_)) => {
+                    if !self.page_in_run(st, want, now) {
+                        break;
+                    }
+                }
                 Some(Spilled::OnDisk(_)) => self.page_in_from_journal(st, want),
                 Some(Spilled::InMemory(_)) => {
                     if let Some(Spilled::InMemory(qm)) = st.paging.spilled.pop_front() {
@@ -319,16 +339,24 @@ impl Queue {
         }
     }
 
-    /// Read up to `want` messages of the front run from the spill file into the ready list.
-    fn page_in_run(&self, st: &mut QueueState, want: usize) {
-        let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return };
+    /// Read up to `want` messages of the front run from the spill file into the ready list;
+    /// false when the reader thread was asked for them and the queue waits (`now`: read them
+    /// here instead).
+    fn page_in_run(&self, st: &mut QueueState, want: usize, now: bool) -> bool {
+        let waker = if now { None } else { self.waker_for_read() };
+        let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return true };
         let take = run.count.min(want as u64) as usize;
         let read = match st.paging.file.as_mut() {
-            // a take that starts in the read-ahead is mostly a copy, not I/O: no hand-over of
-            // the runtime thread for it (`block_in_place` starts another thread for the
-            // worker's other tasks), with the queue's lock held; see `next_take_in_memory`
-            Some(file) if file.next_take_in_memory() => file.take(take),
-            Some(file) => blocking(|| file.take(take)),
+            Some(file) => match file.take_in_memory(take) {
+                Ok(records) if records.is_empty() => {
+                    if waker.is_some_and(|wake| file.when_read(wake)) {
+                        st.paging.waiting_for_read = true;
+                        return false;
+                    }
+                    blocking(|| file.take(take))
+                }
+                read => read,
+            },
             None => Ok(Vec::new()),
         };
         let records = match read {
@@ -343,9 +371,10 @@ impl Queue {
                     tracing::error!(queue = %self.name, lost = run.count, "spilled messages lost");
                     self.release_runs(&[(run.first_seq, run.last_seq + 1)], journal_counts(&run));
                 }
-                return;
+                return true;
             }
         };
+        let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return true };
         let mut locations = Vec::new();
         for r in &records {
             if let SpillBody::InJournal { location, .. } = &r.body {
@@ -366,6 +395,22 @@ impl Queue {
             };
             self.push_paged_in(st, r.seq, r.redelivered, store_id, read);
         }
+        true
+    }
+
+    /// What the spill reader thread runs when this queue's records have landed: dispatch again
+    /// on the runtime (None outside one: the caller reads for itself).
+    fn waker_for_read(&self) -> Option<impl FnOnce() + Send + 'static> {
+        let me = self.me.get().cloned()?;
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        Some(move || {
+            rt.spawn(async move {
+                if let Some(q) = me.upgrade() {
+                    q.state.lock().paging.waiting_for_read = false;
+                    q.dispatch();
+                }
+            });
+        })
     }
 
     /// Read a batch of `Spilled::OnDisk` messages from the front back from the journal.
@@ -461,6 +506,7 @@ impl Queue {
         let mut out = DroppedSpill { count: std::mem::take(&mut st.paging.count), ..DroppedSpill::default() };
         // Dropping the spill file deletes it; the next spill starts a new one.
         st.paging.file = None;
+        st.paging.waiting_for_read = false;
         st.paging.in_memory = (0, 0);
         st.paging.tier_full = false;
         for entry in spilled {

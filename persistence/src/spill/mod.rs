@@ -27,7 +27,7 @@ use crate::StoreError;
 use crate::journal::Location;
 use crate::record::{self, FRAME, Read, Record, StoredMessage};
 pub use reader::JournalWarmer;
-use writer::{Chunk, Job, Shared};
+use writer::{Chunk, Job, OnRead, Shared};
 
 /// Segments roll over at this size; a segment is deleted once it has been read.
 const SEGMENT_BYTES: u64 = 16 << 20;
@@ -193,39 +193,82 @@ impl SpillFile {
     }
 
     /// Read up to `max` records from the front, in the order they were appended; the space
-    /// they took is let go of (a segment read to its end is deleted).
+    /// they took is let go of (a segment read to its end is deleted). May read the file.
     pub fn take(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
         let from = self.read_at;
-        let out = self.take_records(max)?;
+        let out = self.take_records(max, u64::MAX)?;
         self.read_ahead(self.read_at - from);
         Ok(out)
     }
 
-    /// Whether the first window of the next `take` is in memory (what was read ahead, what the
-    /// writer has not written yet), so the caller need not treat the take as blocking I/O. Not
-    /// all of it: a take that runs past the read-ahead reads the rest from the file (the page
-    /// cache, mostly), as does a record longer than the read-ahead. Checking every window and
-    /// stopping at the first on disk (e75cf25) sent that rest through `block_in_place` and
-    /// halved the 1 KiB manual-ack row.
-    pub fn next_take_in_memory(&self) -> bool {
-        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
-            return true;
+    /// Like `take`, but only the records wholly in memory (read ahead, not written yet, or
+    /// buffered): never reads the file, so a queue may call it under its lock on a runtime
+    /// thread. Empty when the next record is on disk only: see `when_read`.
+    pub fn take_in_memory(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
+        let limit = {
+            let st = self.shared.state.lock();
+            let ahead = st.prefetched_end(self.read_at);
+            // everything from `written` on is in the writer's chunks or the buffer
+            if ahead >= st.written { self.end } else { ahead }
         };
-        let to = seg.end().min(self.read_at + READ_AHEAD);
-        let st = self.shared.state.lock();
-        st.prefetched_end(self.read_at) >= to.min(st.written)
+        let from = self.read_at;
+        let out = self.take_records(max, limit)?;
+        self.read_ahead(self.read_at - from);
+        Ok(out)
     }
 
-    fn take_records(&mut self, max: usize) -> Result<Vec<SpillRecord>, StoreError> {
+    /// The next record is not (wholly) in memory: have the reader thread read on from where
+    /// memory ends, and run `wake` (on that thread) once that has landed or failed; then
+    /// `take_in_memory` again. False where waiting cannot help: the last read-ahead failed,
+    /// the reader thread is gone, or there is nothing on disk to wait for: read with `take`.
+    pub fn when_read(&mut self, wake: impl FnOnce() + Send + 'static) -> bool {
+        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+            return false;
+        };
+        let mut st = self.shared.state.lock();
+        let from = st.prefetched_end(self.read_at);
+        let to = seg.end().min(st.written);
+        if std::mem::take(&mut st.read_failed) || from >= to {
+            return false;
+        }
+        st.on_read = Some(OnRead(Box::new(wake)));
+        if st.prefetching {
+            // the read-ahead on its way starts where memory ended when it was asked for (at or
+            // below `from`): it lands, or the retry asks again
+            return true;
+        }
+        st.prefetching = true;
+        // a record partly in memory already may be long: read more at once
+        let len = if from > self.read_at { PREFETCH_MAX } else { PREFETCH_MIN };
+        drop(st);
+        let job = reader::Job {
+            shared: self.shared.clone(),
+            file: seg.file.clone(),
+            file_offset: from - seg.start,
+            start: from,
+            len: (to - from).min(len),
+            warm: self.warm.clone(),
+        };
+        if reader::submit(job) {
+            return true;
+        }
+        self.shared.state.lock().on_read = None;
+        false
+    }
+
+    /// Records from the front, up to `max` and up to byte `limit` (u64::MAX: as far as there
+    /// are records, reading the file where needed; below it, whole records only).
+    fn take_records(&mut self, max: usize, limit: u64) -> Result<Vec<SpillRecord>, StoreError> {
         let mut out = Vec::with_capacity(max.min(self.records as usize));
-        while out.len() < max && self.read_at < self.end {
+        while out.len() < max && self.read_at < self.end.min(limit) {
             let Some(seg) = self.segments.front() else { break };
             if self.read_at >= seg.end() {
                 self.drop_front_segment();
                 continue;
             }
             let seg_end = seg.end();
-            let mut bytes = self.fetch(self.read_at, seg_end.min(self.read_at + READ_AHEAD))?;
+            let to = seg_end.min(self.read_at + READ_AHEAD).min(limit);
+            let mut bytes = self.fetch(self.read_at, to)?;
             let mut used = 0u64;
             while out.len() < max {
                 match record::decode(&bytes) {
@@ -234,17 +277,25 @@ impl SpillFile {
                         bytes.advance(n);
                         used += n as u64;
                     }
+                    // the rest of the record is not in memory
+                    Read::Truncated if to == limit => break,
                     Read::Truncated if used == 0 => {
                         // one record longer than the read-ahead: read exactly it
                         let whole = self.record_len(&bytes)?;
                         if whole <= bytes.len() as u64 || self.read_at + whole > seg_end {
                             return Err(self.corrupt("a record longer than its segment"));
                         }
+                        if self.read_at + whole > limit {
+                            break; // not all of it in memory
+                        }
                         bytes = self.fetch(self.read_at, self.read_at + whole)?;
                     }
                     Read::Truncated => break,
                     Read::Corrupt(reason) => return Err(self.corrupt(reason)),
                 }
+            }
+            if used == 0 {
+                break;
             }
             self.read_at += used;
         }
@@ -269,7 +320,7 @@ impl SpillFile {
         }
         st.prefetching = true;
         drop(st);
-        reader::submit(reader::Job {
+        let _ = reader::submit(reader::Job {
             shared: self.shared.clone(),
             file: seg.file.clone(),
             file_offset: start - seg.start,
@@ -574,6 +625,64 @@ mod tests {
             read = spill.read_at - start;
         }
         assert!(seen > 1_000, "a read-ahead of at least 256 KiB holds over 900 records: {seen}");
+    }
+
+    /// Drain the file with `take_in_memory` only, waiting on `when_read` whenever nothing is
+    /// in memory: every record comes back in order.
+    #[test]
+    fn takes_in_memory_wait_for_the_reader_and_never_read_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::new(root.path().join("q"));
+        for i in 0..20_000u64 {
+            spill.append_message(i, false, 0, msg(vec![(i % 251) as u8; 100])).unwrap();
+        }
+        settle(&spill);
+        assert!(spill.shared.state.lock().written > 1 << 20, "mostly on disk");
+        let mut seen = 0u64;
+        let mut waits = 0;
+        while seen < 20_000 {
+            let batch = spill.take_in_memory(1024).unwrap();
+            if batch.is_empty() {
+                let (tx, rx) = std::sync::mpsc::channel();
+                assert!(spill.when_read(move || tx.send(()).unwrap()), "the reader thread takes the job");
+                rx.recv_timeout(std::time::Duration::from_secs(10)).expect("woken when the read lands");
+                waits += 1;
+                continue;
+            }
+            for r in batch {
+                assert_eq!(r.seq, seen);
+                assert_eq!(u64::from(body_of(&r)), seen % 251);
+                seen += 1;
+            }
+        }
+        assert!((1..50).contains(&waits), "waited {waits} times");
+        assert!(spill.take_in_memory(10).unwrap().is_empty());
+        assert!(!spill.when_read(|| ()), "nothing left to wait for");
+    }
+
+    #[test]
+    fn a_record_held_in_part_is_read_on_by_the_reader() {
+        let root = tempfile::tempdir().unwrap();
+        let mut spill = SpillFile::new(root.path().join("q"));
+        spill.append_message(0, false, 0, msg(vec![1; 10])).unwrap();
+        spill.append_message(1, false, 0, msg(vec![2; 1 << 20])).unwrap();
+        settle(&spill);
+        // the read-ahead (256 KiB) holds the small record and the start of the big one: waiting
+        // again brings the rest of it
+        let mut got: Vec<u8> = spill.take_in_memory(5).unwrap().iter().map(body_of).collect();
+        for _ in 0..10 {
+            if got.len() == 2 {
+                break;
+            }
+            let batch = spill.take_in_memory(5).unwrap();
+            if batch.is_empty() {
+                let (tx, rx) = std::sync::mpsc::channel();
+                assert!(spill.when_read(move || tx.send(()).unwrap()));
+                rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+            }
+            got.extend(batch.iter().map(body_of));
+        }
+        assert_eq!(got, vec![1, 2]);
     }
 
     #[test]

@@ -48,19 +48,26 @@ pub(super) struct Job {
     pub(super) warm: Option<JournalWarmer>,
 }
 
-/// Hand a job to the reader thread (started with the first job). Where the thread cannot be
-/// started the job is dropped: reading ahead is only an optimisation.
-pub(super) fn submit(job: Job) {
+/// Hand a job to the reader thread (started with the first job); false where the thread
+/// cannot be started or is gone (the job is dropped: reading ahead is only an optimisation,
+/// and a queue waiting for it reads for itself).
+pub(super) fn submit(job: Job) -> bool {
     static READER: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
     let reader = READER.get_or_init(|| super::start_worker("warren-spill-read", run));
-    match reader {
-        Some(tx) => {
-            if tx.lock().send(job).is_err() {
+    let sent = match reader {
+        Some(tx) => match tx.lock().send(job) {
+            Ok(()) => return true,
+            Err(std::sync::mpsc::SendError(job)) => {
                 tracing::warn!("the spill reader thread is gone");
+                job
             }
-        }
-        None => job.shared.state.lock().prefetching = false,
-    }
+        },
+        None => job,
+    };
+    let mut st = sent.shared.state.lock();
+    st.prefetching = false;
+    st.read_failed = true;
+    false
 }
 
 fn run(job: &Job) {
@@ -86,13 +93,21 @@ fn run(job: &Job) {
             (warm.0)(&places);
         }
     }
-    let mut st = job.shared.state.lock();
-    st.prefetching = false;
-    if let Some(data) = read
-        && !st.closed
-    {
-        st.prefetched.push_back(Chunk { start: job.start, data });
-        st.forget_read();
+    let on_read = {
+        let mut st = job.shared.state.lock();
+        st.prefetching = false;
+        match read {
+            Some(data) if !st.closed => {
+                st.prefetched.push_back(Chunk { start: job.start, data });
+                st.forget_read();
+            }
+            Some(_) => {}
+            None => st.read_failed |= wanted,
+        }
+        st.on_read.take()
+    };
+    if let Some(wake) = on_read {
+        (wake.0)();
     }
 }
 

@@ -51,6 +51,20 @@ pub(super) struct Pending {
     pub(super) prefetched: VecDeque<Chunk>,
     /// A read-ahead is on its way.
     pub(super) prefetching: bool,
+    /// Called (once, off this lock) when the read-ahead on its way lands or fails: the queue
+    /// that found nothing in memory to take waits for it instead of reading the disk itself.
+    pub(super) on_read: Option<OnRead>,
+    /// The last read-ahead failed: the queue reads for itself (and meets the error).
+    pub(super) read_failed: bool,
+}
+
+/// What to run when a read-ahead lands.
+pub struct OnRead(pub(super) Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for OnRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnRead")
+    }
 }
 
 impl Pending {
