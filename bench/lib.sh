@@ -18,6 +18,7 @@ warren_release_bin() {
 BENCH_ROWS=(
     "16 B transient, autoack, 1 pub 1 con (msg/s)|throughput|consumed_per_sec|--size 16"
     "1 KiB, manual ack, prefetch 100, ack every 10 (msg/s)|throughput|consumed_per_sec|--size 1024 --manual-ack --prefetch 100 --ack-every 10"
+    "16 B, 10 pub 10 con on 10 queues (msg/s)|throughput|consumed_per_sec|--size 16 --producers 10 --consumers 10 --queues 10"
     "16 B fanout to 10 queues (deliveries/s)|fanout|consumed_per_sec|--queues 10 --size 16"
     "1 KiB persistent, durable queue, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --persistent --confirm 1000"
     "1 KiB transient, confirms window 1000 (confirmed/s)|throughput|confirmed_per_sec|--size 1024 --confirm 1000"

@@ -80,6 +80,10 @@ pub struct ThroughputArgs {
     /// Queue name (default: a fresh one).
     #[arg(long)]
     pub queue: Option<String>,
+    /// Spread publishers and consumers over this many queues (NAME-0, NAME-1, ...; publisher
+    /// and consumer i on queue i mod N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub queues: u64,
     /// Fill mode: stop once this many messages are confirmed (published, without --confirm)
     /// and leave them queued, added to what the queue already holds (use with --consumers 0
     /// and --queue; the queue is neither purged nor deleted).
@@ -214,6 +218,7 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
                 persistent: a.persistent,
                 rate: a.rate,
                 queue: a.queue.unwrap_or_else(|| warren_perf::fresh_name("perf-")),
+                queues: a.queues as usize,
                 broker_pid: c.broker_pid,
                 progress: !c.json,
                 fill: a.fill,

@@ -1,4 +1,5 @@
-//! Throughput: P publishers and C consumers on one queue for a fixed time. Publishers write a
+//! Throughput: P publishers and C consumers on one queue (or spread over Q queues, publisher i
+//! and consumer i on queue i mod Q) for a fixed time. Publishers write a
 //! pre-encoded batch of publishes per syscall; consumers count deliveries in place and, with
 //! manual acks, send one `basic.ack multiple=true` every `ack_every` deliveries.
 //!
@@ -39,6 +40,9 @@ pub struct Options {
     /// Messages per second over all publishers (None: as fast as possible).
     pub rate: Option<u64>,
     pub queue: String,
+    /// Queues the publishers and consumers are spread over (1: all on `queue`; more: `queue-0`,
+    /// `queue-1`, ..., publisher and consumer i on queue i mod `queues`).
+    pub queues: usize,
     pub broker_pid: Option<u32>,
     /// Print a progress line every second.
     pub progress: bool,
@@ -99,39 +103,51 @@ pub(crate) struct ConsumeSpec {
     pub ack_every: u64,
 }
 
+/// The queues a run uses: `queue` itself, or `queue-0` .. `queue-{n-1}`.
+fn queue_names(opts: &Options) -> Vec<String> {
+    if opts.queues <= 1 {
+        vec![opts.queue.clone()]
+    } else {
+        (0..opts.queues).map(|i| format!("{}-{i}", opts.queue)).collect()
+    }
+}
+
 pub async fn run(opts: Options) -> Result<Report, PerfError> {
+    let names = queue_names(&opts);
     let mut setup = Wire::connect(&opts.uri).await?;
-    let declare = queue::Declare { queue: opts.queue.as_str().into(), durable: opts.persistent, ..Default::default() };
-    setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))).await?;
-    // A measurement starts from an empty queue; a fill adds to what is there.
-    if opts.fill.is_none() {
-        let purge = queue::Purge { queue: opts.queue.as_str().into(), nowait: false };
-        setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge))).await?;
+    for name in &names {
+        let declare = queue::Declare { queue: name.as_str().into(), durable: opts.persistent, ..Default::default() };
+        setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))).await?;
+        // A measurement starts from an empty queue; a fill adds to what is there.
+        if opts.fill.is_none() {
+            let purge = queue::Purge { queue: name.as_str().into(), nowait: false };
+            setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge))).await?;
+        }
     }
 
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
-    let consume_spec = ConsumeSpec {
-        queue: opts.queue.clone(),
-        autoack: opts.autoack,
-        prefetch: opts.prefetch,
-        ack_every: opts.ack_every,
-    };
-    for _ in 0..opts.consumers {
+    for i in 0..opts.consumers {
+        let consume_spec = ConsumeSpec {
+            queue: names[i % names.len()].clone(),
+            autoack: opts.autoack,
+            prefetch: opts.prefetch,
+            ack_every: opts.ack_every,
+        };
         let wire = Wire::connect(&opts.uri).await?;
-        tasks.push(tokio::spawn(consume(wire, consume_spec.clone(), counters.clone())));
+        tasks.push(tokio::spawn(consume(wire, consume_spec, counters.clone())));
     }
-    let publish_spec = PublishSpec {
-        exchange: String::new(),
-        routing_key: opts.queue.clone(),
-        size: opts.size,
-        persistent: opts.persistent,
-        confirm_window: opts.confirm_window,
-        rate: opts.rate.map(|r| (r / opts.producers.max(1) as u64).max(1)),
-    };
-    for _ in 0..opts.producers {
+    for i in 0..opts.producers {
+        let publish_spec = PublishSpec {
+            exchange: String::new(),
+            routing_key: names[i % names.len()].clone(),
+            size: opts.size,
+            persistent: opts.persistent,
+            confirm_window: opts.confirm_window,
+            rate: opts.rate.map(|r| (r / opts.producers.max(1) as u64).max(1)),
+        };
         let wire = Wire::connect(&opts.uri).await?;
-        tasks.push(tokio::spawn(publish(wire, publish_spec.clone(), counters.clone())));
+        tasks.push(tokio::spawn(publish(wire, publish_spec, counters.clone())));
     }
 
     if let Some(target) = opts.fill {
@@ -153,12 +169,14 @@ pub async fn run(opts: Options) -> Result<Report, PerfError> {
     if let Some(f) = counters.failure() {
         return Err(PerfError::Protocol(f));
     }
-    let delete = queue::Delete { queue: opts.queue.as_str().into(), ..Default::default() };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Delete(delete))),
-    )
-    .await;
+    for name in &names {
+        let delete = queue::Delete { queue: name.as_str().into(), ..Default::default() };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            setup.rpc(1, AMQPClass::Queue(queue::AMQPMethod::Delete(delete))),
+        )
+        .await;
+    }
     Ok(Report { measured })
 }
 
