@@ -8,6 +8,10 @@
 #
 #   bench/chat.sh                      # warren, 3 runs
 #   RABBIT=1 RUNS=5 bench/chat.sh      # and the chat on RabbitMQ
+#   CLIENTS=10000 ROOMS=100 RATE=1000 SHARDS=4 bench/chat.sh
+#                                      # 100 rooms of 100 sessions, 1000 msg/s in all, the
+#                                      # clients spread over 4 bench processes (each takes a
+#                                      # quarter of the rooms; their latencies are pooled)
 #
 # Data dirs are temporary and removed at exit. The bench client runs on this machine too: on
 # 2 cores it takes most of one.
@@ -19,6 +23,8 @@ RATE="${RATE:-100}"
 SECS="${SECS:-10}"
 RUNS="${RUNS:-3}"
 RABBIT="${RABBIT:-0}"
+ROOMS="${ROOMS:-1}"
+SHARDS="${SHARDS:-1}"
 HTTP_PORT="${HTTP_PORT:-8093}"
 AMQP_PORT="${AMQP_PORT:-5698}"
 RABBIT_PORT="${RABBIT_PORT:-5699}"
@@ -31,6 +37,8 @@ BIN="$TARGET/warren"
 BENCH="$TARGET/examples/ws_bench"
 
 DATA="$(mktemp -d)"
+# ten thousand sessions: as many open files as the hard limit allows, for warren and the bench
+ulimit -n "$(ulimit -Hn)"
 PID=""
 stop_warren() {
     if [ -n "$PID" ]; then
@@ -68,23 +76,65 @@ start_warren() {
     exit 1
 }
 
+# One bench run over SHARDS processes (each with its share of clients, rooms and rate, started
+# together); prints the first process's lines (RSS per idle session, its CPU) and then the
+# pooled figures of all of them.
+bench_run() {
+    if [ "$SHARDS" = 1 ]; then
+        WS_BENCH_ROOMS="$ROOMS" "$BENCH" "http://127.0.0.1:$HTTP_PORT" "$CLIENTS" "$RATE" "$SECS" "$PID"
+        return
+    fi
+    local dir pids=() k
+    dir="$(mktemp -d)"
+    for k in $(seq 1 "$SHARDS"); do
+        WS_BENCH_ROOMS=$((ROOMS / SHARDS)) WS_BENCH_DUMP="$dir/$k.lat" "$BENCH" "http://127.0.0.1:$HTTP_PORT" \
+            $((CLIENTS / SHARDS)) $((RATE / SHARDS)) "$SECS" "$PID" > "$dir/$k.out" 2>&1 &
+        pids+=($!)
+    done
+    for k in "${pids[@]}"; do wait "$k" || { cat "$dir"/*.out >&2; rm -rf "$dir"; return 1; }; done
+    python3 - "$dir" "$SHARDS" << 'PY'
+import array, glob, re, sys
+d, shards = sys.argv[1], int(sys.argv[2])
+lat = array.array("I")
+got = want = 0
+client_cpu = server_cpu = 0
+for k in range(1, shards + 1):
+    out = open(f"{d}/{k}.out").read()
+    with open(f"{d}/{k}.lat", "rb") as f:
+        lat.frombytes(f.read())
+    m = re.search(r"warm-up: (\d+) of (\d+) deliveries", out)
+    got += int(m.group(1)); want += int(m.group(2))
+    m = re.search(r"bench client (\d+)%, chat server (\d+)%", out)
+    client_cpu += int(m.group(1)); server_cpu = max(server_cpu, int(m.group(2)))
+    if k == 1:
+        print("\n".join(l for l in out.splitlines() if l.startswith("RSS per idle") or l.startswith("server RSS")))
+s = sorted(lat)
+pct = lambda p: s[min(int(len(s) * p), len(s) - 1)] / 1000 if s else 0
+print(f"CPU over the run (100% = one core): bench client {client_cpu}%, chat server {server_cpu}%")
+print(f"pooled over {shards} bench processes, after warm-up: {got} of {want} deliveries, "
+      f"p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {pct(1.0):.1f} ms (elapsed ?)")
+PY
+    rm -rf "$dir"
+}
+
 # One line per run: the bench's figures for the front end named $1.
 measure() {
     local name="$1"
     shift
     for run in $(seq 1 "$RUNS"); do
         start_warren "$@"
-        out="$("$BENCH" "http://127.0.0.1:$HTTP_PORT" "$CLIENTS" "$RATE" "$SECS" "$PID")"
+        out="$(bench_run)"
+        peak="$(awk '/^VmHWM:/ {printf "%d MiB", $2 / 1024}' "/proc/$PID/status")"
         stop_warren
         rss="$(sed -n 's/^RSS per idle session: \([0-9.]* KiB\).*/\1/p' <<< "$out")"
         cpu="$(sed -n 's/^CPU over the run .*: bench client \([0-9]*%\), chat server \([0-9]*%\)/client \1, server \2/p' <<< "$out")"
         lat="$(sed -n 's/.*deliveries, \(p50 .*\) (elapsed.*/\1/p' <<< "$out")"
         got="$(sed -n 's/.*warm-up: \([0-9]* of [0-9]*\) deliveries.*/\1/p' <<< "$out")"
-        printf '%-20s run %d: %s, %s deliveries, RSS/idle session %s, CPU %s\n' "$name" "$run" "$lat" "$got" "$rss" "$cpu"
+        printf '%-20s run %d: %s, %s deliveries, RSS/idle session %s, server peak RSS %s, CPU %s\n' "$name" "$run" "$lat" "$got" "$rss" "$peak" "$cpu"
     done
 }
 
-echo "$CLIENTS clients in one room, $RATE msg/s for $SECS s after 2 s of warm-up, $RUNS runs each"
+echo "$CLIENTS clients in $ROOMS room(s), $RATE msg/s in all for $SECS s after 2 s of warm-up, $RUNS runs each, bench over $SHARDS process(es)"
 measure "warren (embedded)"
 if [ "$RABBIT" = 1 ]; then
     RABBIT_URL="$(conformance/rabbitmq.sh start | tail -n 1)"

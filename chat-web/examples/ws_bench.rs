@@ -1,4 +1,5 @@
-//! Benchmark (not a test): N WebSocket clients in one room, publishers sending R msg/s; reports
+//! Benchmark (not a test): N WebSocket clients in one room (or spread over
+//! `WS_BENCH_ROOMS` rooms), publishers sending R msg/s in all; reports
 //! the p50/p99 delivery latency (send time in the text -> receipt by every client) and, given
 //! the chat server's pid, its RSS per idle session.
 //!
@@ -14,6 +15,11 @@
 //! live is the slowest (on the 2-core machine, first messages fell 15-50 ms behind while later
 //! ones kept up), and the figure is about a room that is already busy. The clients share the
 //! server's machine, so each reader keeps one deadline timer rather than arming one per message.
+//!
+//! With `WS_BENCH_ROOMS=K` the clients and the rate are split evenly over K rooms (each client
+//! subscribes to one room, each room has its own publishers); with `WS_BENCH_DUMP=FILE` every
+//! delivery's latency in microseconds is written to FILE (little-endian u32s), so that several
+//! bench processes (bench/chat.sh `SHARDS=`) can pool theirs into one percentile.
 //!
 //! The sending is spread round-robin over one account per `PER_PUBLISHER` msg/s: a chat user
 //! may post 10 msg/s (bursts of 20). Their sign-ups come from loopback, whose allowance is 50 a
@@ -85,37 +91,55 @@ async fn main() -> Res<()> {
     let pid = args.get(5).cloned();
     let tag: u32 = rand::random();
 
+    let rooms: usize = std::env::var("WS_BENCH_ROOMS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let dump = std::env::var("WS_BENCH_DUMP").ok();
+
     let owner =
         post(&base, "/api/register", None, json!({"username": format!("bench-{tag:08x}"), "password": "benchbench"}))
             .await?;
     let token = owner["token"].as_str().ok_or("register failed")?.to_owned();
-    let room = post(&base, "/api/rooms", Some(&token), json!({"name": format!("bench {tag:08x}")})).await?;
-    let room_id = room["id"].as_str().ok_or("room failed")?.to_owned();
-    let mut publishers = Vec::new();
-    for p in 0..rate.div_ceil(PER_PUBLISHER).max(1) {
-        let name = format!("bench-{tag:08x}-p{p}");
-        let reply = post(&base, "/api/register", None, json!({"username": name, "password": "benchbench"})).await?;
-        let Some(token) = reply["token"].as_str() else {
-            return Err(format!("registering publisher {p}: {reply}").into());
-        };
-        post(&base, &format!("/api/rooms/{room_id}/join"), Some(token), json!({})).await?;
-        publishers.push((token.to_owned(), p as usize % ws_bases.len()));
+    // per room: its id and its publishers' tokens with the front end each sends through
+    let per_room_rate = rate.div_ceil(rooms as u64);
+    let mut room_ids = Vec::new();
+    let mut room_publishers = Vec::new();
+    for r in 0..rooms {
+        let room = post(&base, "/api/rooms", Some(&token), json!({"name": format!("bench {tag:08x} {r}")})).await?;
+        let room_id = room["id"].as_str().ok_or_else(|| format!("room failed: {room}"))?.to_owned();
+        let mut publishers = Vec::new();
+        for p in 0..per_room_rate.div_ceil(PER_PUBLISHER).max(1) {
+            let name = format!("bench-{tag:08x}-r{r}p{p}");
+            let reply = post(&base, "/api/register", None, json!({"username": name, "password": "benchbench"})).await?;
+            let Some(token) = reply["token"].as_str() else {
+                return Err(format!("registering publisher {p} of room {r}: {reply}").into());
+            };
+            post(&base, &format!("/api/rooms/{room_id}/join"), Some(token), json!({})).await?;
+            publishers.push((token.to_owned(), (r + p as usize) % ws_bases.len()));
+        }
+        room_ids.push(room_id);
+        room_publishers.push(publishers);
     }
 
     if ws_bases.len() > 1 {
         // the other front ends fold the new room and memberships from the broker meanwhile
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let mut publisher_sockets = Vec::new();
-    for (token, at) in &publishers {
-        publisher_sockets.push(connect(&ws_bases[*at], token).await?);
+    // Sending order: publisher 0 of every room, then publisher 1 of every room, ...: cycling it
+    // at the total rate gives each room rate/rooms and spreads a room's over its publishers.
+    let mut publishers = Vec::new();
+    let most = room_publishers.iter().map(Vec::len).max().unwrap_or(0);
+    for p in 0..most {
+        for (r, pubs) in room_publishers.iter().enumerate() {
+            if let Some((token, at)) = pubs.get(p) {
+                publishers.push((connect(&ws_bases[*at], token).await?, room_ids[r].clone()));
+            }
+        }
     }
-    let mut publishers = publisher_sockets;
     let rss_before = pid.as_deref().and_then(rss_kib);
     let mut sockets = Vec::with_capacity(clients);
     for c in 0..clients {
         // every client is the same member (one account, many sessions): the fan-out is what counts
         let mut ws = connect(&ws_bases[c % ws_bases.len()], &token).await?;
+        let room_id = &room_ids[c % rooms];
         ws.send(Message::Text(json!({"type": "subscribe", "room": room_id}).to_string())).await?;
         sockets.push(ws);
     }
@@ -132,7 +156,9 @@ async fn main() -> Res<()> {
 
     let start = Instant::now();
     let cpu_start = (cpu_ticks("self"), pid.as_deref().and_then(cpu_ticks));
-    let expected = rate * secs;
+    // what each client should receive: its room's share of the rate
+    let expected = per_room_rate * secs;
+    let total_expected = expected * clients as u64;
     let warmup_secs: u64 = std::env::var("WS_BENCH_WARMUP_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     let mut readers = Vec::new();
     for mut ws in sockets {
@@ -166,18 +192,21 @@ async fn main() -> Res<()> {
             lat
         }));
     }
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    for (_, i) in (0..rate * warmup_secs).zip((0..publishers.len()).cycle()) {
+    let sends = per_room_rate * rooms as u64;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / sends.max(1)));
+    for (_, i) in (0..sends * warmup_secs).zip((0..publishers.len()).cycle()) {
         tick.tick().await;
         // no "t=" in the text: the readers do not count these
+        let (ws, room_id) = &mut publishers[i];
         let text = json!({"type": "send", "room": room_id, "text": "warm-up"}).to_string();
-        publishers[i].send(Message::Text(text)).await?;
+        ws.send(Message::Text(text)).await?;
     }
-    for (_, i) in (0..expected).zip((0..publishers.len()).cycle()) {
+    for (_, i) in (0..sends * secs).zip((0..publishers.len()).cycle()) {
         tick.tick().await;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros();
+        let (ws, room_id) = &mut publishers[i];
         let text = json!({"type": "send", "room": room_id, "text": format!("t={now}")}).to_string();
-        publishers[i].send(Message::Text(text)).await?;
+        ws.send(Message::Text(text)).await?;
     }
     let mut all = Vec::new();
     for r in readers {
@@ -195,19 +224,26 @@ async fn main() -> Res<()> {
         cpu(cpu_start.1, pid.as_deref().and_then(cpu_ticks))
     );
     all.sort_unstable();
+    if let Some(path) = dump {
+        let bytes: Vec<u8> = all.iter().flat_map(|l| (u32::try_from(*l).unwrap_or(u32::MAX)).to_le_bytes()).collect();
+        std::fs::write(&path, bytes)?;
+    }
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
             / 1000.0
     };
     println!(
-        "{clients} clients, {rate} msg/s for {secs} s after {warmup_secs} s of warm-up: {} of {} deliveries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (elapsed {:.1} s)",
+        "{clients} clients in {rooms} room(s), {sends} msg/s for {secs} s after {warmup_secs} s of warm-up: {} of {} deliveries, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (elapsed {:.1} s)",
         all.len(),
-        expected * clients as u64,
+        total_expected,
         pct(0.50),
         pct(0.99),
         pct(1.0),
         elapsed
     );
-    println!("lost: {} deliveries", (expected * clients as u64).saturating_sub(all.len() as u64));
+    println!("lost: {} deliveries", total_expected.saturating_sub(all.len() as u64));
+    if let Some(rss) = pid.as_deref().and_then(rss_kib) {
+        println!("server RSS at the end: {} MiB", rss / 1024);
+    }
     Ok(())
 }
