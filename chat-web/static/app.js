@@ -51,6 +51,8 @@
       editing: null,
       admin: false,
       replyTo: null, // the message the next one answers
+      growing: new Map(), // id of a bot's reply still streaming -> { room, at: when it last grew }
+      staleReplyMs: 60000, // the server's (hello's stale_reply_ms)
     });
   }
   resetState();
@@ -430,6 +432,7 @@
   // `older`: from a history page (it goes above the rendered window, never into it).
   function store(r, m, older) {
     const old = r.byId.get(m.id);
+    watchGrowth(r, m);
     if (old) { Object.assign(old, m); return { msg: old, fresh: false }; }
     const i = insertIndex(r, m);
     r.list.splice(i, 0, m);
@@ -440,6 +443,23 @@
     }
     return { msg: m, fresh: true, index: i };
   }
+
+  // A bot's reply that stops growing (the bot, or the front end following it, died) is marked
+  // interrupted after the server's own timeout: never "writing…" forever.
+  function watchGrowth(r, m) {
+    if (m.streaming) S.growing.set(m.id, { room: r.view.id, at: Date.now() }); else S.growing.delete(m.id);
+  }
+  setInterval(() => {
+    const now = Date.now();
+    for (const [id, g] of S.growing) {
+      if (now - g.at <= S.staleReplyMs) continue;
+      S.growing.delete(id);
+      const r = S.rooms.get(g.room), m = r && r.byId.get(id);
+      if (!m || !m.streaming) continue;
+      m.streaming = false; m.interrupted = true;
+      if (S.current === g.room) refreshAt(r, r.list.indexOf(m));
+    }
+  }, 1000);
   function unstore(r, id) {
     const m = r.byId.get(id);
     if (!m) return;
@@ -985,6 +1005,7 @@
       case "hello": {
         S.presence = ev.presence || {};
         S.admin = !!ev.admin;
+        if (typeof ev.stale_reply_ms === "number") S.staleReplyMs = ev.stale_reply_ms;
         for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
         renderRooms();
         for (const v of ev.rooms) subscribe(v.id);

@@ -350,9 +350,9 @@ async fn hello(app: &App, user: &str, out: &Outbox) {
     }
     let mut presence = app.presence.snapshot();
     presence.insert(user.to_owned(), Status::Online);
-    out.send(
-        &json!({"type": "hello", "user": user, "admin": app.is_admin(user), "rooms": rooms, "presence": presence}),
-    );
+    out.send(&json!({"type": "hello", "user": user, "admin": app.is_admin(user), "rooms": rooms, "presence": presence,
+            // a streaming reply silent this long is interrupted: pages mark it so themselves
+            "stale_reply_ms": crate::room_log::STALE_REPLY_MS}));
 }
 
 /// Catch up on `room` after `since`, then follow it live: the room pushes its events into this
