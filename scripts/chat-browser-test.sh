@@ -3,7 +3,8 @@
 # the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core,
 # over HTTP (chat.test.mjs), then over HTTPS/WSS on a self-signed certificate made here with
 # openssl (tls.test.mjs), then with WebSocket blocked (fallback.test.mjs), then a reply whose
-# front end died (interrupted.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and the npm package. Screenshots: target/chat-screenshots/.
+# front end died (interrupted.test.mjs). Installs Debian's chromium, nodejs, npm and openssl
+# when missing, and the npm package. Screenshots: target/chat-screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
