@@ -83,7 +83,7 @@ impl Outbox {
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!("closing a WebSocket that does not keep up");
+                tracing::warn!("closing a session (WebSocket or event stream) that does not keep up");
                 self.kill.notify_one();
                 false
             }
