@@ -2,8 +2,9 @@
 # Browser tests of the web chat: build warren, start it on loopback ports (embedded broker, or
 # the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core,
 # over HTTP (chat.test.mjs), then over HTTPS/WSS on a self-signed certificate made here with
-# openssl (tls.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and
-# the npm package. Screenshots: target/chat-screenshots/.
+# openssl (tls.test.mjs), then with WebSocket blocked (fallback.test.mjs), then a reply whose
+# front end died (interrupted.test.mjs). Installs Debian's chromium, nodejs, npm and openssl
+# when missing, and the npm package. Screenshots: target/chat-screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -63,3 +64,7 @@ WARREN_BIN="$BIN" BOT_AMQP_URL="$BOT_AMQP_URL" node chat-web/browser/bots.test.m
     || { tail -n 50 "$LOG"; exit 1; }
 curl -fsSk "https://127.0.0.1:$HTTPS_PORT/" > /dev/null || { tail -n 50 "$LOG"; echo "no chat on HTTPS" >&2; exit 1; }
 node chat-web/browser/tls.test.mjs "https://127.0.0.1:$HTTPS_PORT" "$SHOTS-tls" || { tail -n 50 "$LOG"; exit 1; }
+# WebSocket blocked in the pages: Server-Sent Events + POST (fallback.test.mjs)
+node chat-web/browser/fallback.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+# a streaming reply whose front end died: the page marks it interrupted (interrupted.test.mjs)
+node chat-web/browser/interrupted.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }

@@ -59,10 +59,29 @@ fn pika_bot_streams_replies_into_the_chat() {
     common::ctl_ok(&w.data_dir, &["add_user", "pybot", "pybot-secret"]);
     let any = r"^(pybot-.*|amq\.gen.*|amq\.default)$";
     common::ctl_ok(&w.data_dir, &["set_permissions", "-p", "chat", "pybot", any, any, any]);
-    let status = Command::new(Path::new(&venv).join("bin/pytest"))
+    bot_suite(root, &venv, &format!("amqp://pybot:pybot-secret@{}/chat", w.amqp), &chat);
+}
+
+/// The same with the chat and the bot on RabbitMQ (scripts/test.sh runs it with `--ignored`):
+/// `WARREN_PIKA_CHAT_AMQP_URL` is the chat's broker and login, `WARREN_PIKA_BOT_AMQP_URL` the
+/// bot's login on the same vhost (configure/read/write on `pybot-.*`, `amq.gen.*`,
+/// `amq.default`).
+#[test]
+#[ignore = "needs RabbitMQ: WARREN_PIKA_CHAT_AMQP_URL and WARREN_PIKA_BOT_AMQP_URL (scripts/test.sh)"]
+fn pika_bot_streams_replies_into_a_chat_on_rabbitmq() {
+    let chat_url = std::env::var("WARREN_PIKA_CHAT_AMQP_URL").expect("WARREN_PIKA_CHAT_AMQP_URL");
+    let bot_url = std::env::var("WARREN_PIKA_BOT_AMQP_URL").expect("WARREN_PIKA_BOT_AMQP_URL");
+    let (root, venv) = python_venv();
+    let front = common::ChatFrontEnd::start(&chat_url);
+    bot_suite(root, &venv, &bot_url, &front.base);
+}
+
+/// tests/python_bots: the bot logs in with `amqp_url`, the chat is at `chat`.
+fn bot_suite(root: &Path, venv: &str, amqp_url: &str, chat: &str) {
+    let status = Command::new(Path::new(venv).join("bin/pytest"))
         .args(["-q", "-p", "no:cacheprovider", "tests/python_bots"])
         .current_dir(root)
-        .env("AMQP_URL", format!("amqp://pybot:pybot-secret@{}/chat", w.amqp))
+        .env("AMQP_URL", amqp_url)
         .env("CHAT_URL", chat)
         .status()
         .expect("run pytest");

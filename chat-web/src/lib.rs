@@ -15,7 +15,9 @@
 //!   the broker connection is lost;
 //! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree; `body`:
 //!   request bodies read with a hard cap;
-//! - `ws/*`: WebSocket protocol and sessions; `static_files`: the embedded UI;
+//! - `session`: one live session of a tab (client frames in, events out), whatever carries it:
+//!   `ws` over a WebSocket, `sse` over Server-Sent Events plus POSTs where WebSocket is
+//!   blocked; `static_files`: the embedded UI;
 //! - `serve`: HTTP and HTTPS on listeners the caller opened, with each client's address;
 //! - `error`: `ApiError` and the one `recover` mapping it to JSON + status.
 
@@ -33,6 +35,8 @@ pub mod presence;
 pub mod ratelimit;
 pub mod room_log;
 pub mod routes;
+pub mod session;
+pub mod sse;
 /// Serving on the binary's listeners (the `warren-http` crate, shared with the management API).
 pub use warren_http as serve;
 pub mod state;

@@ -185,7 +185,11 @@ impl RoomLog {
                 }
                 changed.then(|| json!({"type": "edit", "room": self.id, "message": m}))
             }
-            "edit" | "delete" | "chunk" if target.is_some() => {
+            // the old, undocumented way to stream a reply (one stream record per chunk) is
+            // ignored: bots stream over `reply_to` (crate::bots), and the history keeps only
+            // the placeholder and its final text; never a message of its own either
+            "chunk" => None,
+            "edit" | "delete" if target.is_some() => {
                 let idx = *s.index.get(target?)?;
                 let m = &mut s.messages[idx];
                 if m.author != inc.author || m.bot != inc.bot || m.deleted {
@@ -203,7 +207,6 @@ impl RoomLog {
                         m.text = text();
                         m.edited = true;
                     }
-                    "chunk" => m.text.push_str(&text()),
                     _ => {
                         m.text.clear();
                         m.deleted = true;
@@ -391,10 +394,17 @@ mod tests {
         log.grow("p", 0, "too late");
         assert_eq!(log.message("p").unwrap().text, "one two three");
         assert_eq!(log.history(None, 10).0.len(), 1, "one message in the history");
+        // a legacy `kind: "chunk"` record (a bot publishing each chunk to the room's stream)
+        // neither grows a message nor becomes one
+        log.apply(bot(2, json!({"id": "c1", "kind": "chunk", "target": "p", "text": " four"})));
+        log.apply(bot(3, json!({"id": "c2", "kind": "chunk", "text": "orphan"})));
+        assert_eq!(log.message("p").unwrap().text, "one two three");
+        assert!(log.message("c1").is_none() && log.message("c2").is_none());
+        assert_eq!(log.history(None, 10).0.len(), 1, "still one message");
         // a reply nobody closed (its front end went away) shows as interrupted once stale
         let old = now - STALE_REPLY_MS - 1000;
         log.apply(Incoming {
-            offset: 2,
+            offset: 4,
             author: "words".into(),
             bot: true,
             body: json!({"id": "q", "kind": "message", "text": "", "streaming": true, "ts": old}),

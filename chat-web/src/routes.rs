@@ -7,12 +7,13 @@ use warp::filters::BoxedFilter;
 use warp::http::header;
 use warp::{Filter, Rejection, Reply};
 
+use crate::auth::TokenEnd;
 use crate::body::{self, MESSAGE_JSON, SMALL_JSON};
 use crate::error::{ApiError, recover};
 use crate::handlers::{accounts, messages, reject, rooms};
 use crate::live::Live;
 use crate::state::App;
-use crate::{static_files, ws};
+use crate::{sse, static_files, ws};
 
 /// The chat state of the moment (a new one after a broker reconnect).
 fn with_app(live: Live) -> impl Filter<Extract = (App,), Error = std::convert::Infallible> + Clone {
@@ -37,6 +38,16 @@ fn user(live: Live) -> impl Filter<Extract = (String,), Error = Rejection> + Clo
     with_app(live)
         .and(token())
         .and_then(|app: App, token: String| async move { app.local.tokens.check(&token).map_err(reject) })
+}
+
+/// A live session (WebSocket or event stream) for `token`: its user, and what ends it with the
+/// token (logout or expiry).
+fn live_session(app: &App, token: Option<&str>) -> Result<(String, TokenEnd), Rejection> {
+    let (user, token_end) = app.local.tokens.watch(token.unwrap_or_default()).map_err(reject)?;
+    if app.is_retired() {
+        return Err(reject(ApiError::Broker("the chat is reconnecting to the broker; try again".into())));
+    }
+    Ok((user, token_end))
 }
 
 pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
@@ -193,18 +204,42 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::query::<HashMap<String, String>>());
     let socket = socket.and_then(
         |ws: warp::ws::Ws, app: App, addr: Option<std::net::SocketAddr>, q: HashMap<String, String>| async move {
-            let token = q.get("token").cloned().unwrap_or_default();
-            // the session ends with its token (logout or expiry)
-            let (user, token_end) = app.local.tokens.watch(&token).map_err(reject)?;
-            if app.is_retired() {
-                return Err(reject(ApiError::Broker("the chat is reconnecting to the broker; try again".into())));
-            }
+            let (user, token_end) = live_session(&app, q.get("token").map(String::as_str))?;
             let ws = ws.max_message_size(ws::MAX_FRAME_BYTES).max_frame_size(ws::MAX_FRAME_BYTES);
             Ok::<_, Rejection>(Box::new(
                 ws.on_upgrade(move |socket| ws::session::run(app, user, addr, token_end, socket)),
             ) as Box<dyn Reply>)
         },
     );
+
+    // the fallback where WebSocket is blocked: Server-Sent Events, and the frames as POSTs
+    let events = api
+        .and(warp::path!("events"))
+        .and(warp::get())
+        .and(a())
+        .and(crate::serve::remote())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("authorization"));
+    let events = events.and_then(
+        |app: App, addr: Option<std::net::SocketAddr>, q: HashMap<String, String>, auth: Option<String>| async move {
+            let token = q.get("token").cloned().or_else(|| bearer(auth).ok());
+            let (user, token_end) = live_session(&app, token.as_deref())?;
+            Ok::<_, Rejection>(Box::new(sse::open(app, user, addr, token_end)) as Box<dyn Reply>)
+        },
+    );
+    let event_frames = api
+        .and(warp::path!("events" / String))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(body::json::<serde_json::Value>(MESSAGE_JSON))
+        .and_then(|id: String, app: App, user: String, body| async move {
+            sse::post(&app, &id, &user, body).map_err(reject)?;
+            Ok::<_, Rejection>(warp::reply::with_status(
+                warp::reply::json(&serde_json::json!({"queued": true})),
+                warp::http::StatusCode::ACCEPTED,
+            ))
+        });
 
     let ui = warp::get().and(warp::path::tail()).and_then(|tail: warp::path::Tail| async move {
         let path = tail.as_str();
@@ -223,7 +258,7 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         header::CONTENT_SECURITY_POLICY,
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
-    any_of(vec![accounts, rooms, messages, bx(socket), bx(ui)])
+    any_of(vec![accounts, rooms, messages, bx(socket), bx(events), bx(event_frames), bx(ui)])
         .recover(recover)
         .map(|r| Box::new(r) as Box<dyn Reply>)
         .with(security)

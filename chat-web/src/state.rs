@@ -41,6 +41,8 @@ pub struct Local {
     pub login_by_addr: Arc<FailureLimiter>,
     /// Which node of `--amqp-url` to try first when (re)connecting.
     pub rotation: Arc<Rotation>,
+    /// The open Server-Sent Events sessions (the fallback transport), by id.
+    pub event_streams: Arc<crate::sse::Sessions>,
 }
 
 impl Local {
@@ -53,6 +55,7 @@ impl Local {
             login_by_user: Arc::new(FailureLimiter::new(config.login_attempts_per_user, window)),
             login_by_addr: Arc::new(FailureLimiter::new(config.login_attempts_per_addr, window)),
             rotation: Arc::new(Rotation::default()),
+            event_streams: Arc::default(),
         }
     }
 }

@@ -1,9 +1,10 @@
-// warren chat UI: REST for accounts/rooms/history, one WebSocket for everything live.
+// warren chat UI: REST for accounts/rooms/history, one WebSocket for everything live (or, where
+// WebSocket is blocked, Server-Sent Events plus POSTs of the same frames).
 //
 // Sections: state · REST · auth · rooms (sidebar) · people · message store · message list
 // (windowed, incremental: one DOM node per message, updated in place) · message updates
 // (`applyMessage`: new, edit, delete and any later kind such as streamed chunks) · composer ·
-// notifications · transport (WebSocket) · start.
+// notifications · transport (WebSocket, or the fallback) · start.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -32,6 +33,14 @@
       users: [],
       ws: null,
       backoff: 500,
+      // the fallback transport (WebSocket never opened on this page): the event stream, its
+      // session id, and frames waiting to be posted to it
+      wsOpened: false,
+      fallback: false,
+      es: null,
+      session: null,
+      outbox: [],
+      posting: false,
       typing: new Map(), // "room|user" -> time
       pending: new Map(), // client_id -> room
       // every send not yet "sent", by client_id: sent again after a reconnect (the front end or
@@ -42,6 +51,8 @@
       editing: null,
       admin: false,
       replyTo: null, // the message the next one answers
+      growing: new Map(), // id of a bot's reply still streaming -> { room, at: when it last grew }
+      staleReplyMs: 60000, // the server's (hello's stale_reply_ms)
     });
   }
   resetState();
@@ -98,6 +109,7 @@
     if (tellServer && S.token) api("POST", "/api/logout").catch(() => {});
     localStorage.removeItem("warren.token");
     if (S.ws) { S.ws.onclose = null; S.ws.close(); }
+    if (S.es) S.es.close();
     resetState();
     S.token = null;
     for (const id of ["my-rooms", "public-rooms", "people", "messages", "room-info", "room-actions", "typing", "live", "me", "room-panel", "results", "toasts", "admin-users", "password-result"]) $(id).replaceChildren();
@@ -420,6 +432,7 @@
   // `older`: from a history page (it goes above the rendered window, never into it).
   function store(r, m, older) {
     const old = r.byId.get(m.id);
+    watchGrowth(r, m);
     if (old) { Object.assign(old, m); return { msg: old, fresh: false }; }
     const i = insertIndex(r, m);
     r.list.splice(i, 0, m);
@@ -430,6 +443,23 @@
     }
     return { msg: m, fresh: true, index: i };
   }
+
+  // A bot's reply that stops growing (the bot, or the front end following it, died) is marked
+  // interrupted after the server's own timeout: never "writing…" forever.
+  function watchGrowth(r, m) {
+    if (m.streaming) S.growing.set(m.id, { room: r.view.id, at: Date.now() }); else S.growing.delete(m.id);
+  }
+  setInterval(() => {
+    const now = Date.now();
+    for (const [id, g] of S.growing) {
+      if (now - g.at <= S.staleReplyMs) continue;
+      S.growing.delete(id);
+      const r = S.rooms.get(g.room), m = r && r.byId.get(id);
+      if (!m || !m.streaming) continue;
+      m.streaming = false; m.interrupted = true;
+      if (S.current === g.room) refreshAt(r, r.list.indexOf(m));
+    }
+  }, 1000);
   function unstore(r, id) {
     const m = r.byId.get(id);
     if (!m) return;
@@ -934,13 +964,31 @@
     }));
   }
 
-  // ---- transport (WebSocket) ---------------------------------------------------------
+  // ---- transport (WebSocket, or the fallback) ----------------------------------------
+  const WS_OPEN_MS = 3000; // a WebSocket not open by then counts as blocked
   function send(obj) {
-    if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return false;
-    S.ws.send(JSON.stringify(obj));
-    return true;
+    if (S.ws && S.ws.readyState === WebSocket.OPEN) { S.ws.send(JSON.stringify(obj)); return true; }
+    if (S.es && S.session) { S.outbox.push(obj); postFrames(); return true; }
+    return false;
   }
 
+  // The fallback's frames, posted in order, as many as are waiting in one request.
+  async function postFrames() {
+    if (S.posting) return;
+    S.posting = true;
+    while (S.outbox.length && S.es && S.session) {
+      const es = S.es, frames = S.outbox.splice(0, 64);
+      try {
+        await api("POST", "/api/events/" + encodeURIComponent(S.session), frames);
+      } catch (e) {
+        if (e.status === 429) { S.outbox.unshift(...frames); await new Promise((r) => setTimeout(r, 1000)); continue; }
+        // the stream ended under us: reconnect (unsent messages are sent again after hello)
+        if (S.es === es) dropEvents(es);
+        break;
+      }
+    }
+    S.posting = false;
+  }
   function subscribe(id) {
     const r = S.rooms.get(id);
     if (!r) return;
@@ -957,6 +1005,7 @@
       case "hello": {
         S.presence = ev.presence || {};
         S.admin = !!ev.admin;
+        if (typeof ev.stale_reply_ms === "number") S.staleReplyMs = ev.stale_reply_ms;
         for (const v of ev.rooms) { const r = room(v); r.unread = v.unread || 0; }
         renderRooms();
         for (const v of ev.rooms) subscribe(v.id);
@@ -1064,30 +1113,75 @@
     }).catch((e) => { if (e.status === 404 && known) { S.rooms.delete(ev.room); if (S.current === ev.room) closeRoom(); renderRooms(); } });
   }
 
+  function reconnectLater(note) {
+    const wait = Math.min(S.backoff, 15000) * (0.75 + Math.random() / 2);
+    S.backoff = Math.min(S.backoff * 2, 15000);
+    setConn("reconnecting…" + note);
+    setTimeout(connect, wait);
+  }
+
   function connect() {
     if (!S.token) return;
+    if (S.fallback) { connectEvents(); return; }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(proto + "//" + location.host + "/ws?token=" + encodeURIComponent(S.token));
     S.ws = ws;
     let opened = false;
-    ws.onopen = () => { opened = true; S.backoff = 500; setConn("connected"); };
+    // a WebSocket that never opened on this page within WS_OPEN_MS is blocked on the way (a
+    // proxy, a firewall): fall back to the event stream for the life of the page
+    const blocked = () => {
+      if (S.ws !== ws || S.wsOpened) return false;
+      clearTimeout(timer);
+      ws.onclose = null; ws.onopen = null; ws.close(); S.ws = null;
+      S.fallback = true;
+      connectEvents();
+      return true;
+    };
+    const timer = setTimeout(blocked, WS_OPEN_MS);
+    ws.onopen = () => { clearTimeout(timer); opened = true; S.wsOpened = true; S.backoff = 500; setConn("connected"); };
     ws.onmessage = (e) => {
       let ev; try { ev = JSON.parse(e.data); } catch (_) { return; }
       onEvent(ev);
     };
     ws.onclose = async () => {
       if (S.ws !== ws) return;
-      S.ws = null;
+      clearTimeout(timer);
       for (const r of S.rooms.values()) r.subscribed = false;
-      if (!S.token) return;
+      if (!S.token) { S.ws = null; return; }
       if (!opened) {
-        try { await api("GET", "/api/me"); } catch (e) { if (e.status === 401) return; }
+        try { await api("GET", "/api/me"); } catch (e) { if (e.status === 401) { S.ws = null; return; } }
+        if (S.ws !== ws) return; // signed out meanwhile
+        if (blocked()) return;
       }
-      const wait = Math.min(S.backoff, 15000) * (0.75 + Math.random() / 2);
-      S.backoff = Math.min(S.backoff * 2, 15000);
-      setConn("reconnecting…");
-      setTimeout(connect, wait);
+      S.ws = null;
+      reconnectLater("");
     };
+  }
+
+  // The fallback: events from /api/events (Server-Sent Events), frames POSTed (postFrames).
+  function connectEvents() {
+    const es = new EventSource("/api/events?token=" + encodeURIComponent(S.token));
+    S.es = es; S.session = null; S.outbox = [];
+    es.onmessage = (e) => {
+      let ev; try { ev = JSON.parse(e.data); } catch (_) { return; }
+      if (ev.type === "session") {
+        S.session = ev.id; S.backoff = 500;
+        setConn("connected · fallback");
+        $("conn").title = "WebSocket is blocked on the way to the chat: using Server-Sent Events instead";
+        return;
+      }
+      onEvent(ev);
+    };
+    es.onerror = () => dropEvents(es);
+  }
+
+  async function dropEvents(es) {
+    if (S.es !== es) return;
+    es.close(); S.es = null; S.session = null;
+    for (const r of S.rooms.values()) r.subscribed = false;
+    if (!S.token) return;
+    try { await api("GET", "/api/me"); } catch (e) { if (e.status === 401) return; }
+    reconnectLater(" · fallback");
   }
 
   document.addEventListener("visibilitychange", () => {

@@ -1,0 +1,432 @@
+//! One live session of a browser tab, whatever carries it: a WebSocket (`crate::ws`) or the
+//! fallback of Server-Sent Events plus REST (`crate::sse`). The transport gives this module a
+//! stream of client frames (`Incoming`) and a sink of outgoing `Frame`s; everything else
+//! (hello, subscriptions with catch-up, live events, actions, budgets, the end of the token) is
+//! the same for both.
+//!
+//! Two tasks per session: the reader loop (`run`) and one writer task that owns every outgoing
+//! path. Everything reaches the writer through one bounded queue: frames from the reader and
+//! from actions, and the live events of subscribed rooms, pushed there by the rooms themselves
+//! (`RoomLog::listen`). Only the rare front-end-wide events (presence, membership) come
+//! through a broadcast channel. An event reaches the transport with one task wake-up.
+
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::auth::{Ended, TokenEnd};
+use crate::error::ApiError;
+use crate::presence::Status;
+use crate::ratelimit::AddrKey;
+use crate::room_log::Outgoing;
+use crate::state::App;
+use protocol::ClientFrame;
+
+/// Outgoing frames and events queued per session before it counts as too slow and is closed (a
+/// catch-up of up to 500 messages, with room to spare for live events).
+pub const OUTBOX: usize = 2048;
+
+/// What a transport carries to the client.
+#[derive(Debug)]
+pub enum Frame {
+    /// One JSON event.
+    Text(String),
+    /// The end of the session, with a WebSocket close code and reason.
+    Close(u16, &'static str),
+}
+
+/// One client frame as the transport read it, or why it could not (an `error` event follows).
+pub type Incoming = Result<ClientFrame, ApiError>;
+
+/// Ids for the sessions of this front end, so a room can tell its listeners apart.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// What the writer task is told.
+enum Out {
+    Frame(Frame),
+    /// `room`'s catch-up is queued: forward its live events from here on, skipping stream
+    /// offsets up to `high` (the catch-up sent them already).
+    Subscribed {
+        room: Arc<str>,
+        high: Option<u64>,
+    },
+    Unsubscribe {
+        room: String,
+    },
+    /// A live event of `room`.
+    Event {
+        room: Arc<str>,
+        event: Arc<Outgoing>,
+    },
+}
+
+/// The sending half shared by the session's tasks and its rooms: a bounded queue to the writer
+/// task, and a kill switch pulled when that queue overflows (a browser too slow to keep up; it
+/// reconnects and catches up from its last offsets).
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Out>,
+    kill: Arc<Notify>,
+}
+
+impl Outbox {
+    fn push(&self, out: Out) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("closing a session (WebSocket or event stream) that does not keep up");
+                self.kill.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn send_text(&self, text: impl Into<String>) -> bool {
+        self.push(Out::Frame(Frame::Text(text.into())))
+    }
+
+    fn send(&self, value: &Value) -> bool {
+        self.send_text(value.to_string())
+    }
+
+    fn error(&self, e: &ApiError, room: Option<&str>, client_id: Option<&str>) {
+        self.send(&error_event(e, room, client_id));
+    }
+}
+
+fn error_event(e: &ApiError, room: Option<&str>, client_id: Option<&str>) -> Value {
+    let mut v = json!({"type": "error"});
+    if let (Some(obj), Ok(Value::Object(body))) = (v.as_object_mut(), serde_json::to_value(e.body())) {
+        obj.extend(body);
+        if let Some(r) = room {
+            obj.insert("room".into(), r.into());
+        }
+        if let Some(c) = client_id {
+            obj.insert("client_id".into(), c.into());
+        }
+    }
+    v
+}
+
+/// The writer task: everything that goes out on one session.
+struct Writer<K> {
+    app: App,
+    user: String,
+    session: u64,
+    sink: K,
+    /// Front-end-wide events (presence, membership changes).
+    global: BroadcastStream<Arc<Outgoing>>,
+    /// Per subscribed room: the highest stream offset its catch-up sent.
+    highs: HashMap<Arc<str>, Option<u64>>,
+    kill: Arc<Notify>,
+    /// Resolves when the reader loop has ended (the rooms' listeners still hold senders of the
+    /// queue, so its closing cannot tell), with the last frames to send, if any.
+    reader_done: oneshot::Receiver<Vec<Frame>>,
+}
+
+impl<K: Sink<Frame> + Unpin> Writer<K> {
+    async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
+        loop {
+            let more = tokio::select! {
+                biased;
+                last = &mut self.reader_done => {
+                    for m in last.unwrap_or_default() {
+                        if self.sink.feed(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = self.sink.flush().await;
+                    false
+                }
+                out = rx.recv() => match out {
+                    Some(out) => self.take(out).await,
+                    None => false,
+                },
+                Some(event) = self.global.next() => self.forward_global(event).await,
+            };
+            if !more {
+                break;
+            }
+            // Encode everything else that is queued, then flush once: one write per burst.
+            let mut more = true;
+            while more && let Ok(out) = rx.try_recv() {
+                more = self.take(out).await;
+            }
+            if !more || self.sink.flush().await.is_err() {
+                break;
+            }
+        }
+        for room in self.highs.keys() {
+            self.stop_listening(room);
+        }
+        let _ = self.sink.close().await;
+        // the client is gone (or the reader has ended already): stop the reader too
+        self.kill.notify_one();
+    }
+
+    fn stop_listening(&self, room: &str) {
+        if let Some(log) = self.app.active_room_log(room) {
+            log.forget(self.session);
+        }
+    }
+
+    /// Handle one instruction; false when the socket is gone.
+    async fn take(&mut self, out: Out) -> bool {
+        match out {
+            Out::Frame(m) => self.sink.feed(m).await.is_ok(),
+            Out::Subscribed { room, high } => {
+                self.highs.insert(room, high);
+                true
+            }
+            Out::Unsubscribe { room } => {
+                // the reader took the room's listener off already, before any later subscribe
+                self.highs.remove(room.as_str());
+                true
+            }
+            Out::Event { room, event } => self.forward_room(&room, &event).await,
+        }
+    }
+
+    /// Forward one live event of `room` if the session still follows the room and has not had
+    /// it in its catch-up; false when the socket is gone.
+    async fn forward_room(&mut self, room: &str, event: &Outgoing) -> bool {
+        let Some(high) = self.highs.get(room) else {
+            return true;
+        };
+        if event.offset.is_some() && event.offset <= *high {
+            return true;
+        }
+        if !self.app.directory.is_member(room, &self.user) {
+            self.highs.remove(room);
+            self.stop_listening(room);
+            let e = ApiError::Forbidden(format!("you left {room}"));
+            return self.sink.feed(Frame::Text(error_event(&e, Some(room), None).to_string())).await.is_ok();
+        }
+        self.send_event(event).await
+    }
+
+    async fn forward_global(&mut self, event: Result<Arc<Outgoing>, BroadcastStreamRecvError>) -> bool {
+        match event {
+            Ok(event) if event.is_for(&self.user) => self.send_event(&event).await,
+            _ => true,
+        }
+    }
+
+    async fn send_event(&mut self, event: &Outgoing) -> bool {
+        if self.sink.feed(Frame::Text(event.json.to_string())).await.is_err() {
+            self.kill.notify_one();
+            return false;
+        }
+        true
+    }
+}
+
+/// Serve one session of `user` (connected from `addr`) until the client goes (`incoming`
+/// ends), the broker connection is replaced, or its token ends (`token_end`: logout or expiry;
+/// the session then gets an `unauthorized` error event and `Frame::Close(1008, ..)`).
+pub async fn run<I, K>(
+    app: App,
+    user: String,
+    addr: Option<SocketAddr>,
+    mut token_end: TokenEnd,
+    mut incoming: I,
+    sink: K,
+) where
+    I: Stream<Item = Incoming> + Unpin,
+    K: Sink<Frame> + Unpin + Send + 'static,
+{
+    let addr = AddrKey::of(addr);
+    let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
+    let kill = Arc::new(Notify::new());
+    let out = Outbox { tx, kill: kill.clone() };
+    let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let (reader_done, reader_done_rx) = oneshot::channel();
+    let writer = Writer {
+        app: app.clone(),
+        user: user.clone(),
+        session,
+        sink,
+        global: BroadcastStream::new(app.global.subscribe()),
+        highs: HashMap::new(),
+        kill: kill.clone(),
+        reader_done: reader_done_rx,
+    };
+    let writer = tokio::spawn(writer.run(rx));
+
+    app.presence_change(&user, 1, 0).await;
+    let mut away = false;
+    hello(&app, &user, &out).await;
+    let mut retired = app.retired();
+    let mut last_words = Vec::new();
+
+    loop {
+        let frame = tokio::select! {
+            f = incoming.next() => f,
+            _ = kill.notified() => break,
+            // the broker connection is gone: the client reconnects to the state that replaces it
+            _ = retired.wait_for(|r| *r) => break,
+            ended = token_end.ended() => {
+                let reason = match ended {
+                    Ended::Revoked => "logged out",
+                    Ended::Expired => "token expired",
+                };
+                tracing::debug!(%user, reason, "closing a session whose token ended");
+                last_words.push(Frame::Text(error_event(&ApiError::Unauthorized, None, None).to_string()));
+                last_words.push(Frame::Close(1008, reason));
+                break;
+            }
+        };
+        let frame = match frame {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                out.error(&e, None, None);
+                continue;
+            }
+            None => break,
+        };
+        match frame {
+            ClientFrame::Presence { status } => {
+                let want_away = status == "away";
+                if want_away != away {
+                    away = want_away;
+                    app.presence_change(&user, 0, if away { 1 } else { -1 }).await;
+                }
+            }
+            ClientFrame::Subscribe { room, since } => {
+                if let Err(e) = subscribe(&app, &user, session, &room, since, &out).await {
+                    out.error(&e, Some(&room), None);
+                }
+            }
+            ClientFrame::Unsubscribe { room } => {
+                if let Some(log) = app.active_room_log(&room) {
+                    log.forget(session);
+                }
+                out.push(Out::Unsubscribe { room });
+            }
+            ClientFrame::Ping => {
+                out.send(&json!({"type": "pong"}));
+            }
+            other => {
+                // posting too fast: an error event, and the socket stays up
+                if let Some((room, client_id)) = other.posting()
+                    && let Err(e) = app.local.budgets.post(&user, addr)
+                {
+                    out.error(&e, Some(room), client_id);
+                    continue;
+                }
+                let (app, user, out) = (app.clone(), user.clone(), out.clone());
+                tokio::spawn(async move { act(app, user, other, out).await });
+            }
+        }
+    }
+
+    drop(out);
+    let _ = reader_done.send(last_words);
+    let _ = writer.await;
+    if !app.is_retired() {
+        app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
+    }
+}
+
+async fn hello(app: &App, user: &str, out: &Outbox) {
+    let mut rooms = Vec::new();
+    for room in app.directory.rooms_of(user) {
+        let mut view = room.view(user);
+        if let Ok(log) = app.room_log(&room).await {
+            view.unread = Some(log.unread(user));
+            view.last_offset = log.last_offset();
+        }
+        rooms.push(view);
+    }
+    let mut presence = app.presence.snapshot();
+    presence.insert(user.to_owned(), Status::Online);
+    out.send(&json!({"type": "hello", "user": user, "admin": app.is_admin(user), "rooms": rooms, "presence": presence,
+            // a streaming reply silent this long is interrupted: pages mark it so themselves
+            "stale_reply_ms": crate::room_log::STALE_REPLY_MS}));
+}
+
+/// Catch up on `room` after `since`, then follow it live: the room pushes its events into this
+/// session's outbox, after the catch-up.
+async fn subscribe(
+    app: &App,
+    user: &str,
+    session: u64,
+    room: &str,
+    since: Option<u64>,
+    out: &Outbox,
+) -> Result<(), ApiError> {
+    let r = app.member_room(room, user)?;
+    let log = app.room_log(&r).await?;
+    let room: Arc<str> = room.into();
+    let listener = {
+        let (out, room) = (out.clone(), room.clone());
+        Box::new(move |event: &Arc<Outgoing>| out.push(Out::Event { room: room.clone(), event: event.clone() }))
+    };
+    log.listen(session, listener, || {
+        let missed = log.since(since, 500);
+        let mut high = since;
+        for m in &missed {
+            out.send(&json!({"type": "message", "room": &*room, "message": m, "catchup": true}));
+            high = Some(m.offset);
+        }
+        let high = high.max(log.last_offset()).max(since);
+        out.send(&json!({"type": "subscribed", "room": &*room, "unread": log.unread(user), "last_offset": high,
+            "read_offset": log.read_offset(user), "others_read": log.read_by_others(user)}));
+        out.push(Out::Subscribed { room: room.clone(), high });
+    });
+    Ok(())
+}
+
+/// Frames that go to the broker: run off the reader loop so a slow confirm doesn't stall it.
+async fn act(app: App, user: String, frame: ClientFrame, out: Outbox) {
+    match frame {
+        ClientFrame::Send { room, text, client_id, reply_to } => match app.post_once(&room, &user, &text, client_id.as_deref(), reply_to.as_deref()).await {
+            Ok(m) => {
+                out.send(&json!({"type": "sent", "room": room, "client_id": client_id, "id": m.id, "offset": m.offset}));
+            }
+            Err(e) => out.error(&e, Some(&room), client_id.as_deref()),
+        },
+        ClientFrame::Edit { room, id, text } => {
+            if let Err(e) = app.change(&room, &user, &id, Some(&text)).await {
+                out.error(&e, Some(&room), None);
+            }
+        }
+        ClientFrame::React { room, id, emoji, on } => {
+            if let Err(e) = app.react(&room, &user, &id, &emoji, on).await {
+                out.error(&e, Some(&room), None);
+            }
+        }
+        ClientFrame::Delete { room, id } => {
+            if let Err(e) = app.change(&room, &user, &id, None).await {
+                out.error(&e, Some(&room), None);
+            }
+        }
+        ClientFrame::Read { room, offset } => {
+            if let Err(e) = app.mark_read(&room, &user, offset).await {
+                out.error(&e, Some(&room), None);
+            }
+        }
+        ClientFrame::Typing { room } => match app.member_room(&room, &user) {
+            Ok(_) => app.announce(&json!({"type": "typing", "node": app.node, "room": room, "user": user})).await,
+            Err(e) => out.error(&e, Some(&room), None),
+        },
+        ClientFrame::Delivered { room, id } => match app.member_room(&room, &user) {
+            Ok(_) => {
+                app.announce(&json!({"type": "receipt", "status": "delivered", "node": app.node, "room": room, "id": id, "user": user}))
+                    .await
+            }
+            Err(e) => out.error(&e, Some(&room), None),
+        },
+        ClientFrame::Subscribe { .. } | ClientFrame::Unsubscribe { .. } | ClientFrame::Presence { .. } | ClientFrame::Ping => {}
+    }
+}
