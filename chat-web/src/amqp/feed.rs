@@ -71,10 +71,27 @@ pub async fn consume_stream<F>(
     amqp: &Amqp,
     queue: &str,
     start: StartAt,
-    mut on_delivery: F,
+    on_delivery: F,
 ) -> Result<tokio::task::JoinHandle<()>, ApiError>
 where
     F: FnMut(&Delivery) + Send + 'static,
+{
+    consume_stream_until(amqp, queue, start, on_delivery, || async { false }).await
+}
+
+/// [`consume_stream`], where a consumer the broker ends is expected when `expected` says so
+/// (the stream was deleted on purpose); otherwise the connection is taken for broken.
+pub async fn consume_stream_until<F, E, Fut>(
+    amqp: &Amqp,
+    queue: &str,
+    start: StartAt,
+    mut on_delivery: F,
+    expected: E,
+) -> Result<tokio::task::JoinHandle<()>, ApiError>
+where
+    F: FnMut(&Delivery) + Send + 'static,
+    E: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
 {
     let ch = amqp.consumer_channel(500).await?;
     let mut args = FieldTable::default();
@@ -103,7 +120,17 @@ where
             }
         }
         // (an aborted task never gets here): the broker cancelled the consumer or the channel
-        // died, so this front end's fold of the stream stops short. Start over elsewhere.
+        // died, so this front end's fold of the stream stops short. Start over elsewhere,
+        // unless the stream was deleted on purpose (the directory may say so a moment later).
+        for _ in 0..20 {
+            if expected().await {
+                return;
+            }
+            if !amqp.is_connected() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         amqp.broken(&format!("the consumer of {queue} stopped"));
         let _ = ch;
     }))
