@@ -51,7 +51,16 @@ async fn old_pages_come_from_the_stream_with_their_edits_deletes_and_reactions()
     let (bob_name, bob) = big.user("bob").await;
     let room = big.shared_room(&alice, &bob).await;
     // small follows the room from now on
-    assert_eq!(small.req("GET", &format!("/api/rooms/{room}/messages"), Some(&bob), None).await.status, 200);
+    // (once its fold of the directory has bob's membership)
+    let mut status = 0;
+    for _ in 0..50 {
+        status = small.req("GET", &format!("/api/rooms/{room}/messages"), Some(&bob), None).await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
     let mut ids = Vec::new();
     for i in 0..70 {
         let r = big
