@@ -314,11 +314,16 @@ impl RoomLog {
 
     /// Fold one delivery; broadcast what changed.
     pub fn apply(&self, inc: Incoming) {
+        // the listeners' lock first, as `listen` takes them: a session that starts listening
+        // now gets this event in its catch-up or live, never in neither
+        let mut listeners = self.listeners.lock();
+        // no session listens (a front end folding a room at start): no event to build
+        let wanted = !listeners.is_empty();
         let out = {
             let mut s = self.state.lock();
             s.last_offset = Some(inc.offset);
             let id = inc.body.get("id").and_then(Value::as_str).map(str::to_owned);
-            let out = self.fold(&mut s, &inc, id.as_deref());
+            let out = self.fold(&mut s, &inc, id.as_deref(), wanted);
             if let Some(id) = id
                 && let Some(w) = s.waiters.remove(&id)
             {
@@ -327,11 +332,12 @@ impl RoomLog {
             out
         };
         if let Some(value) = out {
-            self.send(Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into(), audience: None }));
+            let event = Arc::new(Outgoing { offset: Some(inc.offset), json: value.to_string().into(), audience: None });
+            listeners.retain(|(_, listener)| listener(&event));
         }
     }
 
-    fn fold(&self, s: &mut State, inc: &Incoming, id: Option<&str>) -> Option<Value> {
+    fn fold(&self, s: &mut State, inc: &Incoming, id: Option<&str>, wanted: bool) -> Option<Value> {
         let (kind, target) = kind_of(inc);
         match (kind, target) {
             ("sync" | "ignored", _) => None,
@@ -359,13 +365,14 @@ impl RoomLog {
                 if !change(m, kind, inc) {
                     return None;
                 }
-                let value =
-                    json!({"type": if kind == "delete" { "delete" } else { "edit" }, "room": self.id, "message": m});
+                let value = wanted.then(
+                    || json!({"type": if kind == "delete" { "delete" } else { "edit" }, "room": self.id, "message": m}),
+                );
                 if !m.streaming {
                     let id = m.id.clone();
                     s.growing.remove(&id);
                 }
-                Some(value)
+                value
             }
             _ => {
                 let id = id.map(str::to_owned).unwrap_or_else(|| format!("o{}", inc.offset));
@@ -376,13 +383,13 @@ impl RoomLog {
                 if msg.streaming {
                     s.growing.insert(id.clone(), msg.ts);
                 }
-                let value = json!({"type": "message", "room": self.id, "message": msg});
+                let value = wanted.then(|| json!({"type": "message", "room": self.id, "message": msg}));
                 s.index.insert(id, msg.offset);
                 s.messages.push_back(msg);
                 while s.messages.len() > s.window {
                     s.evict_front();
                 }
-                Some(value)
+                value
             }
         }
     }

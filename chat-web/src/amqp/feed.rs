@@ -10,6 +10,9 @@ use super::{Amqp, EVENTS_EXCHANGE};
 use crate::error::ApiError;
 use crate::room_log::Incoming;
 
+/// Deliveries a stream consumer acknowledges at once (its prefetch is 500).
+const ACK_EVERY: u32 = 100;
+
 /// Where a stream consumer starts.
 #[derive(Debug, Clone, Copy)]
 pub enum StartAt {
@@ -104,11 +107,19 @@ where
     let queue = queue.to_owned();
     let amqp = amqp.clone();
     Ok(tokio::spawn(async move {
+        // credit goes back in batches (a multiple ack every ACK_EVERY deliveries, well under
+        // the prefetch): one ack per record slows the fold of a long stream
+        let mut unacked = 0u32;
         while let Some(delivery) = consumer.next().await {
             match delivery {
                 Ok(d) => {
                     on_delivery(&d);
-                    if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                    unacked += 1;
+                    if unacked < ACK_EVERY {
+                        continue;
+                    }
+                    unacked = 0;
+                    if let Err(e) = d.acker.ack(BasicAckOptions { multiple: true }).await {
                         tracing::warn!(%queue, "ack failed: {e}");
                         break;
                     }
