@@ -15,8 +15,10 @@ use crate::state::App;
 /// too few messages, up to `MAX_STEP`).
 const FIRST_STEP: u64 = 256;
 const MAX_STEP: u64 = 65_536;
-/// Records a search reads from each room's stream beyond its window.
+/// Stream records a search reads beyond the rooms' windows, shared by the rooms searched (each
+/// reads at least `MIN_ROOM_SCAN`).
 pub const SEARCH_SCAN: u64 = 20_000;
+const MIN_ROOM_SCAN: u64 = 2_000;
 /// Search results at most.
 const MAX_HITS: usize = 50;
 
@@ -26,7 +28,8 @@ pub struct SearchResults {
     /// Newest first.
     pub messages: Vec<SearchHit>,
     /// False when some room holds older messages than the search read (each room's stream is
-    /// read at most `scanned_per_room` records beyond what the front end keeps in memory).
+    /// read at most `scanned_per_room` records beyond what the front end keeps in memory), or
+    /// a room's stream could not be read.
     pub complete: bool,
     pub scanned_per_room: u64,
 }
@@ -95,8 +98,8 @@ impl App {
     }
 
     /// Messages containing `q` in `room`, or in every room `user` is a member of: the newest
-    /// first, at most 50; each room's window in memory, then up to `SEARCH_SCAN` records of
-    /// its stream before it.
+    /// first, at most 50; each room's window in memory, then the records of its stream before
+    /// it (`SEARCH_SCAN` in all, shared by the rooms, at least `MIN_ROOM_SCAN` each).
     pub async fn search(&self, user: &str, q: &str, room: Option<&str>) -> Result<SearchResults, ApiError> {
         let needle = q.trim().to_lowercase();
         if needle.chars().count() < 2 {
@@ -109,6 +112,7 @@ impl App {
             Some(id) => vec![self.member_room(id, user)?],
             None => self.directory.rooms_of(user),
         };
+        let per_room = (SEARCH_SCAN / u64::try_from(rooms.len().max(1)).unwrap_or(1)).max(MIN_ROOM_SCAN);
         let mut hits = Vec::new();
         let mut complete = true;
         for r in rooms {
@@ -117,8 +121,16 @@ impl App {
             if found.len() < MAX_HITS
                 && let Some(start) = log.window_start()
             {
-                let scan_from = start.saturating_sub(SEARCH_SCAN);
-                let range = read_range(&self.amqp, &room_queue(&r.id), scan_from, start).await?;
+                let scan_from = start.saturating_sub(per_room);
+                let range = match read_range(&self.amqp, &room_queue(&r.id), scan_from, start).await {
+                    Ok(range) => range,
+                    Err(e) => {
+                        tracing::warn!(room = %r.id, "search could not read the stream: {e}");
+                        complete = false;
+                        hits.extend(found);
+                        continue;
+                    }
+                };
                 if scan_from > 0 && range.first.is_some_and(|f| f <= scan_from) {
                     complete = false;
                 }
@@ -136,7 +148,7 @@ impl App {
         hits.sort_by_key(|m| std::cmp::Reverse(m.ts));
         hits.truncate(MAX_HITS);
         let messages = hits.into_iter().map(|m| SearchHit { snippet: snippet(&m.text, &needle), message: m }).collect();
-        Ok(SearchResults { messages, complete, scanned_per_room: SEARCH_SCAN })
+        Ok(SearchResults { messages, complete, scanned_per_room: per_room })
     }
 }
 
