@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 COUNT="${COUNT:-1000000}"
-WINDOW="${WINDOW:-5000}"
+WINDOW="${WINDOW:-5000}" # none: no --chat-history-window (a warren from before it, for comparison)
 AMQP_PORT="${AMQP_PORT:-5694}"
 BROKER_HTTP="${BROKER_HTTP:-18094}"
 HTTP="${HTTP:-18095}"
@@ -42,8 +42,11 @@ api() { # METHOD PATH [BODY]
 }
 newest() { api GET "/api/rooms/$ROOM/messages?limit=1" | json 'd["messages"][0]["text"] if d["messages"] else ""'; }
 wait_for_fill() {
-    local t0="$1"
-    until [ "$(newest)" = "fill done" ]; do sleep 0.5; done
+    local t0="$1" give_up=$((SECONDS + ${WAIT:-1800}))
+    until [ "$(newest 2> /dev/null)" = "fill done" ]; do
+        [ "$SECONDS" -lt "$give_up" ] || { echo "the front end did not fold the room within ${WAIT:-1800} s" >&2; exit 1; }
+        sleep 0.5
+    done
     echo "$(($(date +%s%N) / 1000000 - t0))"
 }
 
@@ -57,8 +60,10 @@ CTL="$BIN ctl --data-dir $DATA/broker"
 $CTL add_user fillbot fillbot-secret > /dev/null
 $CTL set_permissions -p chat fillbot '^fillbot\..*' '^chat$' '^fillbot\..*' > /dev/null
 URL="amqp://benchchat:benchchat-secret@127.0.0.1:$AMQP_PORT/chat"
+WINDOW_FLAG=(--chat-history-window "$WINDOW")
+[ "$WINDOW" != none ] || WINDOW_FLAG=()
 
-start_front_end "$HTTP" "$URL" --chat-history-window "$WINDOW" --chat-rate-limit-factor 1000
+start_front_end "$HTTP" "$URL" "${WINDOW_FLAG[@]}" --chat-rate-limit-factor 1000
 FE="${PIDS[-1]}"
 TOKEN="$(curl -fsS -X POST "http://127.0.0.1:$HTTP/api/register" -H 'content-type: application/json' \
     -d '{"username":"bench","password":"hunter2hunter2"}' | json 'd["token"]')"
@@ -75,7 +80,7 @@ RSS_LIVE="$(rss_mib "$FE")"
 # a front end started now folds the whole stream when the room is first asked for
 kill "$FE"
 wait "$FE" 2> /dev/null || true
-start_front_end "$HTTP" "$URL" --chat-history-window "$WINDOW" --chat-rate-limit-factor 1000
+start_front_end "$HTTP" "$URL" "${WINDOW_FLAG[@]}" --chat-rate-limit-factor 1000
 FE="${PIDS[-1]}"
 TOKEN="$(curl -fsS -X POST "http://127.0.0.1:$HTTP/api/login" -H 'content-type: application/json' \
     -d '{"username":"bench","password":"hunter2hunter2"}' | json 'd["token"]')"
@@ -94,7 +99,7 @@ SEARCH_MS="$(curl -fsS -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HTTP/a
     -H "authorization: Bearer $TOKEN" | awk '{ printf "%.0f", $1 * 1000 }')"
 
 cat << REPORT
-chat history, $COUNT messages in one room, window $WINDOW ($(basename "$(dirname "$BIN")") build)
+chat history, $COUNT messages in one room, window $WINDOW ($BIN)
 fill (bot, raw frames):                 $(echo "$FILL" | json 'd["seconds"]') s to publish
 front end following the room live:     in its history $((LIVE_MS / 1000)) s after the fill began; RSS $RSS_EMPTY MiB before, $RSS_LIVE MiB after
 front end started on the full stream:   room folded in $((LOAD_MS / 1000)) s; RSS $RSS_LOADED MiB
