@@ -47,7 +47,24 @@ else
     export CHAT_BROKER_CTL="$BIN ctl --data-dir $DATA"
 fi
 SHOTS="target/chat-screenshots/$BROKER"
+# long histories and live retention (history.test.mjs): a bot fills a room with 100,000
+# messages (bench/chat-fill.py, pika) while a 1-minute retention runs out; it runs alongside
+# the bots' and the TLS tests
+PY="$(scripts/python-venv.sh)/bin/python"
+if [ -n "${WARREN_AMQP_URL:-}" ]; then
+    FILL_VHOST="${WARREN_AMQP_URL##*/}"
+    FILL_AMQP_URL="$(printf '%s' "$WARREN_AMQP_URL" | sed -E 's#//[^@/]*@#//fillbot:fillbot-secret@#')"
+else
+    FILL_VHOST=chat
+    FILL_AMQP_URL="amqp://fillbot:fillbot-secret@127.0.0.1:$AMQP_PORT/chat"
+fi
+if [ "$FILL_VHOST" = "%2f" ] || [ -z "$FILL_VHOST" ]; then FILL_VHOST=/; fi
+$CHAT_BROKER_CTL add_user fillbot fillbot-secret > /dev/null 2>&1 || $CHAT_BROKER_CTL change_password fillbot fillbot-secret > /dev/null
+$CHAT_BROKER_CTL set_permissions -p "$FILL_VHOST" fillbot '^fillbot\..*' '^chat$' '^fillbot\..*' > /dev/null
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+# (after chat.test.mjs, which makes the broker drop every connection)
+FILL_PYTHON="$PY" FILL_AMQP_URL="$FILL_AMQP_URL" node chat-web/browser/history.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS-history" &
+HISTORY_PID=$!
 # bots (bots.test.mjs): `warren bot words` as a user of its own, allowed its words-* queues
 # (the chat's vhost: `chat` on the embedded broker, the URL's on RabbitMQ)
 if [ -n "${WARREN_AMQP_URL:-}" ]; then
@@ -64,6 +81,7 @@ WARREN_BIN="$BIN" BOT_AMQP_URL="$BOT_AMQP_URL" node chat-web/browser/bots.test.m
     || { tail -n 50 "$LOG"; exit 1; }
 curl -fsSk "https://127.0.0.1:$HTTPS_PORT/" > /dev/null || { tail -n 50 "$LOG"; echo "no chat on HTTPS" >&2; exit 1; }
 node chat-web/browser/tls.test.mjs "https://127.0.0.1:$HTTPS_PORT" "$SHOTS-tls" || { tail -n 50 "$LOG"; exit 1; }
+wait "$HISTORY_PID" || { tail -n 50 "$LOG"; echo "history.test.mjs failed" >&2; exit 1; }
 # WebSocket blocked in the pages: Server-Sent Events + POST (fallback.test.mjs)
 node chat-web/browser/fallback.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
 # a streaming reply whose front end died: the page marks it interrupted (interrupted.test.mjs)

@@ -269,6 +269,11 @@ pub struct ChatOptions {
     #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
     pub chat_retention_days: u32,
 
+    /// The newest messages of each room a chat front end keeps in memory; older history is
+    /// read from the room's stream when someone scrolls back or searches.
+    #[arg(long, env = "WARREN_CHAT_HISTORY_WINDOW", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub chat_history_window: u64,
+
     /// Who may create a chat account: `open` (anyone who reaches the page), `invite` (only
     /// with a room's invitation link, and the account joins that room) or `closed`. The very
     /// first account may always sign up: it is the chat's administrator.

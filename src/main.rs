@@ -166,6 +166,7 @@ async fn start_chat(
     config.amqp_ca_pem = amqp_ca_pem;
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
+    config.history_window = usize::try_from(options.chat.chat_history_window).unwrap_or(usize::MAX);
     config.signup = options.chat.signup;
     config.admins = options.chat.admins.clone();
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);

@@ -43,12 +43,13 @@ pub async fn ensure(app: &App) -> Result<(), ApiError> {
         public: true,
         direct: false,
         retention_days: app.config.default_retention_days,
+        retention_seconds: None,
         created_by: String::new(),
         invite: String::new(),
         members: Default::default(),
         archived: false,
     };
-    app.amqp.declare_room(&id, room.retention_days).await?;
+    app.amqp.declare_room(&id, room.retention_secs()).await?;
     app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await?;
     tracing::info!(room = %id, "created the default room");
     Ok(())

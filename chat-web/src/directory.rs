@@ -18,6 +18,10 @@ pub struct Room {
     #[serde(default)]
     pub direct: bool,
     pub retention_days: u32,
+    /// A retention shorter than a day, or not whole days (seconds): overrides
+    /// `retention_days`, which older front ends read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_seconds: Option<u64>,
     pub created_by: String,
     #[serde(default)]
     pub invite: String,
@@ -324,6 +328,11 @@ impl Directory {
 }
 
 impl Room {
+    /// How long the room keeps messages, in seconds (0: forever).
+    pub fn retention_secs(&self) -> u64 {
+        self.retention_seconds.unwrap_or(u64::from(self.retention_days) * 86_400)
+    }
+
     /// The view of this room for `viewer` (the invite code only for members).
     pub fn view(&self, viewer: &str) -> RoomView {
         let member = self.members.contains(viewer);
@@ -333,6 +342,7 @@ impl Room {
             public: self.public,
             direct: self.direct,
             retention_days: self.retention_days,
+            retention_seconds: self.retention_secs(),
             created_by: self.created_by.clone(),
             members: self.members.iter().cloned().collect(),
             invite: (member && !self.public && !self.direct).then(|| self.invite.clone()),
@@ -360,6 +370,7 @@ mod tests {
             public,
             direct: id.starts_with("dm_"),
             retention_days: 7,
+            retention_seconds: None,
             created_by: by.into(),
             invite: "code".into(),
             archived: false,

@@ -7,7 +7,8 @@
 //! Layout:
 //! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
 //! - `directory`: accounts/rooms/memberships fold; `default_room`: the public room every new
-//!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold;
+//!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold
+//!   (a window of the newest messages); `history`: older pages and search, read from the stream;
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
@@ -29,6 +30,7 @@ pub mod default_room;
 pub mod directory;
 pub mod error;
 pub mod handlers;
+pub mod history;
 pub mod live;
 pub mod model;
 pub mod presence;
@@ -84,6 +86,11 @@ pub struct ChatConfig {
     /// Bot replies: how replies come back (direct reply-to or a queue per request), and how long
     /// a reply may go without a chunk before it is closed as interrupted.
     pub bots: bots::BotConfig,
+    /// The newest messages of each room kept in memory; older pages are read from the
+    /// room's stream when asked for.
+    pub history_window: usize,
+    /// How often rooms drop messages older than their retention (and tell open pages).
+    pub expiry_sweep: Duration,
 }
 
 /// Who may create an account.
@@ -128,6 +135,8 @@ impl ChatConfig {
             admins: Vec::new(),
             default_room: Some("general".to_owned()),
             bots: bots::BotConfig::default(),
+            history_window: room_log::DEFAULT_WINDOW,
+            expiry_sweep: Duration::from_secs(5),
         }
     }
 }

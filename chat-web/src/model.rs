@@ -38,6 +38,8 @@ pub struct RoomView {
     pub public: bool,
     pub direct: bool,
     pub retention_days: u32,
+    /// The retention in seconds (0: forever); what counts when it is not whole days.
+    pub retention_seconds: u64,
     pub created_by: String,
     pub members: Vec<String>,
     /// Only shown to members of a private room.
@@ -90,6 +92,8 @@ pub struct NewRoom {
     #[serde(default = "default_true")]
     pub public: bool,
     pub retention_days: Option<u32>,
+    /// A retention in seconds (at least 10), instead of `retention_days`.
+    pub retention_seconds: Option<u64>,
 }
 
 fn default_true() -> bool {

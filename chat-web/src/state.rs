@@ -180,6 +180,7 @@ impl App {
         }
         app.announce(&json!({"type": "hello", "node": app.node})).await;
         app.keep_presence_fresh();
+        app.sweep_expired();
         Ok(app)
     }
 
@@ -315,7 +316,7 @@ impl App {
             match rooms.get(&room.id) {
                 Some(log) => (log.clone(), false),
                 None => {
-                    let log = RoomLog::new(&room.id);
+                    let log = RoomLog::with_window(&room.id, self.config.history_window);
                     rooms.insert(room.id.clone(), log.clone());
                     (log, true)
                 }
@@ -339,23 +340,84 @@ impl App {
     }
 
     async fn activate(&self, log: &Arc<RoomLog>, room: &Room) -> Result<(), ApiError> {
-        self.amqp.declare_room(&room.id, room.retention_days).await?;
+        self.amqp.declare_room(&room.id, room.retention_secs()).await?;
+        log.set_retention(Some(room.retention_secs() * 1000));
         let marker = new_id();
-        let synced = log.wait_for(&marker);
+        let mut synced = log.wait_for(&marker);
         let service = self.amqp.user().to_owned();
         let sink = log.clone();
-        let task = feed::consume_stream(&self.amqp, &room_queue(&room.id), StartAt::First, move |d| {
-            if let Some(inc) = feed::decode(d, &service) {
-                sink.apply(inc);
-            }
-        })
+        let weak = self.downgrade();
+        let id = room.id.clone();
+        let task = feed::consume_stream_until(
+            &self.amqp,
+            &room_queue(&room.id),
+            StartAt::First,
+            move |d| {
+                if let Some(inc) = feed::decode(d, &service) {
+                    sink.apply(inc);
+                }
+            },
+            // a room deleted meanwhile: its stream went with it, the connection is fine
+            move || {
+                let weak = weak.clone();
+                let id = id.clone();
+                async move { App::upgrade(&weak).is_some_and(|app| app.forget_if_deleted(&id)) }
+            },
+        )
         .await?;
         self.feeds.lock().push(task);
         let body = serde_json::to_vec(&json!({"id": marker, "kind": "sync", "ts": now_ms()})).unwrap_or_default();
         self.amqp.publish_to_queue(&room_queue(&room.id), &body).await?;
-        wait_folded(synced, "the room").await?;
+        // a long stream takes a while to fold: wait as long as it moves on
+        let mut seen = log.last_offset();
+        loop {
+            match tokio::time::timeout(FOLD_TIMEOUT, &mut synced).await {
+                Ok(Ok(_)) => break,
+                Err(_) if log.last_offset() != seen => seen = log.last_offset(),
+                _ => return Err(ApiError::Broker("the room did not come back from the broker".into())),
+            }
+        }
         log.set_ready();
         Ok(())
+    }
+
+    /// If room `id` was deleted, drop its log (true); its stream is gone.
+    fn forget_if_deleted(&self, id: &str) -> bool {
+        if self.directory.room(id).is_some() {
+            return false;
+        }
+        self.rooms.lock().remove(id);
+        tracing::info!(room = %id, "stopped following a deleted room");
+        true
+    }
+
+    /// Delete room `id`'s stream (the room was deleted): this front end stops following it
+    /// first, and the others see the room gone from the directory when their consumers end.
+    pub async fn drop_room_stream(&self, id: &str) -> Result<(), ApiError> {
+        self.rooms.lock().remove(id);
+        self.amqp.delete_room(id).await
+    }
+
+    /// Every `every`: rooms drop what their retention no longer keeps, and tell their pages.
+    fn sweep_expired(&self) {
+        let every = self.config.expiry_sweep;
+        let weak = self.downgrade();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(app) = App::upgrade(&weak) else { break };
+                let logs: Vec<Arc<RoomLog>> = app.rooms.lock().values().cloned().collect();
+                let now = now_ms();
+                for log in logs {
+                    if let Some(event) = log.expire(now) {
+                        tracing::debug!(room = %log.id, %event, "messages expired");
+                    }
+                }
+            }
+        });
+        self.feeds.lock().push(task);
     }
 
     /// A room `user` may know of: a public one, or one they are a member of. A private room
@@ -537,28 +599,6 @@ impl App {
         let body = json!({"id": new_id(), "kind": "reaction", "room": room.id, "target": target, "emoji": emoji, "on": on, "ts": now_ms()});
         self.publish_room(&log, user, body).await?;
         Ok(())
-    }
-
-    /// Messages containing `q` in `room`, or in every room `user` is a member of: the newest
-    /// first, at most 50 (searched in what this front end folded from the rooms' streams).
-    pub async fn search(&self, user: &str, q: &str, room: Option<&str>) -> Result<Vec<ChatMessage>, ApiError> {
-        let needle = q.trim().to_lowercase();
-        if needle.chars().count() < 2 {
-            return Err(ApiError::Unprocessable("search for at least 2 characters".into()));
-        }
-        let rooms = match room {
-            Some(id) => vec![self.member_room(id, user)?],
-            None => self.directory.rooms_of(user),
-        };
-        let mut hits = Vec::new();
-        for r in rooms {
-            if let Ok(log) = self.room_log(&r).await {
-                hits.extend(log.search(&needle, 50));
-            }
-        }
-        hits.sort_by_key(|m| std::cmp::Reverse(m.ts));
-        hits.truncate(50);
-        Ok(hits)
     }
 
     /// Record that `user` has read `room` up to `offset` (a receipt in the room stream).

@@ -226,10 +226,19 @@
     $("composer-text").disabled = !on; $("send").disabled = !on;
   }
 
+  function retentionText(v) {
+    const s = typeof v.retention_seconds === "number" ? v.retention_seconds : (v.retention_days || 0) * 86400;
+    if (!s) return "forever";
+    if (s % 86400 === 0) return s / 86400 + (s === 86400 ? " day" : " days");
+    if (s % 3600 === 0) return s / 3600 + (s === 3600 ? " hour" : " hours");
+    if (s % 60 === 0) return s / 60 + (s === 60 ? " minute" : " minutes");
+    return s + " seconds";
+  }
+
   function renderRoomInfo(r) {
     const n = r.view.members.length;
     $("room-info").replaceChildren((r.view.archived ? "Archived, read-only · " : "") + n + (n === 1 ? " member" : " members") + " · messages kept " +
-      (r.view.retention_days ? r.view.retention_days + " days" : "forever"));
+      retentionText(r.view));
     const writable = !r.view.archived;
     $("composer-text").disabled = !writable; $("send").disabled = !writable;
     $("composer-text").placeholder = writable ? PLACEHOLDER : "This room is archived: it can be read, not written to.";
@@ -380,22 +389,38 @@
     if (q.length < 2) return;
     try {
       const res = await api("GET", "/api/search?q=" + encodeURIComponent(q) + (here ? "&room=" + encodeURIComponent(S.current) : ""));
-      showResults(q, res.messages);
+      showResults(q, res.messages, res.complete);
     } catch (e) { toast(e.message); }
   });
-  function showResults(q, hits) {
+  // Open `roomId` at message `id`: pages of older messages are loaded until it is there.
+  async function jumpTo(roomId, id) {
+    await openRoom(roomId);
+    const r = S.rooms.get(roomId);
+    if (!r || S.current !== roomId) return;
+    try {
+      for (let pages = 0; !r.byId.has(id) && r.nextBefore !== null && pages < 100; pages++) await loadOlder(roomId);
+    } catch (e) { toast(e.message); }
+    const m = r.byId.get(id);
+    if (!m || S.current !== roomId) { toast("That message is no longer in the room."); return; }
+    const i = r.list.indexOf(m);
+    renderWindow(r, Math.min(r.list.length, i + 20));
+    const node = nodeOf(id);
+    if (node) { node.scrollIntoView({ block: "center" }); node.classList.add("found"); node.focus({ preventScroll: true }); }
+  }
+  function showResults(q, hits, complete) {
     const close = el("button", { type: "button", class: "link", text: "close", "aria-label": "Close the search results" });
     close.addEventListener("click", () => { $("results").hidden = true; });
     const items = hits.map((m) => {
       const r = S.rooms.get(m.room);
       const b = el("button", { type: "button", class: "hit" },
         el("span", { class: "muted", text: (r ? roomLabel(r.view) : m.room) + " · " + m.author + " · " + new Date(m.ts).toLocaleString() }),
-        el("span", { text: m.text.slice(0, 200) }));
-      b.addEventListener("click", () => { $("results").hidden = true; openRoom(m.room); });
+        el("span", { text: m.snippet || m.text.slice(0, 200) }));
+      b.addEventListener("click", () => { $("results").hidden = true; jumpTo(m.room, m.id); });
       return el("li", null, b);
     });
     $("results").replaceChildren(el("div", { class: "row" }, el("strong", { text: hits.length + (hits.length === 1 ? " message" : " messages") + " with “" + q + "”" }), close),
       el("ul", null, ...items));
+    if (complete === false) $("results").append(el("p", { class: "muted", text: "Only the most recent messages of each room were searched." }));
     $("results").hidden = false;
     $("sidebar").classList.remove("open");
   }
@@ -471,6 +496,24 @@
     }
     const node = nodeOf(id);
     if (node) node.remove();
+  }
+
+  // The room's retention dropped every message older than `beforeTs` (ms): so does the page.
+  function expire(roomId, beforeTs) {
+    const r = S.rooms.get(roomId);
+    if (!r || typeof beforeTs !== "number") return;
+    const gone = r.list.filter((m) => !m.pending && typeof m.offset === "number" && m.ts < beforeTs);
+    for (const m of gone) unstore(r, m.id);
+    if (!gone.length || S.current !== roomId) return;
+    // day separators left with no message under them
+    for (const d of [...listEl.querySelectorAll("li.day")]) {
+      const next = d.nextElementSibling;
+      if (!next || next.classList.contains("day")) d.remove();
+    }
+    const first = r.win && r.list[r.win.lo];
+    const fn = first && nodeOf(first.id);
+    if (fn && !(fn.previousElementSibling && fn.previousElementSibling.classList.contains("day"))) fn.before(dayNode(first.ts));
+    updateOlderButton(r);
   }
 
   async function loadOlder(id) {
@@ -1060,6 +1103,7 @@
         break;
       }
       case "room": onRoomEvent(ev); break;
+      case "expired": expire(ev.room, ev.before_ts); break;
       case "user":
         if (!S.users.some((u) => u.username === ev.user)) { S.users.push({ username: ev.user, status: "offline" }); renderPeople(); }
         break;

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use lapin::options::{
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
@@ -44,12 +44,18 @@ fn short(s: &str) -> Result<ShortString, ApiError> {
     ShortString::try_new(s).map_err(|_| ApiError::BadRequest("name too long".into()))
 }
 
-fn stream_args(max_age_days: Option<u32>) -> FieldTable {
+/// `x-max-age` for a retention of `secs` seconds: whole days as days ("7D", as rooms always
+/// had), anything else in seconds ("60s").
+pub fn max_age(secs: u64) -> String {
+    if secs.is_multiple_of(86_400) { format!("{}D", secs / 86_400) } else { format!("{secs}s") }
+}
+
+fn stream_args(max_age_secs: Option<u64>) -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("stream")));
     args.insert("x-initial-cluster-size".into(), AMQPValue::LongLongInt(STREAM_REPLICAS));
-    if let Some(days) = max_age_days.filter(|d| *d > 0) {
-        args.insert("x-max-age".into(), AMQPValue::LongString(LongString::from(format!("{days}D"))));
+    if let Some(secs) = max_age_secs.filter(|s| *s > 0) {
+        args.insert("x-max-age".into(), AMQPValue::LongString(LongString::from(max_age(secs))));
     }
     args
 }
@@ -181,10 +187,10 @@ impl Amqp {
         }
     }
 
-    /// Declare room `id`'s stream (retention `days`, 0 = forever) and bind it to `chat`.
-    pub async fn declare_room(&self, id: &str, days: u32) -> Result<(), ApiError> {
+    /// Declare room `id`'s stream (retention `secs` seconds, 0 = forever) and bind it to `chat`.
+    pub async fn declare_room(&self, id: &str, secs: u64) -> Result<(), ApiError> {
         let queue = short(&room_queue(id))?;
-        self.declare_stream(queue.clone(), stream_args(Some(days))).await?;
+        self.declare_stream(queue.clone(), stream_args(Some(secs))).await?;
         let ch = self.inner.connection.create_channel().await?;
         ch.queue_bind(
             queue,
@@ -194,6 +200,14 @@ impl Amqp {
             FieldTable::default(),
         )
         .await?;
+        let _ = ch.close(200, "bye".into()).await;
+        Ok(())
+    }
+
+    /// Delete room `id`'s stream (the room was deleted): its messages go at once.
+    pub async fn delete_room(&self, id: &str) -> Result<(), ApiError> {
+        let ch = self.inner.connection.create_channel().await?;
+        ch.queue_delete(short(&room_queue(id))?, QueueDeleteOptions::default()).await?;
         let _ = ch.close(200, "bye".into()).await;
         Ok(())
     }

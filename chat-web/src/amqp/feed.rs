@@ -10,6 +10,9 @@ use super::{Amqp, EVENTS_EXCHANGE};
 use crate::error::ApiError;
 use crate::room_log::Incoming;
 
+/// Deliveries a stream consumer acknowledges at once (its prefetch is 500).
+const ACK_EVERY: u32 = 100;
+
 /// Where a stream consumer starts.
 #[derive(Debug, Clone, Copy)]
 pub enum StartAt {
@@ -71,10 +74,27 @@ pub async fn consume_stream<F>(
     amqp: &Amqp,
     queue: &str,
     start: StartAt,
-    mut on_delivery: F,
+    on_delivery: F,
 ) -> Result<tokio::task::JoinHandle<()>, ApiError>
 where
     F: FnMut(&Delivery) + Send + 'static,
+{
+    consume_stream_until(amqp, queue, start, on_delivery, || async { false }).await
+}
+
+/// [`consume_stream`], where a consumer the broker ends is expected when `expected` says so
+/// (the stream was deleted on purpose); otherwise the connection is taken for broken.
+pub async fn consume_stream_until<F, E, Fut>(
+    amqp: &Amqp,
+    queue: &str,
+    start: StartAt,
+    mut on_delivery: F,
+    expected: E,
+) -> Result<tokio::task::JoinHandle<()>, ApiError>
+where
+    F: FnMut(&Delivery) + Send + 'static,
+    E: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
 {
     let ch = amqp.consumer_channel(500).await?;
     let mut args = FieldTable::default();
@@ -87,11 +107,19 @@ where
     let queue = queue.to_owned();
     let amqp = amqp.clone();
     Ok(tokio::spawn(async move {
+        // credit goes back in batches (a multiple ack every ACK_EVERY deliveries, well under
+        // the prefetch): one ack per record slows the fold of a long stream
+        let mut unacked = 0u32;
         while let Some(delivery) = consumer.next().await {
             match delivery {
                 Ok(d) => {
                     on_delivery(&d);
-                    if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                    unacked += 1;
+                    if unacked < ACK_EVERY {
+                        continue;
+                    }
+                    unacked = 0;
+                    if let Err(e) = d.acker.ack(BasicAckOptions { multiple: true }).await {
                         tracing::warn!(%queue, "ack failed: {e}");
                         break;
                     }
@@ -103,7 +131,17 @@ where
             }
         }
         // (an aborted task never gets here): the broker cancelled the consumer or the channel
-        // died, so this front end's fold of the stream stops short. Start over elsewhere.
+        // died, so this front end's fold of the stream stops short. Start over elsewhere,
+        // unless the stream was deleted on purpose (the directory may say so a moment later).
+        for _ in 0..20 {
+            if expected().await {
+                return;
+            }
+            if !amqp.is_connected() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         amqp.broken(&format!("the consumer of {queue} stopped"));
         let _ = ch;
     }))

@@ -2,11 +2,13 @@
 //!
 //! - `addresses`: the node list of `--amqp-url` and where to start trying it;
 //! - `client`: connect, declare the topology of the DESIGN contract, publish with confirms;
-//! - `feed`: consume a stream queue and decode deliveries.
+//! - `feed`: consume a stream queue and decode deliveries;
+//! - `range`: read a stream between two offsets (old history pages, search).
 
 pub mod addresses;
 pub mod client;
 pub mod feed;
+pub mod range;
 
 pub use addresses::Rotation;
 pub use client::Amqp;

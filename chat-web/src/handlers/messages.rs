@@ -7,16 +7,15 @@ use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
 use super::reject;
-use crate::model::{HistoryPage, HistoryQuery, PostMessage, SearchQuery};
+use crate::model::{HistoryQuery, PostMessage, SearchQuery};
 use crate::ratelimit::AddrKey;
 use crate::state::App;
 
 pub async fn history(app: App, room: String, user: String, q: HistoryQuery) -> Result<impl Reply, Rejection> {
     let room = app.member_room(&room, &user).map_err(reject)?;
-    let log = app.room_log(&room).await.map_err(reject)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let (messages, next_before) = log.history(q.before, limit);
-    Ok(warp::reply::json(&HistoryPage { messages, next_before }))
+    let page = app.history(&room, q.before, limit).await.map_err(reject)?;
+    Ok(warp::reply::json(&page))
 }
 
 pub async fn post(
@@ -69,5 +68,5 @@ pub async fn read(app: App, room: String, user: String, body: ReadUpTo) -> Resul
 /// Search the user's rooms (or one room) on the server: `?q=words&room=id`.
 pub async fn search(app: App, user: String, q: SearchQuery) -> Result<impl Reply, Rejection> {
     let hits = app.search(&user, &q.q, q.room.as_deref()).await.map_err(reject)?;
-    Ok(warp::reply::json(&serde_json::json!({"messages": hits})))
+    Ok(warp::reply::json(&hits))
 }

@@ -9,6 +9,11 @@ use crate::error::ApiError;
 use crate::model::{AddMember, JoinRoom, NewRoom, RoomChange};
 use crate::state::{App, no_such_room};
 
+/// The shortest retention a room can have.
+pub const MIN_RETENTION_SECS: u64 = 10;
+/// The longest (100 years, as `retention_days`' 36500).
+pub const MAX_RETENTION_SECS: u64 = 36_500 * 86_400;
+
 fn event_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -27,6 +32,17 @@ pub async fn create(app: App, user: String, new: NewRoom) -> Result<impl Reply, 
     if days > 36_500 {
         return Err(reject(ApiError::Unprocessable("retention_days is at most 36500".into())));
     }
+    if new.retention_seconds.is_some_and(|s| !(MIN_RETENTION_SECS..=MAX_RETENTION_SECS).contains(&s)) {
+        return Err(reject(ApiError::Unprocessable(format!(
+            "retention_seconds is {MIN_RETENTION_SECS} to {MAX_RETENTION_SECS}"
+        ))));
+    }
+    // whole days stay days (what older front ends read); anything else is kept in seconds
+    let (days, seconds) = match new.retention_seconds {
+        Some(s) if s.is_multiple_of(86_400) => (u32::try_from(s / 86_400).unwrap_or(36_500), None),
+        Some(s) => (u32::try_from(s.div_ceil(86_400)).unwrap_or(36_500), Some(s)),
+        None => (days, None),
+    };
     let simple = uuid::Uuid::new_v4().simple().to_string();
     let room = Room {
         id: format!("r{}", &simple[..12]),
@@ -34,12 +50,13 @@ pub async fn create(app: App, user: String, new: NewRoom) -> Result<impl Reply, 
         public: new.public,
         direct: false,
         retention_days: days,
+        retention_seconds: seconds,
         created_by: user.clone(),
         invite: uuid::Uuid::new_v4().simple().to_string(),
         archived: false,
         members: Default::default(),
     };
-    app.amqp.declare_room(&room.id, days).await.map_err(reject)?;
+    app.amqp.declare_room(&room.id, room.retention_secs()).await.map_err(reject)?;
     app.record(DirectoryEvent::RoomCreated { id: event_id(), room: room.clone() }).await.map_err(reject)?;
     let room = app.directory.room(&room.id).ok_or_else(|| reject(ApiError::Conflict("room id clash".into())))?;
     Ok(warp::reply::with_status(warp::reply::json(&room.view(&user)), StatusCode::CREATED))
@@ -106,12 +123,13 @@ pub async fn direct(app: App, other: String, user: String) -> Result<impl Reply,
             public: false,
             direct: true,
             retention_days: app.config.default_retention_days,
+            retention_seconds: None,
             created_by: user.clone(),
             invite: String::new(),
             archived: false,
             members: Default::default(),
         };
-        app.amqp.declare_room(&id, room.retention_days).await.map_err(reject)?;
+        app.amqp.declare_room(&id, room.retention_secs()).await.map_err(reject)?;
         app.record(DirectoryEvent::RoomCreated { id: event_id(), room }).await.map_err(reject)?;
     } else if !app.directory.is_member(&id, &user) {
         // closed before: open it again
@@ -141,11 +159,12 @@ pub async fn change(app: App, id: String, user: String, body: RoomChange) -> Res
     Ok(warp::reply::json(&room.view(&user)))
 }
 
-/// Delete a room for everyone: its owner or an administrator. Its messages stay in the
-/// stream until its retention drops them; no one can open it any more.
+/// Delete a room for everyone: its owner or an administrator. Its stream is deleted with it
+/// (every message, at once); no one can open it any more.
 pub async fn delete(app: App, id: String, user: String) -> Result<impl Reply, Rejection> {
     app.managed_room(&id, &user).map_err(reject)?;
     app.record(DirectoryEvent::RoomDeleted { id: event_id(), room: id.clone() }).await.map_err(reject)?;
+    app.drop_room_stream(&id).await.map_err(reject)?;
     tracing::info!(%user, room = %id, "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }
