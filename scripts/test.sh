@@ -55,7 +55,7 @@ chat_rabbit ctl add_user chatbot chatbot-secret > /dev/null 2>&1 || chat_rabbit 
 # queue, chat-web/tests/exec.rs)
 chat_rabbit ctl set_permissions -p / chatbot '^(amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.default|amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.gen.*|bot-.*|chatbot\..*)$' > /dev/null
 WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" WARREN_CHAT_BOT_AMQP_URL="${CHAT_RABBIT_URL/guest:guest@/chatbot:chatbot-secret@}" \
-    cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec
+    cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec --test files
 
 step "chat front ends on a three-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh, tests/chat_cluster.rs)"
 as_root_cluster() { if [ "$(id -u)" = 0 ]; then scripts/rabbitmq-cluster.sh "$@"; else sudo scripts/rabbitmq-cluster.sh "$@"; fi; }

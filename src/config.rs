@@ -269,6 +269,12 @@ pub struct ChatOptions {
     #[arg(long, env = "WARREN_CHAT_RETENTION_DAYS", default_value_t = 30)]
     pub chat_retention_days: u32,
 
+    /// Largest file a chat user may share (attach, drop or paste into a room), in MB; files
+    /// are kept in the broker with the room's retention.
+    #[arg(long, env = "WARREN_CHAT_MAX_UPLOAD_MB", default_value_t = 10, value_name = "MB",
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_upload_mb: u32,
+
     /// Who may create a chat account: `open` (anyone who reaches the page), `invite` (only
     /// with a room's invitation link, and the account joins that room) or `closed`. The very
     /// first account may always sign up: it is the chat's administrator.

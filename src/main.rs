@@ -167,6 +167,7 @@ async fn start_chat(
     config.token_ttl = std::time::Duration::from_secs(options.chat.chat_token_hours.max(1) * 3600);
     config.default_retention_days = options.chat.chat_retention_days;
     config.signup = options.chat.signup;
+    config.max_upload_bytes = options.chat.max_upload_mb as usize * 1024 * 1024;
     config.admins = options.chat.admins.clone();
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
     let default_room = options.chat.chat_default_room.trim();

@@ -8,6 +8,8 @@
 //! - `amqp`: lapin connection, topology, publish with confirms, stream consumers;
 //! - `directory`: accounts/rooms/memberships fold; `default_room`: the public room every new
 //!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold;
+//! - `files`: shared files (names, types, inline or attachment, transfer caps); their bytes
+//!   live in the broker (`amqp::files`);
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
@@ -26,6 +28,7 @@ pub mod bots;
 pub mod default_room;
 pub mod directory;
 pub mod error;
+pub mod files;
 pub mod handlers;
 pub mod live;
 pub mod model;
@@ -77,6 +80,8 @@ pub struct ChatConfig {
     pub admins: Vec<String>,
     /// The public room every new account joins (created at start if missing); None: no such room.
     pub default_room: Option<String>,
+    /// Largest file a user may share, in bytes (`--max-upload-mb`).
+    pub max_upload_bytes: usize,
     /// Bot replies: how replies come back (direct reply-to or a queue per request), and how long
     /// a reply may go without a chunk before it is closed as interrupted.
     pub bots: bots::BotConfig,
@@ -124,6 +129,7 @@ impl ChatConfig {
             admins: Vec::new(),
             default_room: Some("general".to_owned()),
             bots: bots::BotConfig::default(),
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -206,6 +206,7 @@ impl RoomLog {
                     "chunk" => m.text.push_str(&text()),
                     _ => {
                         m.text.clear();
+                        m.file = None;
                         m.deleted = true;
                     }
                 }
@@ -234,6 +235,11 @@ impl RoomLog {
                     deleted: false,
                     reply_to: inc.body.get("reply_to").and_then(Value::as_str).map(str::to_owned),
                     reactions: Default::default(),
+                    // a file only from a web user: the chat's own front ends store the files
+                    file: (!inc.bot)
+                        .then(|| inc.body.get("file").cloned().and_then(|f| serde_json::from_value(f).ok()))
+                        .flatten()
+                        .filter(|f: &crate::files::FileMeta| f.id == id),
                     streaming,
                     interrupted: false,
                 };
@@ -312,7 +318,11 @@ impl RoomLog {
         s.messages
             .iter()
             .rev()
-            .filter(|m| !m.deleted && m.text.to_lowercase().contains(needle))
+            .filter(|m| {
+                !m.deleted
+                    && (m.text.to_lowercase().contains(needle)
+                        || m.file.as_ref().is_some_and(|f| f.name.to_lowercase().contains(needle)))
+            })
             .take(limit)
             .cloned()
             .collect()

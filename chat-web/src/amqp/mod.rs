@@ -2,11 +2,13 @@
 //!
 //! - `addresses`: the node list of `--amqp-url` and where to start trying it;
 //! - `client`: connect, declare the topology of the DESIGN contract, publish with confirms;
-//! - `feed`: consume a stream queue and decode deliveries.
+//! - `feed`: consume a stream queue and decode deliveries;
+//! - `files`: a room's shared files, one message each on stream `chat.files.<room>`.
 
 pub mod addresses;
 pub mod client;
 pub mod feed;
+pub mod files;
 
 pub use addresses::Rotation;
 pub use client::Amqp;
@@ -20,6 +22,11 @@ pub const DIRECTORY_QUEUE: &str = "chat.directory";
 
 pub fn room_queue(room: &str) -> String {
     format!("chat.room.{room}")
+}
+
+/// Stream of room `room`'s shared files (one message per file, same retention as the room).
+pub fn files_queue(room: &str) -> String {
+    format!("chat.files.{room}")
 }
 
 pub fn room_key(room: &str) -> String {
