@@ -96,7 +96,17 @@ async fn an_image_goes_round_trip_through_the_broker_to_another_front_end() {
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let up = upload(&c, &bob, &room, "data.bin", "application/octet-stream", data.clone()).await;
     assert_eq!(up.status, 201);
-    let got = download(&other, &alice, &room, up.json()["id"].as_str().unwrap()).await;
+    let big = up.json()["id"].as_str().unwrap().to_owned();
+    // (the other front end learns of the message from the room's stream, a moment later)
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let h = other.req("GET", &format!("/api/rooms/{room}/messages"), Some(&alice), None).await;
+        if h.body["messages"][0]["id"] == big.as_str() || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = download(&other, &alice, &room, &big).await;
     assert_eq!(got.status, 200);
     assert!(got.bytes == data, "3 MB file differs after the round trip");
     assert!(got.header("content-disposition").starts_with("attachment;"));

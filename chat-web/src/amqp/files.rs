@@ -117,7 +117,10 @@ pub async fn fetch(amqp: &Amqp, room: &str, offset: u64, id: &str) -> Result<Sto
                 Some(o) if o == offset && text_header(&d, "x-file-id").as_deref() == Some(id) => {
                     return Ok(Stored { bytes: Bytes::from(d.data) });
                 }
-                _ => return Err(gone()),
+                other => {
+                    tracing::debug!(%room, offset, id, found = ?other, "the files stream holds no such file there");
+                    return Err(gone());
+                }
             }
         }
         Err(gone())
