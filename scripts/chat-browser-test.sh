@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests of the web chat: build warren, start it on loopback ports (embedded broker, or
 # the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core,
-# over HTTP (chat.test.mjs), then over HTTPS/WSS on a self-signed certificate made here with
-# openssl (tls.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and
+# over HTTP (chat.test.mjs, files.test.mjs, bots.test.mjs), then over HTTPS/WSS on a
+# self-signed certificate made here with openssl (tls.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and
 # the npm package. Screenshots: target/chat-screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,6 +47,8 @@ else
 fi
 SHOTS="target/chat-screenshots/$BROKER"
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+# file and image sharing (files.test.mjs): the files live in the broker, so this runs on both
+node chat-web/browser/files.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
 # bots (bots.test.mjs): `warren bot words` as a user of its own, allowed its words-* queues
 # (the chat's vhost: `chat` on the embedded broker, the URL's on RabbitMQ)
 if [ -n "${WARREN_AMQP_URL:-}" ]; then

@@ -97,6 +97,7 @@
   function logout(tellServer) {
     if (tellServer && S.token) api("POST", "/api/logout").catch(() => {});
     localStorage.removeItem("warren.token");
+    window.chatFiles.reset();
     if (S.ws) { S.ws.onclose = null; S.ws.close(); }
     resetState();
     S.token = null;
@@ -211,7 +212,7 @@
     $("room-bar").hidden = !on;
     $("list-wrap").hidden = !on;
     if (!on) { $("room-panel").hidden = true; $("older").hidden = true; $("jump").hidden = true; }
-    $("composer-text").disabled = !on; $("send").disabled = !on;
+    $("composer-text").disabled = !on; $("send").disabled = !on; $("attach").disabled = !on;
   }
 
   function renderRoomInfo(r) {
@@ -219,7 +220,7 @@
     $("room-info").replaceChildren((r.view.archived ? "Archived, read-only · " : "") + n + (n === 1 ? " member" : " members") + " · messages kept " +
       (r.view.retention_days ? r.view.retention_days + " days" : "forever"));
     const writable = !r.view.archived;
-    $("composer-text").disabled = !writable; $("send").disabled = !writable;
+    $("composer-text").disabled = !writable; $("send").disabled = !writable; $("attach").disabled = !writable;
     $("composer-text").placeholder = writable ? PLACEHOLDER : "This room is archived: it can be read, not written to.";
     const actions = [];
     if (!r.view.direct) {
@@ -525,6 +526,7 @@
     const body = el("div", { class: "text" });
     if (m.deleted) { body.className = "text deleted"; body.textContent = "message deleted"; }
     else body.append(window.renderMarkdown(m.text));
+    if (m.file && !m.deleted) body.append(window.chatFiles.node(m)); // a shared file (files.js)
     li.append(av, meta);
     if (m.reply_to) {
       const q = r.byId.get(m.reply_to);
@@ -1124,6 +1126,8 @@
     $("me").textContent = S.user;
     $("empty-name").textContent = ", " + S.user;
     showRoomChrome(false);
+    window.chatFiles.init({ token: () => S.token, room: () => S.current,
+      writable: () => !!S.current && !$("composer-text").disabled });
     try { await refreshRooms(); } catch (_) { return; }
     connect();
     takeInvite();
