@@ -11,8 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/browser-deps.sh
 ensure_browser_deps openssl
 
-cargo build --locked -p warren
-BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
+# WARREN_BIN: a warren built beforehand (e.g. copied out of a target directory that other
+# builds share, so that none replaces it while the tests run)
+if [ -z "${WARREN_BIN:-}" ]; then cargo build --locked -p warren; fi
+BIN="${WARREN_BIN:-${CARGO_TARGET_DIR:-target}/debug/warren}"
 HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
 HTTPS_PORT="${CHAT_HTTPS_PORT:-18443}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
