@@ -191,11 +191,15 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::post())
         .and(a())
         .and(u())
+        .and(crate::serve::remote())
         .and(warp::query())
         .and(warp::header::optional::<String>("content-type"))
         .and(body::announced_length())
         .and(warp::body::stream())
-        .and_then(|room, app, user, q, ct, len, body| files::upload(app, room, user, q, ct, len, body));
+        .and_then(|room, app, user, addr, query, content_type, announced, body| {
+            let req = files::UploadRequest { room, user, addr, query, content_type, announced };
+            files::upload(app, req, body)
+        });
     let download = api.and(warp::path!("files" / String / String)).and(warp::get()).and(a()).and(u());
     let download = download.and_then(|room, id, app, user| files::download(app, room, id, user));
     let files = any_of(vec![bx(upload), bx(download)]);

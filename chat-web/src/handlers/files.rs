@@ -2,6 +2,7 @@
 //! their type as Content-Type) and download (`GET /api/files/{room}/{file}`).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
@@ -11,6 +12,7 @@ use warp::{Rejection, Reply};
 use super::reject;
 use crate::files::{self, FileMeta};
 use crate::model::UploadQuery;
+use crate::ratelimit::AddrKey;
 use crate::state::App;
 
 /// Bytes per chunk of a download's response body.
@@ -18,24 +20,31 @@ const CHUNK: usize = 64 * 1024;
 /// What a served file may do: nothing (no script, no plugin, no fetch, a sandboxed origin).
 const FILE_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
 
-/// Upload: membership is checked before a byte of the body is read; then the body waits for an
-/// upload slot (a front end holds a bounded number in memory) and is read up to the limit
-/// (413 past it, the rest never read).
-pub async fn upload<S, B, E>(
-    app: App,
-    room: String,
-    user: String,
-    q: UploadQuery,
-    content_type: Option<String>,
-    announced: Option<u64>,
-    body: S,
-) -> Result<impl Reply, Rejection>
+/// What an upload request says besides its body.
+#[derive(Debug)]
+pub struct UploadRequest {
+    pub room: String,
+    pub user: String,
+    pub addr: Option<SocketAddr>,
+    pub query: UploadQuery,
+    pub content_type: Option<String>,
+    /// Its Content-Length, if it gave one.
+    pub announced: Option<u64>,
+}
+
+/// Upload: membership and the posting budget are checked before a byte of the body is read;
+/// then the body waits for an upload slot (a front end holds a bounded number in memory) and
+/// is read up to the limit (413 past it, the rest never read).
+pub async fn upload<S, B, E>(app: App, req: UploadRequest, body: S) -> Result<impl Reply, Rejection>
 where
     S: Stream<Item = Result<B, E>>,
     B: Buf,
     E: std::fmt::Display,
 {
+    let UploadRequest { room, user, addr, query: q, content_type, announced } = req;
     let room = app.writable_room(&room, &user).map_err(reject)?;
+    // a file is a message: the same posting budget
+    app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
     let name = files::clean_name(&q.name).map_err(reject)?;
     let content_type = files::clean_type(content_type.as_deref());
     let limit = app.config.max_upload_bytes;
