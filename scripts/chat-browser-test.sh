@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Browser tests of the web chat: build warren, start it on loopback ports (embedded broker, or
 # the broker in WARREN_AMQP_URL), drive two headless Chromium contexts with playwright-core,
-# over HTTP (chat.test.mjs), then over HTTPS/WSS on a self-signed certificate made here with
-# openssl (tls.test.mjs), then with WebSocket blocked (fallback.test.mjs), then a reply whose
-# front end died (interrupted.test.mjs). Installs Debian's chromium, nodejs, npm and openssl
-# when missing, and the npm package. Screenshots: target/chat-screenshots/.
+# over HTTP (chat.test.mjs, files.test.mjs, bots.test.mjs, history.test.mjs), then over
+# HTTPS/WSS on a self-signed certificate made here with openssl (tls.test.mjs), then with
+# WebSocket blocked (fallback.test.mjs), then a reply whose front end died
+# (interrupted.test.mjs). Installs Debian's chromium, nodejs, npm and openssl when missing, and
+# the npm package. Screenshots: target/chat-screenshots/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,8 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/browser-deps.sh
 ensure_browser_deps openssl
 
-cargo build --locked -p warren
-BIN="${CARGO_TARGET_DIR:-target}/debug/warren"
+# WARREN_BIN: a warren built beforehand (e.g. copied out of a target directory that other
+# builds share, so that none replaces it while the tests run)
+if [ -z "${WARREN_BIN:-}" ]; then cargo build --locked -p warren; fi
+BIN="${WARREN_BIN:-${CARGO_TARGET_DIR:-target}/debug/warren}"
 HTTP_PORT="${CHAT_HTTP_PORT:-18080}"
 HTTPS_PORT="${CHAT_HTTPS_PORT:-18443}"
 AMQP_PORT="${CHAT_AMQP_PORT:-15699}"
@@ -62,6 +65,8 @@ if [ "$FILL_VHOST" = "%2f" ] || [ -z "$FILL_VHOST" ]; then FILL_VHOST=/; fi
 $CHAT_BROKER_CTL add_user fillbot fillbot-secret > /dev/null 2>&1 || $CHAT_BROKER_CTL change_password fillbot fillbot-secret > /dev/null
 $CHAT_BROKER_CTL set_permissions -p "$FILL_VHOST" fillbot '^fillbot\..*' '^chat$' '^fillbot\..*' > /dev/null
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
+# file and image sharing (files.test.mjs): the files live in the broker, so this runs on both
+node chat-web/browser/files.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
 # (after chat.test.mjs, which makes the broker drop every connection)
 FILL_PYTHON="$PY" FILL_AMQP_URL="$FILL_AMQP_URL" node chat-web/browser/history.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS-history" &
 HISTORY_PID=$!

@@ -55,7 +55,7 @@ chat_rabbit ctl add_user chatbot chatbot-secret > /dev/null 2>&1 || chat_rabbit 
 # queue, chat-web/tests/exec.rs)
 chat_rabbit ctl set_permissions -p / chatbot '^(amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.default|amq\.gen.*|bot-.*|chatbot\..*)$' '^(chat|amq\.gen.*|bot-.*|chatbot\..*)$' > /dev/null
 WARREN_CHAT_AMQP_URL="$CHAT_RABBIT_URL" WARREN_CHAT_BOT_AMQP_URL="${CHAT_RABBIT_URL/guest:guest@/chatbot:chatbot-secret@}" \
-    cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec --test sse --test history
+    cargo test -p warren-chat --locked --test api --test ws --test identity --test bots --test exec --test sse --test history --test files
 # the README's pika bot (tests/python_bots) with the chat on RabbitMQ, as its own login
 chat_rabbit ctl add_user pybot pybot-secret > /dev/null 2>&1 || chat_rabbit ctl change_password pybot pybot-secret > /dev/null
 PYBOT='^(pybot-.*|amq\.gen.*|amq\.default)$'

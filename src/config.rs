@@ -273,6 +273,11 @@ pub struct ChatOptions {
     /// read from the room's stream when someone scrolls back or searches.
     #[arg(long, env = "WARREN_CHAT_HISTORY_WINDOW", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub chat_history_window: u64,
+    /// Largest file a chat user may share (attach, drop or paste into a room), in MB; files
+    /// are kept in the broker with the room's retention.
+    #[arg(long, env = "WARREN_CHAT_MAX_UPLOAD_MB", default_value_t = 10, value_name = "MB",
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_upload_mb: u32,
 
     /// Who may create a chat account: `open` (anyone who reaches the page), `invite` (only
     /// with a room's invitation link, and the account joins that room) or `closed`. The very

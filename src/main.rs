@@ -168,6 +168,7 @@ async fn start_chat(
     config.default_retention_days = options.chat.chat_retention_days;
     config.history_window = usize::try_from(options.chat.chat_history_window).unwrap_or(usize::MAX);
     config.signup = options.chat.signup;
+    config.max_upload_bytes = options.chat.max_upload_mb as usize * 1024 * 1024;
     config.admins = options.chat.admins.clone();
     config.limits = config.limits.times(options.chat.chat_rate_limit_factor);
     let default_room = options.chat.chat_default_room.trim();

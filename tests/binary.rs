@@ -58,7 +58,15 @@ async fn sigterm_closes_connections_with_320_and_exits_0() {
 fn help_lists_flags_with_their_environment_variables() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren")).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let needles = ["--amqp-bind", "WARREN_AMQP_BIND", "--max-message-size", "WARREN_MAX_MESSAGE_SIZE", "--config"];
+    let needles = [
+        "--amqp-bind",
+        "WARREN_AMQP_BIND",
+        "--max-message-size",
+        "WARREN_MAX_MESSAGE_SIZE",
+        "--config",
+        "--max-upload-mb",
+        "WARREN_CHAT_MAX_UPLOAD_MB",
+    ];
     let config =
         ["WARREN_CONFIG", "listeners.tcp.default", "load_definitions", "--management-bind", "--prometheus-bind"];
     for needle in needles.into_iter().chain(config) {
@@ -119,4 +127,14 @@ async fn a_port_alone_listens_on_ipv6_and_ipv4() {
         assert_eq!(got.delivery.data, url.as_bytes());
         conn.close(200, "bye".into()).await.unwrap();
     }
+}
+
+/// `--max-upload-mb` reaches the chat: the page reads the limit from `/api/config`.
+#[tokio::test]
+async fn the_upload_limit_flag_reaches_the_chat() {
+    let w = Warren::start(&["--max-upload-mb", "3"]);
+    let http = common::Http { base: w.chat_base() };
+    let (status, config) = http.req(hyper::Method::GET, "/api/config", None, None).await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["max_upload_bytes"], 3 * 1024 * 1024);
 }

@@ -312,7 +312,15 @@ try {
   b.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
   await b.goto(base);
   await b.waitForFunction(() => document.getElementById("conn").textContent === "connected", null, T);
-  await b.click("#menu");
+  // (the page's hello may restore the last open room just after "connected", which closes the
+  // phone's menu again: open it until the badge shows)
+  await b.waitForFunction((name) => {
+    const s = document.getElementById("sidebar");
+    if (!s.classList.contains("open")) document.getElementById("menu").click();
+    const li = [...document.querySelectorAll("#my-rooms li")].find((l) => l.textContent.includes(name));
+    const badge = li && li.querySelector(".badge");
+    return !!badge && s.classList.contains("open") && badge.getBoundingClientRect().width > 0;
+  }, lobby, { ...T, polling: 250 });
   const badge = b.locator(`#my-rooms li:has(button:has-text("${lobby}")) .badge`);
   await badge.waitFor(T);
   assert.equal(await badge.textContent(), "2", "unread count");

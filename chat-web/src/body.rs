@@ -17,14 +17,17 @@ pub const SMALL_JSON: usize = 16 * 1024;
 /// Cap of a message body: room for a `MAX_MESSAGE_BYTES` text escaped in JSON (`\u00XX`).
 pub const MESSAGE_JSON: usize = crate::MAX_MESSAGE_BYTES * 6 + 4096;
 
-/// The body, at most `limit` bytes (413 past it).
-pub fn capped(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// The Content-Length the client announced, if any (400 when it is not a number).
+pub fn announced_length() -> impl Filter<Extract = (Option<u64>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .or_else(|_| async { Err::<(Option<u64>,), _>(reject(ApiError::BadRequest("invalid Content-Length".into()))) })
-        .and(warp::body::stream())
-        .and_then(move |announced: Option<u64>, stream| async move {
-            warren_http::body::read_capped(stream, limit, announced).await.map_err(|e| reject(e.into()))
-        })
+}
+
+/// The body, at most `limit` bytes (413 past it).
+pub fn capped(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    announced_length().and(warp::body::stream()).and_then(move |announced: Option<u64>, stream| async move {
+        warren_http::body::read_capped(stream, limit, announced).await.map_err(|e| reject(e.into()))
+    })
 }
 
 /// Refuse a body that says it is not JSON (415); one without a Content-Type is taken as JSON.

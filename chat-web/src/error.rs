@@ -25,6 +25,9 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("request body larger than {0} bytes")]
     BodyTooLarge(usize),
+    /// A shared file over `--max-upload-mb` (the limit in bytes).
+    #[error("the file is larger than the limit of {}", size_text(*.0))]
+    FileTooLarge(usize),
     #[error("{0}")]
     Unprocessable(String),
     #[error("expected application/json")]
@@ -38,6 +41,18 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// `n` bytes as people read it: whole MB, else KB, else bytes.
+fn size_text(n: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    if n >= MB && n.is_multiple_of(MB) {
+        format!("{} MB", n / MB)
+    } else if n >= 1024 {
+        format!("{:.1} KB", n as f64 / 1024.0)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -46,7 +61,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) | ApiError::FileTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -64,7 +81,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
-            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) => "too_large",
+            ApiError::TooLarge(_) | ApiError::BodyTooLarge(_) | ApiError::FileTooLarge(_) => "too_large",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",

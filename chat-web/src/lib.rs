@@ -9,6 +9,8 @@
 //! - `directory`: accounts/rooms/memberships fold; `default_room`: the public room every new
 //!   account joins; `bots`: requests to bots (`@name`, `/name`) and their streamed replies; `room_log`: one room's message fold
 //!   (a window of the newest messages); `history`: older pages and search, read from the stream;
+//! - `files`: shared files (names, types, inline or attachment, transfer caps); their bytes
+//!   live in the broker (`amqp::files`);
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
@@ -29,6 +31,7 @@ pub mod bots;
 pub mod default_room;
 pub mod directory;
 pub mod error;
+pub mod files;
 pub mod handlers;
 pub mod history;
 pub mod live;
@@ -83,6 +86,8 @@ pub struct ChatConfig {
     pub admins: Vec<String>,
     /// The public room every new account joins (created at start if missing); None: no such room.
     pub default_room: Option<String>,
+    /// Largest file a user may share, in bytes (`--max-upload-mb`).
+    pub max_upload_bytes: usize,
     /// Bot replies: how replies come back (direct reply-to or a queue per request), and how long
     /// a reply may go without a chunk before it is closed as interrupted.
     pub bots: bots::BotConfig,
@@ -137,6 +142,7 @@ impl ChatConfig {
             bots: bots::BotConfig::default(),
             history_window: room_log::DEFAULT_WINDOW,
             expiry_sweep: Duration::from_secs(5),
+            max_upload_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct ChatMessage {
     /// Emoji reactions: emoji -> who reacted with it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub reactions: BTreeMap<String, BTreeSet<String>>,
+    /// The file this message shares (see `files`); its id is the message's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileMeta>,
     /// A bot's reply still growing, chunk by chunk.
     pub streaming: bool,
     /// A bot's reply that stopped before the bot said it was done (the bot died or hung).
@@ -115,6 +118,12 @@ pub struct PostMessage {
     pub text: String,
     #[serde(default)]
     pub reply_to: Option<String>,
+}
+
+/// `POST /api/rooms/{id}/files?name=...`: the file's name (its type is the Content-Type).
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    pub name: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -171,6 +171,11 @@ fn view(m: &ChatMessage, growing: &HashMap<String, u64>, now: u64) -> ChatMessag
 fn new_message(room: &str, inc: &Incoming, id: String) -> ChatMessage {
     let ts = inc.body.get("ts").and_then(Value::as_u64).unwrap_or(inc.ts);
     let streaming = inc.bot && inc.body.get("streaming").and_then(Value::as_bool) == Some(true);
+    // a file only from a web user: the chat's own front ends store the files
+    let file = (!inc.bot)
+        .then(|| inc.body.get("file").cloned().and_then(|f| serde_json::from_value(f).ok()))
+        .flatten()
+        .filter(|f: &crate::files::FileMeta| f.id == id);
     ChatMessage {
         id,
         room: room.to_owned(),
@@ -183,6 +188,7 @@ fn new_message(room: &str, inc: &Incoming, id: String) -> ChatMessage {
         deleted: false,
         reply_to: inc.body.get("reply_to").and_then(Value::as_str).map(str::to_owned),
         reactions: Default::default(),
+        file,
         streaming,
         interrupted: false,
     }
@@ -238,6 +244,7 @@ fn change(m: &mut ChatMessage, kind: &str, inc: &Incoming) -> bool {
         }
         _ => {
             m.text.clear();
+            m.file = None;
             m.deleted = true;
         }
     }
@@ -555,7 +562,12 @@ impl RoomLog {
         s.messages
             .iter()
             .rev()
-            .filter(|m| !m.deleted && m.ts >= cutoff && m.text.to_lowercase().contains(needle))
+            .filter(|m| {
+                !m.deleted
+                    && m.ts >= cutoff
+                    && (m.text.to_lowercase().contains(needle)
+                        || m.file.as_ref().is_some_and(|f| f.name.to_lowercase().contains(needle)))
+            })
             .take(limit)
             .cloned()
             .collect()

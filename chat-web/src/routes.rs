@@ -10,7 +10,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::auth::TokenEnd;
 use crate::body::{self, MESSAGE_JSON, SMALL_JSON};
 use crate::error::{ApiError, recover};
-use crate::handlers::{accounts, messages, reject, rooms};
+use crate::handlers::{accounts, files, messages, reject, rooms};
 use crate::live::Live;
 use crate::state::App;
 use crate::{sse, static_files, ws};
@@ -197,6 +197,24 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         api.and(warp::path!("search")).and(warp::get()).and(a()).and(u()).and(warp::query()).and_then(messages::search);
     let messages = any_of(vec![bx(history), bx(post), bx(edit), bx(delete), bx(read), bx(search)]);
 
+    let upload = api
+        .and(warp::path!("rooms" / String / "files"))
+        .and(warp::post())
+        .and(a())
+        .and(u())
+        .and(crate::serve::remote())
+        .and(warp::query())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body::announced_length())
+        .and(warp::body::stream())
+        .and_then(|room, app, user, addr, query, content_type, announced, body| {
+            let req = files::UploadRequest { room, user, addr, query, content_type, announced };
+            files::upload(app, req, body)
+        });
+    let download = api.and(warp::path!("files" / String / String)).and(warp::get()).and(a()).and(u());
+    let download = download.and_then(|room, id, app, user| files::download(app, room, id, user));
+    let files = any_of(vec![bx(upload), bx(download)]);
+
     let socket = warp::path!("ws")
         .and(warp::ws())
         .and(a())
@@ -254,11 +272,12 @@ pub fn routes(live: Live) -> BoxedFilter<(Box<dyn Reply>,)> {
         }
     });
 
-    let security = warp::reply::with::header(
+    // (a default: a shared file's download sets a stricter one of its own)
+    let security = warp::reply::with::default_header(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     );
-    any_of(vec![accounts, rooms, messages, bx(socket), bx(events), bx(event_frames), bx(ui)])
+    any_of(vec![accounts, rooms, messages, files, bx(socket), bx(events), bx(event_frames), bx(ui)])
         .recover(recover)
         .map(|r| Box::new(r) as Box<dyn Reply>)
         .with(security)

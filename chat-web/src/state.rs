@@ -12,11 +12,13 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
+use crate::amqp::files as amqp_files;
 use crate::amqp::{Amqp, DIRECTORY_QUEUE, Rotation, room_queue};
 use crate::auth::{Passwords, Tokens};
 use crate::bots::{self, Bots};
 use crate::directory::{Directory, DirectoryEvent, Room};
 use crate::error::ApiError;
+use crate::files::{FileMeta, Transfers};
 use crate::model::{ChatMessage, now_ms};
 use crate::presence::{Presence, Status};
 use crate::ratelimit::{Budgets, FailureLimiter};
@@ -43,6 +45,8 @@ pub struct Local {
     pub rotation: Arc<Rotation>,
     /// The open Server-Sent Events sessions (the fallback transport), by id.
     pub event_streams: Arc<crate::sse::Sessions>,
+    /// File uploads and downloads held in memory at once.
+    pub transfers: Arc<Transfers>,
 }
 
 impl Local {
@@ -56,6 +60,7 @@ impl Local {
             login_by_addr: Arc::new(FailureLimiter::new(config.login_attempts_per_addr, window)),
             rotation: Arc::new(Rotation::default()),
             event_streams: Arc::default(),
+            transfers: Arc::new(Transfers::default()),
         }
     }
 }
@@ -558,6 +563,42 @@ impl App {
             });
         }
         Ok(msg)
+    }
+
+    /// Share a file in `room` (already checked writable by `author`): store its bytes in the
+    /// room's files stream, then post the message that shows it (its id is the file's).
+    pub async fn share_file(
+        &self,
+        room: &Room,
+        author: &str,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<ChatMessage, ApiError> {
+        let log = self.room_log(room).await?;
+        let id = new_id();
+        let upload = amqp_files::Upload { id: &id, name, content_type, uploader: author };
+        let offset = amqp_files::store(&self.amqp, &room.id, room.retention_secs(), &upload, bytes).await?;
+        let file = FileMeta {
+            id: id.clone(),
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            size: bytes.len() as u64,
+            offset,
+        };
+        let body = json!({"id": id, "kind": "message", "room": room.id, "text": "", "file": file, "ts": now_ms()});
+        self.publish_room(&log, author, body).await?;
+        log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))
+    }
+
+    /// File `id` shared in `room`, for a member: what it is and its bytes (404 once its message
+    /// is deleted or the stream no longer holds it).
+    pub async fn shared_file(&self, room: &str, user: &str, id: &str) -> Result<(FileMeta, bytes::Bytes), ApiError> {
+        let room = self.member_room(room, user)?;
+        let log = self.room_log(&room).await?;
+        let file = log.message(id).and_then(|m| m.file).ok_or_else(|| ApiError::NotFound(format!("no file {id}")))?;
+        let stored = amqp_files::fetch(&self.amqp, &room.id, file.offset, &file.id).await?;
+        Ok((file, stored.bytes))
     }
 
     /// Edit (Some(text)) or delete (None) one's own message.

@@ -3,6 +3,7 @@
 const FILES: &[(&str, &str, &str)] = &[
     ("index.html", include_str!("../static/index.html"), "text/html; charset=utf-8"),
     ("app.js", include_str!("../static/app.js"), "text/javascript; charset=utf-8"),
+    ("files.js", include_str!("../static/files.js"), "text/javascript; charset=utf-8"),
     ("markdown.js", include_str!("../static/markdown.js"), "text/javascript; charset=utf-8"),
     ("style.css", include_str!("../static/style.css"), "text/css; charset=utf-8"),
     ("favicon.svg", include_str!("../static/favicon.svg"), "image/svg+xml"),

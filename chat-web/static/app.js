@@ -108,6 +108,7 @@
   function logout(tellServer) {
     if (tellServer && S.token) api("POST", "/api/logout").catch(() => {});
     localStorage.removeItem("warren.token");
+    window.chatFiles.reset();
     if (S.ws) { S.ws.onclose = null; S.ws.close(); }
     if (S.es) S.es.close();
     resetState();
@@ -223,7 +224,7 @@
     $("room-bar").hidden = !on;
     $("list-wrap").hidden = !on;
     if (!on) { $("room-panel").hidden = true; $("older").hidden = true; $("jump").hidden = true; }
-    $("composer-text").disabled = !on; $("send").disabled = !on;
+    $("composer-text").disabled = !on; $("send").disabled = !on; $("attach").disabled = !on;
   }
 
   function retentionText(v) {
@@ -240,7 +241,7 @@
     $("room-info").replaceChildren((r.view.archived ? "Archived, read-only · " : "") + n + (n === 1 ? " member" : " members") + " · messages kept " +
       retentionText(r.view));
     const writable = !r.view.archived;
-    $("composer-text").disabled = !writable; $("send").disabled = !writable;
+    $("composer-text").disabled = !writable; $("send").disabled = !writable; $("attach").disabled = !writable;
     $("composer-text").placeholder = writable ? PLACEHOLDER : "This room is archived: it can be read, not written to.";
     const actions = [];
     if (!r.view.direct) {
@@ -598,6 +599,7 @@
     const body = el("div", { class: "text" });
     if (m.deleted) { body.className = "text deleted"; body.textContent = "message deleted"; }
     else body.append(window.renderMarkdown(m.text));
+    if (m.file && !m.deleted) body.append(window.chatFiles.node(m)); // a shared file (files.js)
     li.append(av, meta);
     if (m.reply_to) {
       const q = r.byId.get(m.reply_to);
@@ -1262,6 +1264,8 @@
     $("me").textContent = S.user;
     $("empty-name").textContent = ", " + S.user;
     showRoomChrome(false);
+    window.chatFiles.init({ token: () => S.token, room: () => S.current,
+      writable: () => !!S.current && !$("composer-text").disabled });
     try { await refreshRooms(); } catch (_) { return; }
     connect();
     takeInvite();

@@ -15,7 +15,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::watch;
 
 use super::addresses::{Addresses, Rotation};
-use super::{CHAT_EXCHANGE, DIRECTORY_QUEUE, EVENTS_EXCHANGE, room_key, room_queue};
+use super::{CHAT_EXCHANGE, DIRECTORY_QUEUE, EVENTS_EXCHANGE, files_queue, room_key, room_queue};
 use crate::error::ApiError;
 
 #[derive(Clone)]
@@ -204,12 +204,46 @@ impl Amqp {
         Ok(())
     }
 
-    /// Delete room `id`'s stream (the room was deleted): its messages go at once.
+    /// Delete room `id`'s streams (the room was deleted): its messages and files go at once
+    /// (deleting a queue that was never declared is no error, on warren as on RabbitMQ).
     pub async fn delete_room(&self, id: &str) -> Result<(), ApiError> {
         let ch = self.inner.connection.create_channel().await?;
         ch.queue_delete(short(&room_queue(id))?, QueueDeleteOptions::default()).await?;
+        ch.queue_delete(short(&files_queue(id))?, QueueDeleteOptions::default()).await?;
         let _ = ch.close(200, "bye".into()).await;
         Ok(())
+    }
+
+    /// Declare room `id`'s files stream with the room's retention (`secs`, 0 = forever), so a
+    /// file is kept exactly as long as the messages that show it. Bound to no exchange: files
+    /// are published straight to it, and bots bound to `room.#` never get the bytes.
+    pub async fn declare_files(&self, id: &str, secs: u64) -> Result<(), ApiError> {
+        self.declare_stream(short(&files_queue(id))?, stream_args(Some(secs))).await
+    }
+
+    /// Publish one file to stream `queue` (default exchange) with `headers` describing it, as
+    /// the chat's service user, and wait for the broker's confirm.
+    pub async fn publish_file(
+        &self,
+        queue: &str,
+        content_type: &str,
+        headers: FieldTable,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        let mut props = self.properties(None).with_headers(headers);
+        if let Ok(ct) = ShortString::try_new(content_type) {
+            props = props.with_content_type(ct);
+        }
+        let confirm = self
+            .inner
+            .publisher
+            .basic_publish(short("")?, short(queue)?, BasicPublishOptions::default(), body, props)
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Nack(_) => Err(ApiError::Broker("the broker refused the file (nack)".into())),
+        }
     }
 
     /// A fresh channel with `prefetch` credit, for one stream consumer.

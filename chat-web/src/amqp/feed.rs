@@ -20,11 +20,11 @@ pub enum StartAt {
     Next,
 }
 
-fn header<'a>(d: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
+pub(crate) fn header<'a>(d: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
     d.properties.headers().as_ref()?.inner().get(name)
 }
 
-fn offset_of(d: &Delivery) -> Option<u64> {
+pub(crate) fn offset_of(d: &Delivery) -> Option<u64> {
     match header(d, "x-stream-offset")? {
         AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
         AMQPValue::LongInt(v) => u64::try_from(*v).ok(),

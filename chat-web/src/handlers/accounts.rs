@@ -113,7 +113,7 @@ pub async fn users(app: App, _user: String) -> Result<impl Reply, Rejection> {
 /// What the sign-in page needs before anyone signs in: who may sign up.
 pub async fn config(app: App) -> Result<impl Reply, Rejection> {
     let signup = if app.directory.users().is_empty() { Signup::Open } else { app.config.signup };
-    Ok(warp::reply::json(&json!({"signup": signup})))
+    Ok(warp::reply::json(&json!({"signup": signup, "max_upload_bytes": app.config.max_upload_bytes})))
 }
 
 /// Change one's password (the current one is checked). Other sign-ins stay valid.

@@ -2,6 +2,7 @@
 //! reports failures as `ApiError`, which `error::recover` turns into JSON.
 
 pub mod accounts;
+pub mod files;
 pub mod messages;
 pub mod rooms;
 
