@@ -54,16 +54,26 @@ SHOTS="target/chat-screenshots/$BROKER"
 # messages (bench/chat-fill.py, pika) while a 1-minute retention runs out; it runs alongside
 # the bots' and the TLS tests
 PY="$(scripts/python-venv.sh)/bin/python"
-if [ -n "${WARREN_AMQP_URL:-}" ]; then
-    FILL_VHOST="${WARREN_AMQP_URL##*/}"
-    FILL_AMQP_URL="$(printf '%s' "$WARREN_AMQP_URL" | sed -E 's#//[^@/]*@#//fillbot:fillbot-secret@#')"
-else
-    FILL_VHOST=chat
-    FILL_AMQP_URL="amqp://fillbot:fillbot-secret@127.0.0.1:$AMQP_PORT/chat"
-fi
-if [ "$FILL_VHOST" = "%2f" ] || [ -z "$FILL_VHOST" ]; then FILL_VHOST=/; fi
-$CHAT_BROKER_CTL add_user fillbot fillbot-secret > /dev/null 2>&1 || $CHAT_BROKER_CTL change_password fillbot fillbot-secret > /dev/null
-$CHAT_BROKER_CTL set_permissions -p "$FILL_VHOST" fillbot '^fillbot\..*' '^chat$' '^fillbot\..*' > /dev/null
+# A broker login of its own for a test's bot: bot_login USER CONFIGURE WRITE READ (permission
+# patterns, in the chat's vhost: `chat` on the embedded broker, the URL's on RabbitMQ) prints
+# its AMQP URL.
+bot_login() {
+    local user="$1" vhost url
+    if [ -n "${WARREN_AMQP_URL:-}" ]; then
+        vhost="${WARREN_AMQP_URL##*/}"
+        url="$(printf '%s' "$WARREN_AMQP_URL" | sed -E "s#//[^@/]*@#//$user:$user-secret@#")"
+    else
+        vhost=chat
+        url="amqp://$user:$user-secret@127.0.0.1:$AMQP_PORT/chat"
+    fi
+    if [ "$vhost" = "%2f" ] || [ -z "$vhost" ]; then vhost=/; fi
+    # (one chain: errexit does not reach into the $(...) this runs in)
+    { $CHAT_BROKER_CTL add_user "$user" "$user-secret" > /dev/null 2>&1 \
+        || $CHAT_BROKER_CTL change_password "$user" "$user-secret" > /dev/null; } \
+        && $CHAT_BROKER_CTL set_permissions -p "$vhost" "$user" "$2" "$3" "$4" > /dev/null \
+        && printf '%s\n' "$url"
+}
+FILL_AMQP_URL="$(bot_login fillbot '^fillbot\..*' '^chat$' '^fillbot\..*')"
 node chat-web/browser/chat.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
 # file and image sharing (files.test.mjs): the files live in the broker, so this runs on both
 node chat-web/browser/files.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || { tail -n 50 "$LOG"; exit 1; }
@@ -71,17 +81,7 @@ node chat-web/browser/files.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" || {
 FILL_PYTHON="$PY" FILL_AMQP_URL="$FILL_AMQP_URL" node chat-web/browser/history.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS-history" &
 HISTORY_PID=$!
 # bots (bots.test.mjs): `warren bot words` as a user of its own, allowed its words-* queues
-# (the chat's vhost: `chat` on the embedded broker, the URL's on RabbitMQ)
-if [ -n "${WARREN_AMQP_URL:-}" ]; then
-    VHOST="${WARREN_AMQP_URL##*/}"
-    BOT_AMQP_URL="$(printf '%s' "$WARREN_AMQP_URL" | sed -E 's#//[^@/]*@#//wordsbot:wordsbot-secret@#')"
-else
-    VHOST=chat
-    BOT_AMQP_URL="amqp://wordsbot:wordsbot-secret@127.0.0.1:$AMQP_PORT/chat"
-fi
-if [ "$VHOST" = "%2f" ] || [ -z "$VHOST" ]; then VHOST=/; fi
-$CHAT_BROKER_CTL add_user wordsbot wordsbot-secret > /dev/null 2>&1 || $CHAT_BROKER_CTL change_password wordsbot wordsbot-secret > /dev/null
-$CHAT_BROKER_CTL set_permissions -p "$VHOST" wordsbot '^words-.*' '^(words-.*|amq\.default)$' '^words-.*' > /dev/null
+BOT_AMQP_URL="$(bot_login wordsbot '^words-.*' '^(words-.*|amq\.default)$' '^words-.*')"
 WARREN_BIN="$BIN" BOT_AMQP_URL="$BOT_AMQP_URL" node chat-web/browser/bots.test.mjs "http://127.0.0.1:$HTTP_PORT" "$SHOTS" \
     || { tail -n 50 "$LOG"; exit 1; }
 curl -fsSk "https://127.0.0.1:$HTTPS_PORT/" > /dev/null || { tail -n 50 "$LOG"; echo "no chat on HTTPS" >&2; exit 1; }

@@ -5,7 +5,7 @@
 // Usage: WARREN_BIN=... BOT_AMQP_URL=amqp://bot:pw@host:port/vhost node bots.test.mjs http://127.0.0.1:8080 [shots]
 // (the chat runs with --bot-idle-timeout 3; BOT_AMQP_URL's user may configure, read and write
 // words-* queues and write to amq.default)
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { register } from "./register.mjs";
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -33,11 +33,7 @@ function startBot(name, rate, text) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `bots-${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true }); }
 let passed = 0;

@@ -6,7 +6,7 @@
 // It asserts what a person sees: visibility by computed style and bounding box, positions on
 // screen, text; never only that an element exists.
 import { register } from "./register.mjs";
-import { chromium } from "playwright-core";
+import { launchChromium, seen } from "./chromium.mjs";
 import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -20,29 +20,12 @@ const alice = "alice-" + suffix, bob = "bob-" + suffix, lobby = "lobby " + suffi
 const T = { timeout: 15000 };
 const DESKTOP = { width: 1280, height: 800 }, PHONE = { width: 390, height: 844 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `${String(++step).padStart(2, "0")}-${name}.png`) }); }
 let passed = 0;
 function log(s) { passed++; console.log("ok - " + s); }
 
-// Is the element shown to a person: displayed, visible, not transparent, with an area, on screen?
-function seen(page, selector) {
-  return page.evaluate((sel) => {
-    const e = document.querySelector(sel);
-    if (!e) return false;
-    for (let n = e; n && n.nodeType === 1; n = n.parentElement) {
-      const s = getComputedStyle(n);
-      if (s.display === "none" || s.visibility === "hidden" || Number(s.opacity) === 0) return false;
-    }
-    const b = e.getBoundingClientRect();
-    return b.width > 0 && b.height > 0 && b.bottom > 0 && b.right > 0 && b.top < innerHeight && b.left < innerWidth;
-  }, selector);
-}
 // The text a person can see on the page (innerText leaves out what is not rendered).
 const visibleText = (page) => page.evaluate(() => document.body.innerText);
 const title = (page) => page.evaluate(() => document.getElementById("room-title").textContent);

@@ -5,7 +5,7 @@
 // token, issued by A, holds there), catches up on what frank wrote meanwhile, each message
 // once, and goes on chatting.
 // Usage: node cluster.test.mjs http://A http://B PID_OF_A [screenshot dir]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { register } from "./register.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -47,11 +47,7 @@ const balancer = net.createServer((client) => {
 await new Promise((r) => balancer.listen(0, "127.0.0.1", r));
 const lb = `http://127.0.0.1:${balancer.address().port}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true }); }
 let passed = 0;

@@ -4,7 +4,7 @@
 // few seconds and says so in its status; two users still send and receive; a dropped event
 // stream reconnects and catches up on what was posted while it was down.
 // Usage: node fallback.test.mjs http://127.0.0.1:8080 [screenshot dir]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -41,11 +41,7 @@ function blockWebSocket() {
   };
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `fallback-${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true }); }
 let passed = 0;

@@ -4,7 +4,7 @@
 // chip that downloads; a paste and a drop upload too; a file over the limit is refused with a
 // message next to the composer (no alert()).
 // Usage: node files.test.mjs http://127.0.0.1:8080 [screenshot dir]
-import { chromium } from "playwright-core";
+import { launchChromium, seen } from "./chromium.mjs";
 import { register } from "./register.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -16,29 +16,12 @@ mkdirSync(shots, { recursive: true });
 const suffix = Math.random().toString(16).slice(2, 8);
 const T = { timeout: 15000 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let step = 0;
 async function shot(page, name) { await page.screenshot({ path: join(shots, `files-${String(++step).padStart(2, "0")}-${name}.png`) }); }
 let passed = 0;
 function log(s) { passed++; console.log("ok - " + s); }
 
-// Is the element shown to a person: displayed, visible, not transparent, with an area, on screen?
-function seen(page, selector) {
-  return page.evaluate((sel) => {
-    const e = document.querySelector(sel);
-    if (!e) return false;
-    for (let n = e; n && n.nodeType === 1; n = n.parentElement) {
-      const s = getComputedStyle(n);
-      if (s.display === "none" || s.visibility === "hidden" || Number(s.opacity) === 0) return false;
-    }
-    const b = e.getBoundingClientRect();
-    return b.width > 0 && b.height > 0 && b.bottom > 0 && b.right > 0 && b.top < innerHeight && b.left < innerWidth;
-  }, selector);
-}
 // The REST API as the page's signed-in user.
 function api(page, method, path, body) {
   return page.evaluate(async ([method, path, body]) => {

@@ -6,7 +6,7 @@
 // Usage: node history.test.mjs http://127.0.0.1:8080 [screenshot dir]
 // FILL_AMQP_URL: a bot's AMQP URL allowed to publish to `chat`; FILL_PYTHON: a python with pika.
 import { register } from "./register.mjs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -20,11 +20,7 @@ const carol = "carol-" + suffix;
 const T = { timeout: 15000 };
 const COUNT = Number(process.env.FILL_COUNT || 100000);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let passed = 0;
 function log(s) { passed++; console.log("ok - " + s); }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

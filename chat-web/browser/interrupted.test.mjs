@@ -4,7 +4,7 @@
 // routeWebSocket to the real server, and the test adds a streaming reply to it as that dead
 // front end's last words; the page's clock is playwright's, moved on instead of waited for.
 // Usage: node interrupted.test.mjs http://127.0.0.1:8080 [screenshot dir]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { register } from "./register.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -16,11 +16,7 @@ mkdirSync(shots, { recursive: true });
 const suffix = Math.random().toString(16).slice(2, 8);
 const T = { timeout: 15000 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   const page = await ctx.newPage();

@@ -1,7 +1,7 @@
 // Browser test of the chat over HTTPS and WSS: two users in two Chromium contexts log in on an
 // https:// page served with a self-signed certificate (ignoreHTTPSErrors) and exchange a
 // message over their wss:// sessions. Usage: node tls.test.mjs https://127.0.0.1:8443 [shots]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -14,11 +14,7 @@ const suffix = Math.random().toString(16).slice(2, 8);
 const alice = "alice-" + suffix, bob = "bob-" + suffix, room = "secure " + suffix;
 const T = { timeout: 15000 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 let passed = 0;
 function log(s) { passed++; console.log("ok - " + s); }
 
