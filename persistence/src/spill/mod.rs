@@ -222,7 +222,7 @@ impl SpillFile {
     /// `take_in_memory` again. False where waiting cannot help: the last read-ahead failed,
     /// the reader thread is gone, or there is nothing on disk to wait for: read with `take`.
     pub fn when_read(&mut self, wake: impl FnOnce() + Send + 'static) -> bool {
-        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+        let Some(seg) = self.reading_segment() else {
             return false;
         };
         let mut st = self.shared.state.lock();
@@ -241,15 +241,7 @@ impl SpillFile {
         // a record partly in memory already may be long: read more at once
         let len = if from > self.read_at { PREFETCH_MAX } else { PREFETCH_MIN };
         drop(st);
-        let job = reader::Job {
-            shared: self.shared.clone(),
-            file: seg.file.clone(),
-            file_offset: from - seg.start,
-            start: from,
-            len: (to - from).min(len),
-            warm: self.warm.clone(),
-        };
-        if reader::submit(job) {
+        if self.read_into_memory(seg, from, to.min(from + len)) {
             return true;
         }
         self.shared.state.lock().on_read = None;
@@ -307,7 +299,7 @@ impl SpillFile {
     /// Ask the reader thread for the bytes after `read_at` that are on disk (about `took`, what
     /// the last read took), unless it holds or is reading them already.
     fn read_ahead(&mut self, took: u64) {
-        let Some(seg) = self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end()) else {
+        let Some(seg) = self.reading_segment() else {
             return;
         };
         let mut st = self.shared.state.lock();
@@ -320,14 +312,25 @@ impl SpillFile {
         }
         st.prefetching = true;
         drop(st);
-        let _ = reader::submit(reader::Job {
+        let _ = self.read_into_memory(seg, start, end);
+    }
+
+    /// The segment `read_at` is in (None: everything has been read).
+    fn reading_segment(&self) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.start <= self.read_at && self.read_at < s.end())
+    }
+
+    /// Have the reader thread read `[start, end)` of `seg` into the read-ahead (the caller set
+    /// `prefetching`); false where the thread is gone.
+    fn read_into_memory(&self, seg: &Segment, start: u64, end: u64) -> bool {
+        reader::submit(reader::Job {
             shared: self.shared.clone(),
             file: seg.file.clone(),
             file_offset: start - seg.start,
             start,
             len: end - start,
             warm: self.warm.clone(),
-        });
+        })
     }
 
     /// The whole length of the record whose start is in `bytes`.
