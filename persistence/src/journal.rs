@@ -249,36 +249,6 @@ impl Journal {
         )
     }
 
-    /// Read the records at `locations` and throw the bytes away, so that reading them again
-    /// (with [`Journal::read_many`]) is a copy from the page cache: the spill reader thread
-    /// does this ahead of a queue paging persistent messages back in. Neighbouring places are
-    /// read in one span of at most 4 MiB.
-    pub fn warm(&self, locations: &[Location]) {
-        const GAP: u64 = 64 << 10;
-        const SPAN: u64 = 4 << 20;
-        let mut places: Vec<(u32, u64, u64)> = locations
-            .iter()
-            .map(|l| (l.segment, u64::from(l.offset), u64::from(l.offset) + u64::from(l.len)))
-            .collect();
-        places.sort_unstable();
-        let mut span: Option<(u32, u64, u64)> = None;
-        for (segment, start, end) in places {
-            match &mut span {
-                Some((s, from, to)) if *s == segment && start <= *to + GAP && end - *from <= SPAN => {
-                    *to = (*to).max(end);
-                }
-                _ => {
-                    if let Some((s, from, to)) = span.replace((segment, start, end)) {
-                        let _ = self.read_span(s, from, to);
-                    }
-                }
-            }
-        }
-        if let Some((s, from, to)) = span {
-            let _ = self.read_span(s, from, to);
-        }
-    }
-
     fn segment_path(&self, segment: u32) -> PathBuf {
         self.dir.join(segment_name(u64::from(segment)))
     }

@@ -24,7 +24,7 @@ pub use definitions::{
 };
 pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
-pub use spill::{JournalWarmer, SpillBody, SpillFile, SpillRecord};
+pub use spill::{JournalReader, SpillBody, SpillFile, SpillRecord};
 pub use stream_read::{RecoveredStream, SegmentSummary, StreamReader};
 
 #[derive(Debug, thiserror::Error)]

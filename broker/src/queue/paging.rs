@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use warren_persistence::{
-    JournalWarmer, Location, Published, ReadMessage, RecoveredMessage, SpillBody, SpillFile, StoreError,
+    JournalReader, Location, Published, ReadMessage, RecoveredMessage, SpillBody, SpillFile, StoreError,
 };
 
 use super::{Queue, QueueState, QueuedMessage};
@@ -211,9 +211,9 @@ impl Queue {
         Some(st.paging.file.get_or_insert_with(|| match &self.store {
             Some(store) => {
                 let store = store.clone();
-                SpillFile::with_journal_warmer(
+                SpillFile::with_journal_reader(
                     dir.clone(),
-                    JournalWarmer::new(move |places| store.journal.warm(places)),
+                    JournalReader::new(move |places| store.journal.read_many(places)),
                 )
             }
             None => SpillFile::new(dir.clone()),
@@ -375,11 +375,15 @@ impl Queue {
             }
         };
         let Some(Spilled::InFile(run)) = st.paging.spilled.front_mut() else { return true };
+        // The reader thread read most of the journal's copies ahead; the rest (records not
+        // written to the spill file yet) are read here.
         let mut locations = Vec::new();
         for r in &records {
-            if let SpillBody::InJournal { location, .. } = &r.body {
+            if let SpillBody::InJournal { location, copy, .. } = &r.body {
                 run.took_journaled(*location);
-                locations.push(*location);
+                if copy.is_none() {
+                    locations.push(*location);
+                }
             }
         }
         run.count -= records.len() as u64;
@@ -391,7 +395,8 @@ impl Queue {
         for r in records {
             let (store_id, read) = match r.body {
                 SpillBody::Message { published_ms, message } => (0, Some(Ok(ReadMessage { published_ms, message }))),
-                SpillBody::InJournal { id, .. } => (id, from_journal.next()),
+                SpillBody::InJournal { id, copy: Some(copy), .. } => (id, Some(Ok(copy))),
+                SpillBody::InJournal { id, copy: None, .. } => (id, from_journal.next()),
             };
             self.push_paged_in(st, r.seq, r.redelivered, store_id, read);
         }

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 
 use crate::StoreError;
-use crate::journal::Location;
+use crate::journal::{Location, ReadMessage};
 use crate::record::{self, FRAME, Read, Record, StoredMessage};
-pub use reader::JournalWarmer;
+pub use reader::JournalReader;
 use writer::{Chunk, Job, OnRead, Shared};
 
 /// Segments roll over at this size; a segment is deleted once it has been read.
@@ -52,8 +52,9 @@ pub struct SpillRecord {
 pub enum SpillBody {
     /// The message itself, with its arrival time (wall clock).
     Message { published_ms: i64, message: StoredMessage },
-    /// A persistent message: its journal id and place.
-    InJournal { id: u64, location: Location },
+    /// A persistent message: its journal id and place, and the journal's copy where the
+    /// reader thread read it ahead (None: read it from the journal).
+    InJournal { id: u64, location: Location, copy: Option<ReadMessage> },
 }
 
 #[derive(Debug)]
@@ -87,8 +88,8 @@ pub struct SpillFile {
     /// Records appended and not read yet.
     records: u64,
     shared: Arc<Shared>,
-    /// Reads journal places ahead (persistent messages spilled by reference).
-    warm: Option<JournalWarmer>,
+    /// Reads the persistent messages spilled by reference from the journal, ahead.
+    journal: Option<JournalReader>,
 }
 
 impl SpillFile {
@@ -103,15 +104,15 @@ impl SpillFile {
             read_at: 0,
             records: 0,
             shared: Arc::new(Shared::default()),
-            warm: None,
+            journal: None,
         }
     }
 
-    /// A spill file whose read-ahead also reads the journal places of the persistent messages
-    /// it holds by reference (with `warm`), so reading those back is cheap too.
-    pub fn with_journal_warmer(dir: PathBuf, warm: JournalWarmer) -> Self {
+    /// A spill file whose read-ahead also reads the persistent messages it holds by reference
+    /// from the journal (with `journal`), so its records come back with their messages.
+    pub fn with_journal_reader(dir: PathBuf, journal: JournalReader) -> Self {
         let mut file = Self::new(dir);
-        file.warm = Some(warm);
+        file.journal = Some(journal);
         file
     }
 
@@ -265,7 +266,7 @@ impl SpillFile {
             while out.len() < max {
                 match record::decode(&bytes) {
                     Read::Record(r, n) => {
-                        out.push(self.to_spill_record(r)?);
+                        out.push(self.to_spill_record(r, self.read_at + used)?);
                         bytes.advance(n);
                         used += n as u64;
                     }
@@ -307,7 +308,8 @@ impl SpillFile {
         // go on from what was read ahead already, once less than half of `want` is left
         let start = st.prefetched_end(self.read_at);
         let end = seg.end().min(st.written).min(start + want);
-        if st.prefetching || start >= self.read_at + want / 2 || end <= start {
+        let copies_full = st.from_journal_bytes >= reader::FROM_JOURNAL_MAX;
+        if st.prefetching || copies_full || start >= self.read_at + want / 2 || end <= start {
             return;
         }
         st.prefetching = true;
@@ -329,7 +331,7 @@ impl SpillFile {
             file_offset: start - seg.start,
             start,
             len: end - start,
-            warm: self.warm.clone(),
+            journal: self.journal.clone(),
         })
     }
 
@@ -400,7 +402,8 @@ impl SpillFile {
         Ok(Bytes::from(out))
     }
 
-    fn to_spill_record(&self, record: Record) -> Result<SpillRecord, StoreError> {
+    /// The record read at logical offset `at`.
+    fn to_spill_record(&self, record: Record, at: u64) -> Result<SpillRecord, StoreError> {
         match record {
             Record::Spilled { seq, redelivered, published_ms, message } => {
                 Ok(SpillRecord { seq, redelivered, body: SpillBody::Message { published_ms, message } })
@@ -408,7 +411,11 @@ impl SpillFile {
             Record::SpilledRef { seq, redelivered, id, segment, offset, len } => Ok(SpillRecord {
                 seq,
                 redelivered,
-                body: SpillBody::InJournal { id, location: Location { segment, offset, len } },
+                body: SpillBody::InJournal {
+                    id,
+                    location: Location { segment, offset, len },
+                    copy: self.shared.state.lock().take_from_journal(at),
+                },
             }),
             _ => Err(self.corrupt("not a spill record")),
         }
@@ -661,6 +668,67 @@ mod tests {
         assert!((1..50).contains(&waits), "waited {waits} times");
         assert!(spill.take_in_memory(10).unwrap().is_empty());
         assert!(!spill.when_read(|| ()), "nothing left to wait for");
+    }
+
+    /// Persistent messages spilled by reference come back from the reader thread with the
+    /// journal's copies, read in order, and never more copies held than the bound allows.
+    #[test]
+    fn the_reader_reads_journal_copies_ahead_within_its_bound() {
+        let root = tempfile::tempdir().unwrap();
+        let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = reads.clone();
+        // A fake journal: the message at offset n has a body of `len` bytes of n % 251.
+        let journal = JournalReader::new(move |places| {
+            counted.fetch_add(places.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            places
+                .iter()
+                .map(|l| {
+                    Ok(ReadMessage { published_ms: 0, message: msg(vec![(l.offset % 251) as u8; l.len as usize]) })
+                })
+                .collect()
+        });
+        let mut spill = SpillFile::with_journal_reader(root.path().join("q"), journal);
+        // 100 KiB messages: 82 of them fill the bound
+        let n = 3_000u64;
+        for i in 0..n {
+            spill.append_ref(i, false, i, Location { segment: 0, offset: i as u32, len: 100 << 10 }).unwrap();
+        }
+        settle(&spill);
+        // every record is the same size; those written to the file come through the reader
+        let size = spill.end / n;
+        assert_eq!(size * n, spill.end);
+        let written = spill.shared.state.lock().written;
+        assert!(written > spill.end / 2, "mostly on disk");
+        let (mut seen, mut copies, mut waits) = (0u64, 0u64, 0);
+        while seen < n {
+            let batch = spill.take_in_memory(64).unwrap();
+            {
+                let st = spill.shared.state.lock();
+                assert!(st.from_journal_bytes <= reader::FROM_JOURNAL_MAX + (100 << 10), "{}", st.from_journal_bytes);
+            }
+            if batch.is_empty() {
+                let (tx, rx) = std::sync::mpsc::channel();
+                assert!(spill.when_read(move || tx.send(()).unwrap()));
+                rx.recv_timeout(std::time::Duration::from_secs(10)).expect("woken when the read lands");
+                waits += 1;
+                continue;
+            }
+            for r in batch {
+                assert_eq!(r.seq, seen);
+                let SpillBody::InJournal { id, location, copy } = r.body else { panic!("a reference") };
+                assert_eq!((id, u64::from(location.offset)), (seen, seen));
+                assert_eq!(copy.is_some(), (seen + 1) * size <= written, "record {seen}");
+                if let Some(copy) = copy {
+                    assert_eq!(copy.message.body.len(), 100 << 10);
+                    assert_eq!(copy.message.body[0], (seen % 251) as u8);
+                    copies += 1;
+                }
+                seen += 1;
+            }
+        }
+        assert_eq!(copies, written / size, "every record on disk came with its copy ({waits} waits)");
+        let read = reads.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= n + 100, "each copy read about once: {read}");
     }
 
     #[test]

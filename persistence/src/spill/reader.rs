@@ -1,8 +1,9 @@
 //! The thread that reads spill files ahead of their queues, so a queue paging messages back in
 //! finds them in memory instead of waiting for the disk under its own lock: after each read
 //! a queue asks for the bytes that follow (about as many as it just took), and for a persistent
-//! message spilled as its place in the journal, the journal's bytes are read too (into the
-//! page cache, through the warmer the queue gave), so its read back is a copy from memory.
+//! message spilled as its place in the journal, the thread reads the message from the journal
+//! too (`JournalReader`), so the queue pages it in without a read of its own. The journal's
+//! copies held ahead are bounded (`FROM_JOURNAL_MAX`): a read-ahead ends early rather than pass it.
 //!
 //! What is read ahead is only ever a copy: a queue that gets to the bytes first reads them
 //! itself, exactly as without this thread.
@@ -16,24 +17,29 @@ use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
 
 use super::writer::{Chunk, Shared};
-use crate::journal::Location;
+use crate::StoreError;
+use crate::journal::{Location, ReadMessage};
 use crate::record::{self, Read, Record};
 
-type Warm = dyn Fn(&[Location]) + Send + Sync;
+/// Body bytes of journal copies one spill file holds read ahead, at most (a read-ahead that
+/// would pass it ends at the record that does; the first record is always read).
+pub(super) const FROM_JOURNAL_MAX: u64 = 8 << 20;
 
-/// Reads the journal's bytes at these places so that reading them again is cheap.
+type ReadJournal = dyn Fn(&[Location]) -> Vec<Result<ReadMessage, StoreError>> + Send + Sync;
+
+/// Reads messages from the journal, in the order of the places given.
 #[derive(Clone)]
-pub struct JournalWarmer(Arc<Warm>);
+pub struct JournalReader(Arc<ReadJournal>);
 
-impl JournalWarmer {
-    pub fn new(warm: impl Fn(&[Location]) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(warm))
+impl JournalReader {
+    pub fn new(read: impl Fn(&[Location]) -> Vec<Result<ReadMessage, StoreError>> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(read))
     }
 }
 
-impl std::fmt::Debug for JournalWarmer {
+impl std::fmt::Debug for JournalReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JournalWarmer")
+        f.write_str("JournalReader")
     }
 }
 
@@ -45,7 +51,7 @@ pub(super) struct Job {
     pub(super) file_offset: u64,
     pub(super) start: u64,
     pub(super) len: u64,
-    pub(super) warm: Option<JournalWarmer>,
+    pub(super) journal: Option<JournalReader>,
 }
 
 /// Hand a job to the reader thread (started with the first job); false where the thread
@@ -71,9 +77,9 @@ pub(super) fn submit(job: Job) -> bool {
 }
 
 fn run(job: &Job) {
-    let wanted = {
+    let (wanted, room) = {
         let st = job.shared.state.lock();
-        !st.closed && st.read_at < job.start + job.len
+        (!st.closed && st.read_at < job.start + job.len, FROM_JOURNAL_MAX.saturating_sub(st.from_journal_bytes))
     };
     let read = if wanted {
         let mut buf = vec![0u8; job.len as usize];
@@ -87,18 +93,23 @@ fn run(job: &Job) {
     } else {
         None
     };
-    if let (Some(bytes), Some(warm)) = (&read, &job.warm) {
-        let places = journal_places(bytes.clone());
-        if !places.is_empty() {
-            (warm.0)(&places);
+    let (read, copies) = match (read, &job.journal) {
+        (Some(bytes), Some(journal)) => {
+            let (bytes, copies) = read_from_journal(bytes, job.start, room, journal);
+            (Some(bytes), copies)
         }
-    }
+        (read, _) => (read, Vec::new()),
+    };
     let on_read = {
         let mut st = job.shared.state.lock();
         st.prefetching = false;
         match read {
             Some(data) if !st.closed => {
                 st.prefetched.push_back(Chunk { start: job.start, data });
+                for (at, copy) in copies {
+                    st.from_journal_bytes += copy.message.body.len() as u64;
+                    st.from_journal.push_back((at, copy));
+                }
                 st.forget_read();
             }
             Some(_) => {}
@@ -111,14 +122,42 @@ fn run(job: &Job) {
     }
 }
 
-/// The journal places of the whole `SpilledRef` records at the front of `bytes`.
-fn journal_places(mut bytes: Bytes) -> Vec<Location> {
-    let mut out = Vec::new();
-    while let Read::Record(r, n) = record::decode(&bytes) {
+/// Read the journal's copies of the messages spilled by reference in `bytes` (read from
+/// logical offset `start`), by their records' offsets, up to about `room` body bytes: where
+/// that runs out, `bytes` is cut after the last record whose copy was read (never before the
+/// first record). A copy that does not read back is left out: the queue reads it itself and
+/// meets the error.
+fn read_from_journal(
+    mut bytes: Bytes,
+    start: u64,
+    room: u64,
+    journal: &JournalReader,
+) -> (Bytes, Vec<(u64, ReadMessage)>) {
+    let mut places = Vec::new();
+    let mut offsets = Vec::new();
+    let mut taken = 0u64;
+    let mut used = 0usize;
+    let mut rest = bytes.clone();
+    while let Read::Record(r, n) = record::decode(&rest) {
         if let Record::SpilledRef { segment, offset, len, .. } = r {
-            out.push(Location { segment, offset, len });
+            if used > 0 && taken + u64::from(len) > room {
+                bytes.truncate(used);
+                break;
+            }
+            taken += u64::from(len);
+            places.push(Location { segment, offset, len });
+            offsets.push(start + used as u64);
         }
-        bytes.advance(n);
+        rest.advance(n);
+        used += n;
     }
-    out
+    if places.is_empty() {
+        return (bytes, Vec::new());
+    }
+    let copies = offsets
+        .into_iter()
+        .zip((journal.0)(&places))
+        .filter_map(|(at, read)| read.ok().map(|copy| (at, copy)))
+        .collect();
+    (bytes, copies)
 }

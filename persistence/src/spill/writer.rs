@@ -14,6 +14,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::journal::ReadMessage;
+
 /// Bytes handed to the writer, at their place in the spill file's logical byte stream.
 #[derive(Debug)]
 pub(super) struct Chunk {
@@ -56,6 +58,11 @@ pub(super) struct Pending {
     pub(super) on_read: Option<OnRead>,
     /// The last read-ahead failed: the queue reads for itself (and meets the error).
     pub(super) read_failed: bool,
+    /// The journal's copies of the persistent messages spilled by reference in `prefetched`,
+    /// read by the reader thread, by the logical offset of their record, in order...
+    pub(super) from_journal: VecDeque<(u64, ReadMessage)>,
+    /// ... and their body bytes.
+    pub(super) from_journal_bytes: u64,
 }
 
 /// What to run when a read-ahead lands.
@@ -109,6 +116,27 @@ impl Pending {
         while self.prefetched.front().is_some_and(|p| p.end() <= self.read_at) {
             self.prefetched.pop_front();
         }
+        while self.from_journal.front().is_some_and(|(at, _)| *at < self.read_at) {
+            self.pop_from_journal();
+        }
+    }
+
+    /// The journal's copy of the message spilled by reference at logical offset `at`, if the
+    /// reader thread read it (copies of records before it are let go of).
+    pub(super) fn take_from_journal(&mut self, at: u64) -> Option<ReadMessage> {
+        while self.from_journal.front().is_some_and(|(front, _)| *front < at) {
+            self.pop_from_journal();
+        }
+        if self.from_journal.front().is_some_and(|(front, _)| *front == at) {
+            return self.pop_from_journal();
+        }
+        None
+    }
+
+    fn pop_from_journal(&mut self) -> Option<ReadMessage> {
+        let (_, read) = self.from_journal.pop_front()?;
+        self.from_journal_bytes -= read.message.body.len() as u64;
+        Some(read)
     }
 }
 
