@@ -290,9 +290,12 @@ pub async fn run<I, K>(
     };
     let writer = tokio::spawn(writer.run(rx));
 
-    app.presence_change(&user, 1, 0).await;
+    // The broker round trips of a session (presence, hello, subscribe) are boxed: inline, their
+    // futures sized this task for its whole life (heaptrack at 10,000 sessions: 3.2 KB a
+    // session's task), though a session spends it waiting on its socket.
+    Box::pin(app.presence_change(&user, 1, 0)).await;
     let mut away = false;
-    hello(&app, &user, &out).await;
+    Box::pin(hello(&app, &user, &out)).await;
     let mut retired = app.retired();
     let mut last_words = Vec::new();
 
@@ -326,11 +329,11 @@ pub async fn run<I, K>(
                 let want_away = status == "away";
                 if want_away != away {
                     away = want_away;
-                    app.presence_change(&user, 0, if away { 1 } else { -1 }).await;
+                    Box::pin(app.presence_change(&user, 0, if away { 1 } else { -1 })).await;
                 }
             }
             ClientFrame::Subscribe { room, since } => {
-                if let Err(e) = subscribe(&app, &user, session, &room, since, &out).await {
+                if let Err(e) = Box::pin(subscribe(&app, &user, session, &room, since, &out)).await {
                     out.error(&e, Some(&room), None);
                 }
             }
@@ -361,7 +364,7 @@ pub async fn run<I, K>(
     let _ = reader_done.send(last_words);
     let _ = writer.await;
     if !app.is_retired() {
-        app.presence_change(&user, -1, if away { -1 } else { 0 }).await;
+        Box::pin(app.presence_change(&user, -1, if away { -1 } else { 0 })).await;
     }
 }
 
