@@ -98,6 +98,8 @@ d, shards = sys.argv[1], int(sys.argv[2])
 lat = array.array("I")
 got = want = 0
 client_cpu = server_cpu = 0
+sessions = 0
+befores, afters = [], []
 for k in range(1, shards + 1):
     out = open(f"{d}/{k}.out").read()
     with open(f"{d}/{k}.lat", "rb") as f:
@@ -106,8 +108,16 @@ for k in range(1, shards + 1):
     got += int(m.group(1)); want += int(m.group(2))
     m = re.search(r"bench client (\d+)%, chat server (\d+)%", out)
     client_cpu += int(m.group(1)); server_cpu = max(server_cpu, int(m.group(2)))
+    m = re.search(r"RSS per idle session: .* \((\d+) sessions, (\d+) KiB -> (\d+) KiB\)", out)
+    if m:
+        sessions += int(m.group(1)); befores.append(int(m.group(2))); afters.append(int(m.group(3)))
     if k == 1:
-        print("\n".join(l for l in out.splitlines() if l.startswith("RSS per idle") or l.startswith("server RSS")))
+        print("\n".join(l for l in out.splitlines() if l.startswith("server RSS")))
+# The shards connect at the same time, so each one's own before/after spans the others'
+# sessions too: the pooled figure is the whole rise over all sessions.
+if befores:
+    print(f"RSS per idle session: {(max(afters) - min(befores)) / sessions:.1f} KiB "
+          f"({sessions} sessions, {min(befores)} KiB -> {max(afters)} KiB, pooled over {shards} bench processes)")
 s = sorted(lat)
 pct = lambda p: s[min(int(len(s) * p), len(s) - 1)] / 1000 if s else 0
 print(f"CPU over the run (100% = one core): bench client {client_cpu}%, chat server {server_cpu}%")
