@@ -674,6 +674,13 @@ mod tests {
     /// journal's copies, read in order, and never more copies held than the bound allows.
     #[test]
     fn the_reader_reads_journal_copies_ahead_within_its_bound() {
+        // 100 KiB messages: 82 of them fill the bound
+        drain_with_journal_copies(100 << 10, 3_000);
+        // 1 KiB messages: read-aheads end inside a record and are cut back to one
+        drain_with_journal_copies(1 << 10, 30_000);
+    }
+
+    fn drain_with_journal_copies(len: u32, n: u64) {
         let root = tempfile::tempdir().unwrap();
         let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = reads.clone();
@@ -688,10 +695,8 @@ mod tests {
                 .collect()
         });
         let mut spill = SpillFile::with_journal_reader(root.path().join("q"), journal);
-        // 100 KiB messages: 82 of them fill the bound
-        let n = 3_000u64;
         for i in 0..n {
-            spill.append_ref(i, false, i, Location { segment: 0, offset: i as u32, len: 100 << 10 }).unwrap();
+            spill.append_ref(i, false, i, Location { segment: 0, offset: i as u32, len }).unwrap();
         }
         settle(&spill);
         // every record is the same size; those written to the file come through the reader
@@ -704,7 +709,11 @@ mod tests {
             let batch = spill.take_in_memory(64).unwrap();
             {
                 let st = spill.shared.state.lock();
-                assert!(st.from_journal_bytes <= reader::FROM_JOURNAL_MAX + (100 << 10), "{}", st.from_journal_bytes);
+                assert!(
+                    st.from_journal_bytes <= reader::FROM_JOURNAL_MAX + u64::from(len),
+                    "{}",
+                    st.from_journal_bytes
+                );
             }
             if batch.is_empty() {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -719,7 +728,7 @@ mod tests {
                 assert_eq!((id, u64::from(location.offset)), (seen, seen));
                 assert_eq!(copy.is_some(), (seen + 1) * size <= written, "record {seen}");
                 if let Some(copy) = copy {
-                    assert_eq!(copy.message.body.len(), 100 << 10);
+                    assert_eq!(copy.message.body.len(), len as usize);
                     assert_eq!(copy.message.body[0], (seen % 251) as u8);
                     copies += 1;
                 }

@@ -77,9 +77,13 @@ pub(super) fn submit(job: Job) -> bool {
 }
 
 fn run(job: &Job) {
-    let (wanted, room) = {
+    let (wanted, room, first_record) = {
         let st = job.shared.state.lock();
-        (!st.closed && st.read_at < job.start + job.len, FROM_JOURNAL_MAX.saturating_sub(st.from_journal_bytes))
+        (
+            !st.closed && st.read_at < job.start + job.len,
+            FROM_JOURNAL_MAX.saturating_sub(st.from_journal_bytes),
+            st.record_start_from(job.start),
+        )
     };
     let read = if wanted {
         let mut buf = vec![0u8; job.len as usize];
@@ -93,18 +97,19 @@ fn run(job: &Job) {
     } else {
         None
     };
-    let (read, copies) = match (read, &job.journal) {
-        (Some(bytes), Some(journal)) => {
-            let (bytes, copies) = read_from_journal(bytes, job.start, room, journal);
-            (Some(bytes), copies)
+    let (read, copies, hint) = match (read, &job.journal, first_record) {
+        (Some(bytes), Some(journal), Some(first)) => {
+            let ahead = read_from_journal(bytes, job.start, first, room, journal);
+            (Some(ahead.bytes), ahead.copies, ahead.hint)
         }
-        (read, _) => (read, Vec::new()),
+        (read, _, _) => (read, Vec::new(), None),
     };
     let on_read = {
         let mut st = job.shared.state.lock();
         st.prefetching = false;
         match read {
             Some(data) if !st.closed => {
+                st.record_hint = hint;
                 st.prefetched.push_back(Chunk { start: job.start, data });
                 for (at, copy) in copies {
                     st.from_journal_bytes += copy.message.body.len() as u64;
@@ -122,26 +127,37 @@ fn run(job: &Job) {
     }
 }
 
+/// A read-ahead with the journal's copies of its records.
+struct Ahead {
+    bytes: Bytes,
+    copies: Vec<(u64, ReadMessage)>,
+    /// Where `bytes` ends, and the first record boundary at or after it.
+    hint: Option<(u64, u64)>,
+}
+
 /// Read the journal's copies of the messages spilled by reference in `bytes` (read from
-/// logical offset `start`), by their records' offsets, up to about `room` body bytes: where
-/// that runs out, `bytes` is cut after the last record whose copy was read (never before the
-/// first record). A copy that does not read back is left out: the queue reads it itself and
+/// logical offset `start`; its first record starts at `first`), by their records' offsets, up
+/// to about `room` body bytes. `bytes` is cut after its last whole record (or where `room` ran
+/// out), so the next read-ahead starts on a record; a read-ahead inside one long record is
+/// kept whole. A copy that does not read back is left out: the queue reads it itself and
 /// meets the error.
-fn read_from_journal(
-    mut bytes: Bytes,
-    start: u64,
-    room: u64,
-    journal: &JournalReader,
-) -> (Bytes, Vec<(u64, ReadMessage)>) {
+fn read_from_journal(bytes: Bytes, start: u64, first: u64, room: u64, journal: &JournalReader) -> Ahead {
+    let end = start + bytes.len() as u64;
+    let Some(skip) = first.checked_sub(start).filter(|skip| *skip <= bytes.len() as u64) else {
+        // no record starts in it
+        return Ahead { bytes, copies: Vec::new(), hint: Some((end, first)) };
+    };
+    let skip = skip as usize;
     let mut places = Vec::new();
     let mut offsets = Vec::new();
     let mut taken = 0u64;
-    let mut used = 0usize;
-    let mut rest = bytes.clone();
+    let mut used = skip;
+    let mut rest = bytes.slice(skip..);
+    let mut out_of_room = false;
     while let Read::Record(r, n) = record::decode(&rest) {
         if let Record::SpilledRef { segment, offset, len, .. } = r {
-            if used > 0 && taken + u64::from(len) > room {
-                bytes.truncate(used);
+            if used > skip && taken + u64::from(len) > room {
+                out_of_room = true;
                 break;
             }
             taken += u64::from(len);
@@ -151,13 +167,23 @@ fn read_from_journal(
         rest.advance(n);
         used += n;
     }
+    let (bytes, hint) = if used > skip {
+        let cut = start + used as u64;
+        (bytes.slice(..used), Some((cut, cut)))
+    } else if !out_of_room && rest.len() >= 4 {
+        // one record longer than this read-ahead: the next record starts after it
+        let len = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        (bytes, Some((end, first + record::FRAME as u64 + len)))
+    } else {
+        (bytes, None)
+    };
     if places.is_empty() {
-        return (bytes, Vec::new());
+        return Ahead { bytes, copies: Vec::new(), hint };
     }
     let copies = offsets
         .into_iter()
         .zip((journal.0)(&places))
         .filter_map(|(at, read)| read.ok().map(|copy| (at, copy)))
         .collect();
-    (bytes, copies)
+    Ahead { bytes, copies, hint }
 }

@@ -63,6 +63,9 @@ pub(super) struct Pending {
     pub(super) from_journal: VecDeque<(u64, ReadMessage)>,
     /// ... and their body bytes.
     pub(super) from_journal_bytes: u64,
+    /// Where the last read-ahead ended, and the first record boundary at or after it (a
+    /// read-ahead that starts there finds its records from that boundary on).
+    pub(super) record_hint: Option<(u64, u64)>,
 }
 
 /// What to run when a read-ahead lands.
@@ -118,6 +121,18 @@ impl Pending {
         }
         while self.from_journal.front().is_some_and(|(at, _)| *at < self.read_at) {
             self.pop_from_journal();
+        }
+    }
+
+    /// The first record boundary at or after `from`, where known: `read_at` is one, and the
+    /// last read-ahead left where the next record after it starts.
+    pub(super) fn record_start_from(&self, from: u64) -> Option<u64> {
+        if from == self.read_at {
+            return Some(from);
+        }
+        match self.record_hint {
+            Some((end, boundary)) if end == from => Some(boundary),
+            _ => None,
         }
     }
 
