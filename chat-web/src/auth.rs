@@ -87,16 +87,15 @@ pub fn verify_password_with(scratch: &mut Scratch, password: &str, hash: &str) -
     let Ok(params) = Params::try_from(&parsed) else {
         return false;
     };
-    if params.block_count() > scratch.0.len() {
-        return Argon2::new(algorithm, version.unwrap_or_default(), params)
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+    let too_big = params.block_count() > scratch.0.len();
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    if too_big {
+        return argon.verify_password(password.as_bytes(), &parsed).is_ok();
     }
     let mut salt_bytes = [0u8; 64];
     let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
         return false;
     };
-    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
     let mut out = vec![0u8; expected.len()];
     if argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut scratch.0).is_err() {
         return false;

@@ -219,12 +219,19 @@ impl Cursor {
     }
 }
 
+/// The whole length (frame and payload) of the record that starts `buf`, from its frame; None
+/// when `buf` is shorter than a frame.
+pub fn whole_len(buf: &[u8]) -> Option<u64> {
+    let len = buf.first_chunk::<4>().filter(|_| buf.len() >= FRAME).map(|len| u32::from_le_bytes(*len))?;
+    Some(FRAME as u64 + u64::from(len))
+}
+
 /// Decode the record at the start of `buf` (a slice of a segment); bodies share `buf`.
 pub fn decode(buf: &Bytes) -> Read {
-    if buf.len() < FRAME {
+    let Some(whole) = whole_len(buf) else {
         return Read::Truncated;
-    }
-    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    };
+    let len = whole as usize - FRAME;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     if buf.len() < FRAME + len {
         return Read::Truncated;

@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes};
 
 use crate::StoreError;
 use crate::journal::{Location, ReadMessage};
-use crate::record::{self, FRAME, Read, Record, StoredMessage};
+use crate::record::{self, Read, Record, StoredMessage};
 pub use reader::JournalReader;
 use writer::{Chunk, Job, OnRead, Shared};
 
@@ -337,11 +337,7 @@ impl SpillFile {
 
     /// The whole length of the record whose start is in `bytes`.
     fn record_len(&self, bytes: &Bytes) -> Result<u64, StoreError> {
-        if bytes.len() < FRAME {
-            return Err(self.corrupt("a record cut short"));
-        }
-        let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as u64;
-        Ok(FRAME as u64 + len)
+        record::whole_len(bytes).ok_or_else(|| self.corrupt("a record cut short"))
     }
 
     /// Tell the writer how far reading got; start over when everything has been read.

@@ -170,12 +170,10 @@ fn read_from_journal(bytes: Bytes, start: u64, first: u64, room: u64, journal: &
     let (bytes, hint) = if used > skip {
         let cut = start + used as u64;
         (bytes.slice(..used), Some((cut, cut)))
-    } else if !out_of_room && rest.len() >= 4 {
-        // one record longer than this read-ahead: the next record starts after it
-        let len = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
-        (bytes, Some((end, first + record::FRAME as u64 + len)))
     } else {
-        (bytes, None)
+        // one record longer than this read-ahead: the next record starts after it
+        let next = record::whole_len(&rest).filter(|_| !out_of_room).map(|whole| (end, first + whole));
+        (bytes, next)
     };
     if places.is_empty() {
         return Ahead { bytes, copies: Vec::new(), hint };
