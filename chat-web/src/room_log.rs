@@ -411,6 +411,11 @@ impl RoomLog {
         s.find(id).filter(|m| m.ts >= s.cutoff(now)).map(|m| view(m, &s.growing, now))
     }
 
+    /// Who wrote message `id`, if this front end holds it.
+    pub fn author_of(&self, id: &str) -> Option<String> {
+        self.state.lock().find(id).map(|m| m.author.clone())
+    }
+
     /// A bot's streaming reply `id` grew: `text` goes at byte `pos` (0: the whole text so far).
     /// A chunk that does not fit where the text is (one missed, or a repeat) is skipped; the
     /// next whole text or the final one makes up for it.

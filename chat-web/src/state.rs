@@ -703,14 +703,20 @@ impl App {
                     log.grow(&str_of("id"), pos, &str_of("text"));
                 }
             }
-            Some("typing") | Some("receipt") => {
+            Some(kind @ ("typing" | "receipt")) => {
                 let room = str_of("room");
                 if let Some(log) = self.active_room_log(&room) {
                     let mut e = event.clone();
                     if let Some(obj) = e.as_object_mut() {
                         obj.remove("node");
                     }
-                    log.send(Outgoing::transient(&e));
+                    // a delivered receipt matters to the message's author only: sent to the
+                    // whole room, a busy room's receipts grow with the square of its members
+                    let author = if kind == "receipt" { log.author_of(&str_of("id")) } else { None };
+                    log.send(match author {
+                        Some(author) => Outgoing::for_users(&e, vec![author]),
+                        None => Outgoing::transient(&e),
+                    });
                 }
             }
             _ => {}

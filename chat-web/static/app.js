@@ -798,7 +798,8 @@
       S.typing.delete(ev.room + "|" + m.author);
       if (open) renderTyping();
       if (m.author !== S.user || m.bot) {
-        if (!ev.catchup) send({ type: "delivered", room: ev.room, id: m.id });
+        // (a bot reads no receipts: none for its messages, which may come thousands a second)
+        if (!ev.catchup && !m.bot) send({ type: "delivered", room: ev.room, id: m.id });
         const unseen = !(r.readOffset >= m.offset);
         const looking = open && document.visibilityState === "visible" && atBottom();
         if (unseen && !looking) {

@@ -2,9 +2,15 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{chat, is, presence};
+use futures_util::StreamExt;
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn live_chat_presence_typing_receipts_and_catch_up() {
@@ -35,16 +41,23 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
     let mid = m["message"]["id"].as_str().unwrap().to_owned();
     let off = m["message"]["offset"].as_u64().unwrap();
 
-    // delivered receipt reaches the author
+    // delivered receipt reaches the author, and only the author
     wb.send(json!({"type": "delivered", "room": id, "id": mid})).await;
     let r = wa.until(is("receipt")).await;
     assert_eq!(r["status"], "delivered");
     assert_eq!(r["user"], bob.as_str());
 
-    // typing
+    // typing (reaches bob's own session too, after the receipt it must not have had)
     wb.send(json!({"type": "typing", "room": id})).await;
     let t = wa.until(is("typing")).await;
     assert_eq!(t["user"], bob.as_str());
+    loop {
+        let v = wb.next().await;
+        assert_ne!(v["type"], "receipt", "a receipt for alice's message reached bob: {v}");
+        if v["type"] == "typing" {
+            break;
+        }
+    }
 
     // read receipt: bob's unread goes to 0
     wb.send(json!({"type": "read", "room": id, "offset": off})).await;
@@ -222,4 +235,85 @@ async fn resubscribing_in_a_burst_keeps_the_live_feed() {
     assert_eq!(r.status, 201);
     let m = wb.until(|v| v["type"] == "message" && v["catchup"].is_null()).await;
     assert_eq!(m["message"]["text"], "still there?");
+}
+
+/// A session that does not read while its room gets far more than its queue holds is closed
+/// with 1013 (try again later) rather than buffered without bound, and writes no backlog first;
+/// reconnecting, it catches up from its last offset.
+#[tokio::test]
+async fn a_session_that_does_not_read_is_closed_with_1013_and_catches_up() {
+    const COUNT: usize = 5000;
+    let c = chat().await;
+    let (_, a) = c.user("slow").await;
+    let room = c.room(&a, true).await;
+    let id = room["id"].as_str().unwrap().to_owned();
+    let mut ws = c.ws(&a).await;
+    ws.until(is("hello")).await;
+    ws.send(json!({"type": "subscribe", "room": id})).await;
+    let subscribed = ws.until(is("subscribed")).await;
+    let since = subscribed["last_offset"].as_u64();
+
+    // a bot floods the room with 5000 messages of 8 KiB (40 MB: more than the socket buffers
+    // and the session's queue hold), while the session reads nothing
+    let bot_url = common::bot_amqp_url();
+    let bot = common::url_user(&bot_url);
+    let conn = Connection::connect(&bot_url, ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let props =
+        BasicProperties::default().with_content_type("application/json".into()).with_user_id(bot.as_str().into());
+    let filler = "x".repeat(8 * 1024);
+    for i in 0..COUNT {
+        let text = if i + 1 == COUNT { "the last one".to_owned() } else { format!("{i} {filler}") };
+        let body = json!({"text": text}).to_string();
+        ch.basic_publish(
+            "chat".into(),
+            format!("room.{id}").as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            props.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    // the chat has folded them all
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = c.req("GET", &format!("/api/rooms/{id}/messages?limit=1"), Some(&a), None).await;
+        if r.body["messages"][0]["text"] == "the last one" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the chat folded the flood within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // now read: some messages (what the socket buffers held), then the close, not the flood
+    let mut messages = 0;
+    let close = loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.socket.next()).await.expect("a frame within 10 s");
+        match m {
+            Some(Ok(Message::Text(t))) if t.contains("\"type\":\"message\"") => messages += 1,
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("the session ended without a close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Again, "{close:?}");
+    assert!(messages < COUNT - 1, "the session was not closed: it had all {messages} messages");
+
+    // reconnecting, the catch-up ends with the newest message
+    let mut ws = c.ws(&a).await;
+    ws.until(is("hello")).await;
+    ws.send(json!({"type": "subscribe", "room": id, "since": since})).await;
+    let mut last = None;
+    loop {
+        let v = ws.next().await;
+        if v["type"] == "subscribed" {
+            break;
+        }
+        if v["type"] == "message" {
+            last = Some(v["message"]["text"].clone());
+        }
+    }
+    assert_eq!(last, Some(json!("the last one")));
 }

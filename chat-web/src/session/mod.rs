@@ -15,7 +15,7 @@ pub mod protocol;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
@@ -82,6 +82,9 @@ enum Out {
 struct Outbox {
     tx: mpsc::Sender<Out>,
     kill: Arc<Notify>,
+    /// Set when the queue overflowed: the writer stops at once rather than write out a backlog
+    /// the client gets again in its catch-up.
+    overflowed: Arc<AtomicBool>,
 }
 
 impl Outbox {
@@ -89,7 +92,9 @@ impl Outbox {
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!("closing a session (WebSocket or event stream) that does not keep up");
+                if !self.overflowed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("closing a session (WebSocket or event stream) that does not keep up");
+                }
                 self.kill.notify_one();
                 false
             }
@@ -135,6 +140,7 @@ struct Writer<K> {
     /// Per subscribed room: the highest stream offset its catch-up sent.
     highs: HashMap<Arc<str>, Option<u64>>,
     kill: Arc<Notify>,
+    overflowed: Arc<AtomicBool>,
     /// Resolves when the reader loop has ended (the rooms' listeners still hold senders of the
     /// queue, so its closing cannot tell), with the last frames to send, if any.
     reader_done: oneshot::Receiver<Vec<Frame>>,
@@ -167,8 +173,16 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
             }
             // Encode everything else that is queued, then flush once: one write per burst.
             let mut more = true;
-            while more && let Ok(out) = rx.try_recv() {
+            while more
+                && !self.overflowed.load(Ordering::Relaxed)
+                && let Ok(out) = rx.try_recv()
+            {
                 more = self.take(out).await;
+            }
+            if self.overflowed.load(Ordering::Relaxed) {
+                // too slow: the client reconnects and catches up (1013: try again later)
+                let _ = self.sink.feed(Frame::Close(1013, "too slow: reconnect and catch up")).await;
+                break;
             }
             self.unflushed = 0;
             if !more || self.sink.flush().await.is_err() {
@@ -274,7 +288,8 @@ pub async fn run<I, K>(
     let addr = AddrKey::of(addr);
     let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
     let kill = Arc::new(Notify::new());
-    let out = Outbox { tx, kill: kill.clone() };
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let out = Outbox { tx, kill: kill.clone(), overflowed: overflowed.clone() };
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let (reader_done, reader_done_rx) = oneshot::channel();
     let writer = Writer {
@@ -285,6 +300,7 @@ pub async fn run<I, K>(
         global: BroadcastStream::new(app.global.subscribe()),
         highs: HashMap::new(),
         kill: kill.clone(),
+        overflowed,
         reader_done: reader_done_rx,
         unflushed: 0,
     };
@@ -399,8 +415,10 @@ async fn subscribe(
     let log = app.room_log(&r).await?;
     let room: Arc<str> = room.into();
     let listener = {
-        let (out, room) = (out.clone(), room.clone());
-        Box::new(move |event: &Arc<Outgoing>| out.push(Out::Event { room: room.clone(), event: event.clone() }))
+        let (out, room, user) = (out.clone(), room.clone(), user.to_owned());
+        Box::new(move |event: &Arc<Outgoing>| {
+            !event.is_for(&user) || out.push(Out::Event { room: room.clone(), event: event.clone() })
+        })
     };
     log.listen(session, listener, || {
         let missed = log.since(since, 500);
