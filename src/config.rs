@@ -128,6 +128,13 @@ pub struct ServerOptions {
     #[arg(long, env = "WARREN_CHANNEL_MAX", default_value_t = 2047)]
     pub channel_max: u16,
 
+    /// The CPU slice warren's threads ask the scheduler for, in microseconds (Linux 6.12+):
+    /// a shorter slice than the kernel's default lets the broker answer one connection promptly
+    /// while its clients keep the cores busy. 0: the kernel's default.
+    #[arg(long, env = "WARREN_SCHED_SLICE_US", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub sched_slice_us: u64,
+
     /// Heartbeat interval proposed to clients, in seconds (0 disables).
     #[arg(long, env = "WARREN_HEARTBEAT", default_value_t = 60)]
     pub heartbeat: u16,

@@ -7,6 +7,7 @@ mod ctl;
 mod ctl_access;
 mod perf_cli;
 mod rabbitmq_conf;
+mod sched;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,6 +26,14 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+    // The server asks for a short CPU slice before any thread starts (they inherit it); the
+    // other commands (`warren perf` above all) keep the kernel's default.
+    if cli.command.is_none() && cli.server.sched_slice_us > 0 {
+        match sched::request_slice(cli.server.sched_slice_us) {
+            Ok(()) => tracing::debug!(micros = cli.server.sched_slice_us, "scheduler slice set"),
+            Err(e) => tracing::info!("keeping the kernel's scheduler slice: {e}"),
+        }
+    }
     // Without the LIFO slot, a task woken by a busy connection (a consumer's writer) can be
     // stolen by an idle worker instead of waiting for the waker's thread.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().disable_lifo_slot().build()?;

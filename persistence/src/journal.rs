@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -515,7 +514,7 @@ impl Persister {
             self.current = Some((segment, file));
         }
         let Some((_, file)) = self.current.as_mut() else { return Ok(()) };
-        file.write_all(bytes).map_err(|e| StoreError::io(&self.dir, e))?;
+        crate::pieces::append(file, bytes).map_err(|e| StoreError::io(&self.dir, e))?;
         if let Some(seg) = self.segments.back_mut() {
             for (id, refs) in new_refs.drain(..) {
                 seg.first_message.get_or_insert(id);
@@ -565,7 +564,7 @@ impl Persister {
             log.current = Some((file, 0));
         }
         if let Some((file, size)) = log.current.as_mut() {
-            file.write_all(bytes).map_err(|e| StoreError::io(&log.dir, e))?;
+            crate::pieces::append(file, bytes).map_err(|e| StoreError::io(&log.dir, e))?;
             *size += bytes.len() as u64;
         }
         Ok(())

@@ -12,6 +12,7 @@
 
 pub mod definitions;
 pub mod journal;
+mod pieces;
 mod reads;
 pub mod record;
 pub mod spill;

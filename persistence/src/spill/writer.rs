@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, OnceLock};
 
@@ -192,7 +191,7 @@ fn run(job: &Job) {
             _ => return,
         }
     };
-    let result = job.file.write_all_at(&data, job.file_offset);
+    let result = crate::pieces::write_at(&job.file, &data, job.file_offset);
     let mut st = job.shared.state.lock();
     match result {
         Ok(()) => {
