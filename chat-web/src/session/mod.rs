@@ -82,18 +82,49 @@ enum Out {
 struct Outbox {
     tx: mpsc::Sender<Out>,
     kill: Arc<Notify>,
-    /// Set when the queue overflowed: the writer stops at once rather than write out a backlog
-    /// the client gets again in its catch-up.
-    overflowed: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
 }
+
+/// That a session's queue overflowed. The writer stops at once rather than write out a backlog
+/// the client gets again in its catch-up, and gives up a write it is waiting on: a client that
+/// does not read at all would keep it waiting (and its socket's buffers full) for ever.
+#[derive(Default)]
+struct Overflow {
+    flag: AtomicBool,
+    /// Wakes a writer that waits on its transport.
+    notify: Notify,
+}
+
+impl Overflow {
+    fn happened(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// `op` (a write on the transport), unless the session overflows first; false when it
+    /// failed or was given up.
+    async fn unless<E>(&self, op: impl std::future::Future<Output = Result<(), E>>) -> bool {
+        if self.happened() {
+            return false;
+        }
+        tokio::select! {
+            biased;
+            r = op => r.is_ok(),
+            _ = self.notify.notified() => false,
+        }
+    }
+}
+
+/// How long the last frames (a close) may take to go out to a client that stopped reading.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Outbox {
     fn push(&self, out: Out) -> bool {
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.overflowed.swap(true, Ordering::Relaxed) {
+                if !self.overflow.flag.swap(true, Ordering::Relaxed) {
                     tracing::warn!("closing a session (WebSocket or event stream) that does not keep up");
+                    self.overflow.notify.notify_one();
                 }
                 self.kill.notify_one();
                 false
@@ -140,7 +171,7 @@ struct Writer<K> {
     /// Per subscribed room: the highest stream offset its catch-up sent.
     highs: HashMap<Arc<str>, Option<u64>>,
     kill: Arc<Notify>,
-    overflowed: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
     /// Resolves when the reader loop has ended (the rooms' listeners still hold senders of the
     /// queue, so its closing cannot tell), with the last frames to send, if any.
     reader_done: oneshot::Receiver<Vec<Frame>>,
@@ -155,11 +186,11 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
                 biased;
                 last = &mut self.reader_done => {
                     for m in last.unwrap_or_default() {
-                        if self.sink.feed(m).await.is_err() {
+                        if !self.overflow.unless(self.sink.feed(m)).await {
                             break;
                         }
                     }
-                    let _ = self.sink.flush().await;
+                    self.overflow.unless(self.sink.flush()).await;
                     false
                 }
                 out = rx.recv() => match out {
@@ -174,25 +205,26 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
             // Encode everything else that is queued, then flush once: one write per burst.
             let mut more = true;
             while more
-                && !self.overflowed.load(Ordering::Relaxed)
+                && !self.overflow.happened()
                 && let Ok(out) = rx.try_recv()
             {
                 more = self.take(out).await;
             }
-            if self.overflowed.load(Ordering::Relaxed) {
+            if self.overflow.happened() {
                 // too slow: the client reconnects and catches up (1013: try again later)
-                let _ = self.sink.feed(Frame::Close(1013, "too slow: reconnect and catch up")).await;
+                let close = Frame::Close(1013, "too slow: reconnect and catch up");
+                let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.feed(close)).await;
                 break;
             }
             self.unflushed = 0;
-            if !more || self.sink.flush().await.is_err() {
+            if !more || !self.overflow.unless(self.sink.flush()).await {
                 break;
             }
         }
         for room in self.highs.keys() {
             self.stop_listening(room);
         }
-        let _ = self.sink.close().await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
         // the client is gone (or the reader has ended already): stop the reader too
         self.kill.notify_one();
     }
@@ -210,12 +242,12 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
             Frame::Text(t) => t.len(),
             Frame::Close(..) => 0,
         };
-        if self.sink.feed(frame).await.is_err() {
+        if !self.overflow.unless(self.sink.feed(frame)).await {
             return false;
         }
         if self.unflushed >= FLUSH_BYTES {
             self.unflushed = 0;
-            return self.sink.flush().await.is_ok();
+            return self.overflow.unless(self.sink.flush()).await;
         }
         true
     }
@@ -288,8 +320,8 @@ pub async fn run<I, K>(
     let addr = AddrKey::of(addr);
     let (tx, rx) = mpsc::channel::<Out>(OUTBOX);
     let kill = Arc::new(Notify::new());
-    let overflowed = Arc::new(AtomicBool::new(false));
-    let out = Outbox { tx, kill: kill.clone(), overflowed: overflowed.clone() };
+    let overflow = Arc::new(Overflow::default());
+    let out = Outbox { tx, kill: kill.clone(), overflow: overflow.clone() };
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let (reader_done, reader_done_rx) = oneshot::channel();
     let writer = Writer {
@@ -300,7 +332,7 @@ pub async fn run<I, K>(
         global: BroadcastStream::new(app.global.subscribe()),
         highs: HashMap::new(),
         kill: kill.clone(),
-        overflowed,
+        overflow,
         reader_done: reader_done_rx,
         unflushed: 0,
     };
