@@ -17,6 +17,11 @@ import statistics
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def number(v: float) -> str:
+    """A figure as the tables print it: whole with separators from 1,000 up, else 6 digits."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.6g}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("row", help="a part of the row's name (case-insensitive)")
@@ -45,9 +50,9 @@ def main() -> None:
             change = f"  {median / before - 1:+.1%}" if before else ""
             previous[(row, who)] = median
             commit = run.get("commit", "?") + ("+" if run.get("dirty") else "")
-            figures = ", ".join(f"{v:,.6g}" for v in values)
+            figures = ", ".join(number(v) for v in values)
             print(f"{run.get('date', '?')[:16]}  {commit:9} {run.get('script', '?'):9} {who:8} {row}: "
-                  f"{figures} (median {median:,.6g}){change}")
+                  f"{figures} (median {number(median)}){change}")
             shown += 1
     if not shown:
         print(f"no kept run has a row matching {a.row!r}" + (f" for {a.who}" if a.who else ""))
