@@ -56,13 +56,14 @@ pub fn request_slice(_micros: u64) -> Result<(), SliceError> {
     Err(SliceError::Unsupported)
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
     /// The slice lands where the kernel shows it (`se.slice` in /proc/<pid>/task/<tid>/sched),
     /// on kernels that have custom slices (6.12+; older ones do not show the field).
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_requested_slice_is_what_the_kernel_shows() {
         std::thread::spawn(|| {
             request_slice(300).expect("sched_setattr");

@@ -77,8 +77,8 @@ pub fn connect_with_config<Req: IntoClientRequest>(
     fn create_request(parts: &Parts, uri: &Uri) -> Request {
         let mut builder =
             Request::builder().uri(uri.clone()).method(parts.method.clone()).version(parts.version);
-        *builder.headers_mut().expect("Failed to create `Request`") = parts.headers.clone();
-        builder.body(()).expect("Failed to create `Request`")
+        *builder.headers_mut().expect("Failed to create `Request`") = parts.headers.clone(); // ok: uri, method and version are typed values already: the builder has nothing to reject (warren)
+        builder.body(()).expect("Failed to create `Request`") // ok: uri, method and version are typed values already: the builder has nothing to reject (warren)
     }
 
     let (parts, _) = request.into_client_request()?.into_parts();

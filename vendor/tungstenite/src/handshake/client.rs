@@ -110,7 +110,7 @@ pub fn generate_request(mut request: Request) -> Result<(Vec<u8>, String)> {
         path = request.uri().path_and_query().ok_or(Error::Url(UrlError::NoPathOrQuery))?.as_str(),
         version = request.version()
     )
-    .unwrap();
+    .unwrap(); // ok: writing to a Vec cannot fail (warren)
 
     // Headers that must be present in a correct request.
     const KEY_HEADERNAME: &str = "Sec-WebSocket-Key";
@@ -123,7 +123,7 @@ pub fn generate_request(mut request: Request) -> Result<(Vec<u8>, String)> {
         .get(KEY_HEADERNAME)
         .ok_or_else(|| {
             Error::Protocol(ProtocolError::InvalidHeader(
-                HeaderName::from_bytes(KEY_HEADERNAME.as_bytes()).unwrap(),
+                HeaderName::from_bytes(KEY_HEADERNAME.as_bytes()).unwrap(), // ok: a constant, valid header name (warren)
             ))
         })?
         .to_str()?
@@ -140,10 +140,10 @@ pub fn generate_request(mut request: Request) -> Result<(Vec<u8>, String)> {
     for &header in &WEBSOCKET_HEADERS {
         let value = headers.remove(header).ok_or_else(|| {
             Error::Protocol(ProtocolError::InvalidHeader(
-                HeaderName::from_bytes(header.as_bytes()).unwrap(),
+                HeaderName::from_bytes(header.as_bytes()).unwrap(), // ok: one of the constant, valid header names above (warren)
             ))
         })?;
-        write!(req, "{header}: {value}\r\n", header = header, value = value.to_str()?).unwrap();
+        write!(req, "{header}: {value}\r\n", header = header, value = value.to_str()?).unwrap(); // ok: writing to a Vec cannot fail (warren)
     }
 
     // Now we must ensure that the headers that we've written once are not anymore present in the map.
@@ -170,10 +170,10 @@ pub fn generate_request(mut request: Request) -> Result<(Vec<u8>, String)> {
             name = "Origin";
         }
 
-        writeln!(req, "{}: {}\r", name, v.to_str()?).unwrap();
+        writeln!(req, "{}: {}\r", name, v.to_str()?).unwrap(); // ok: writing to a Vec cannot fail (warren)
     }
 
-    writeln!(req, "\r").unwrap();
+    writeln!(req, "\r").unwrap(); // ok: writing to a Vec cannot fail (warren)
     trace!("Request: {:?}", String::from_utf8_lossy(&req));
     Ok((req, key))
 }
@@ -257,14 +257,14 @@ impl TryParse for Response {
 
 impl<'h, 'b: 'h> FromHttparse<httparse::Response<'h, 'b>> for Response {
     fn from_httparse(raw: httparse::Response<'h, 'b>) -> Result<Self> {
-        if raw.version.expect("Bug: no HTTP version") < /*1.*/1 {
+        if raw.version.expect("Bug: no HTTP version") < /*1.*/1 { // ok: httparse sets the version of every Complete parse (warren)
             return Err(Error::Protocol(ProtocolError::WrongHttpVersion));
         }
 
         let headers = HeaderMap::from_httparse(raw.headers)?;
 
         let mut response = Response::new(None);
-        *response.status_mut() = StatusCode::from_u16(raw.code.expect("Bug: no HTTP status code"))?;
+        *response.status_mut() = StatusCode::from_u16(raw.code.expect("Bug: no HTTP status code"))?; // ok: httparse sets the code of every Complete parse (warren)
         *response.headers_mut() = headers;
         // TODO: httparse only supports HTTP 0.9/1.0/1.1 but not HTTP 2.0
         // so the only valid value we could get in the response would be 1.1.

@@ -124,11 +124,11 @@ impl TryParse for Request {
 
 impl<'h, 'b: 'h> FromHttparse<httparse::Request<'h, 'b>> for Request {
     fn from_httparse(raw: httparse::Request<'h, 'b>) -> Result<Self> {
-        if raw.method.expect("Bug: no method in header") != "GET" {
+        if raw.method.expect("Bug: no method in header") != "GET" { // ok: httparse sets the method of every Complete parse (warren)
             return Err(Error::Protocol(ProtocolError::WrongHttpMethod));
         }
 
-        if raw.version.expect("Bug: no HTTP version") < /*1.*/1 {
+        if raw.version.expect("Bug: no HTTP version") < /*1.*/1 { // ok: httparse sets the version of every Complete parse (warren)
             return Err(Error::Protocol(ProtocolError::WrongHttpVersion));
         }
 
@@ -137,7 +137,7 @@ impl<'h, 'b: 'h> FromHttparse<httparse::Request<'h, 'b>> for Request {
         let mut request = Request::new(());
         *request.method_mut() = http::Method::GET;
         *request.headers_mut() = headers;
-        *request.uri_mut() = raw.path.expect("Bug: no path in header").parse()?;
+        *request.uri_mut() = raw.path.expect("Bug: no path in header").parse()?; // ok: httparse sets the path of every Complete parse (warren)
         // TODO: httparse only supports HTTP 0.9/1.0/1.1 but not HTTP 2.0
         // so the only valid value we could get in the response would be 1.1.
         *request.version_mut() = http::Version::HTTP_11;
@@ -260,7 +260,7 @@ impl<S: Read + Write, C: Callback> HandshakeRole for ServerHandshake<S, C> {
                         }
 
                         self.error_response = Some(resp);
-                        let resp = self.error_response.as_ref().unwrap();
+                        let resp = self.error_response.as_ref().unwrap(); // ok: set on the line above (warren)
 
                         let mut output = vec![];
                         write_response(&mut output, resp)?;

@@ -626,7 +626,7 @@ impl WebSocketContext {
                                 ));
                             }
                             if fin {
-                                Ok(Some(self.incomplete.take().unwrap().complete()?))
+                                Ok(Some(self.incomplete.take().unwrap().complete()?)) // ok: checked Some a few lines above, in the same branch (warren)
                             } else {
                                 Ok(None)
                             }

@@ -197,7 +197,7 @@ impl FrameCodec {
             }
         };
 
-        let (header, length) = self.header.take().expect("Bug: no frame header");
+        let (header, length) = self.header.take().expect("Bug: no frame header"); // ok: the loop only breaks with a payload once the header is Some (warren)
         debug_assert_eq!(payload.len() as u64, length);
         let frame = Frame::from_payload(header, payload);
         trace!("received frame {}", frame);
@@ -222,7 +222,7 @@ impl FrameCodec {
         trace!("writing frame {}", frame);
 
         self.out_buffer.reserve(frame.len());
-        frame.format(&mut self.out_buffer).expect("Bug: can't write to vector");
+        frame.format(&mut self.out_buffer).expect("Bug: can't write to vector"); // ok: writing to a Vec cannot fail (warren)
 
         if self.out_buffer.len() > self.out_buffer_write_len {
             self.write_out_buffer(stream)
