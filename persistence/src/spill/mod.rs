@@ -253,6 +253,8 @@ impl SpillFile {
     /// are records, reading the file where needed; below it, whole records only).
     fn take_records(&mut self, max: usize, limit: u64) -> Result<Vec<SpillRecord>, StoreError> {
         let mut out = Vec::with_capacity(max.min(self.records as usize));
+        // the records spilled by reference: their place in `out` and their logical offset
+        let mut refs = Vec::new();
         while out.len() < max && self.read_at < self.end.min(limit) {
             let Some(seg) = self.segments.front() else { break };
             if self.read_at >= seg.end() {
@@ -266,7 +268,11 @@ impl SpillFile {
             while out.len() < max {
                 match record::decode(&bytes) {
                     Read::Record(r, n) => {
-                        out.push(self.to_spill_record(r, self.read_at + used)?);
+                        let record = self.to_spill_record(r)?;
+                        if matches!(record.body, SpillBody::InJournal { .. }) {
+                            refs.push((out.len(), self.read_at + used));
+                        }
+                        out.push(record);
                         bytes.advance(n);
                         used += n as u64;
                     }
@@ -293,6 +299,16 @@ impl SpillFile {
             self.read_at += used;
         }
         self.records -= out.len() as u64;
+        // the journal's copies the reader thread read ahead, under one lock for the batch (and
+        // before `note_read`, which lets go of copies behind the reading point)
+        if !refs.is_empty() {
+            let mut st = self.shared.state.lock();
+            for (i, at) in refs {
+                if let Some(SpillBody::InJournal { copy, .. }) = out.get_mut(i).map(|r| &mut r.body) {
+                    *copy = st.take_from_journal(at);
+                }
+            }
+        }
         self.note_read();
         Ok(out)
     }
@@ -398,8 +414,8 @@ impl SpillFile {
         Ok(Bytes::from(out))
     }
 
-    /// The record read at logical offset `at`.
-    fn to_spill_record(&self, record: Record, at: u64) -> Result<SpillRecord, StoreError> {
+    /// A record read back (a reference's journal copy, if any, is filled in by the caller).
+    fn to_spill_record(&self, record: Record) -> Result<SpillRecord, StoreError> {
         match record {
             Record::Spilled { seq, redelivered, published_ms, message } => {
                 Ok(SpillRecord { seq, redelivered, body: SpillBody::Message { published_ms, message } })
@@ -407,11 +423,7 @@ impl SpillFile {
             Record::SpilledRef { seq, redelivered, id, segment, offset, len } => Ok(SpillRecord {
                 seq,
                 redelivered,
-                body: SpillBody::InJournal {
-                    id,
-                    location: Location { segment, offset, len },
-                    copy: self.shared.state.lock().take_from_journal(at),
-                },
+                body: SpillBody::InJournal { id, location: Location { segment, offset, len }, copy: None },
             }),
             _ => Err(self.corrupt("not a spill record")),
         }
