@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
@@ -149,10 +150,25 @@ struct Chunk {
     bytes: u64,
 }
 
-/// Entries kept in memory at most once they are on disk...
+/// Entries a stream keeps in memory at most once they are on disk...
 const TAIL_ENTRIES: usize = 4096;
-/// ... or fewer when big: about this many body bytes.
-const TAIL_BYTES: u64 = 8 << 20;
+/// ... or fewer when big: about this much memory (see `entry_memory`)...
+const TAIL_MEMORY: u64 = 8 << 20;
+/// ... and all streams of the process together about this much: a hundred busy streams would
+/// otherwise hold a hundred tails (a chat of 100 rooms: ~500 MB). What is on disk and beyond
+/// it is read from the segments (the page cache, for a consumer near the head).
+const TAILS_BUDGET: u64 = 32 << 20;
+/// The memory the tails of all stored streams hold now (entries in memory and on disk).
+static TAILS_MEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// About what an entry of the tail costs in memory: the entry, the message, its body and
+/// encoded header, and its decoded properties (a header table decodes to several times the
+/// size it has on the wire: tree nodes, strings, values).
+fn entry_memory(msg: &Message) -> u64 {
+    (std::mem::size_of::<Entry>() + std::mem::size_of::<Message>()) as u64
+        + msg.body_size()
+        + 4 * msg.header.len() as u64
+}
 /// A chunk of the index closes at this many entries...
 const CHUNK_ENTRIES: u64 = 1024;
 /// ... or this many body bytes.
@@ -177,7 +193,7 @@ struct Cursor {
 #[derive(Debug, Default)]
 pub struct StreamLog {
     tail: VecDeque<Entry>,
-    tail_bytes: u64,
+    tail_memory: TailMemory,
     chunks: VecDeque<Chunk>,
     first_offset: u64,
     next_offset: u64,
@@ -190,7 +206,8 @@ pub struct StreamLog {
 
 impl StreamLog {
     pub fn new(retention: Retention, dir: Option<PathBuf>) -> Self {
-        Self { retention, dir, ..Default::default() }
+        let tail_memory = TailMemory { bytes: 0, counted: dir.is_some() };
+        Self { retention, dir, tail_memory, ..Default::default() }
     }
 
     /// Entries retained.
@@ -230,17 +247,29 @@ impl StreamLog {
         if self.dir.is_none() {
             return;
         }
-        while (self.tail.len() > TAIL_ENTRIES || self.tail_bytes > TAIL_BYTES)
+        while (self.tail.len() > TAIL_ENTRIES
+            || self.tail_memory.bytes > TAIL_MEMORY
+            || TAILS_MEMORY.load(Ordering::Relaxed) > TAILS_BUDGET)
             && self.tail.front().is_some_and(|e| e.ticket <= synced)
         {
             self.pop_tail();
         }
     }
 
+    fn push_tail(&mut self, entry: Entry) {
+        self.tail_memory.add(entry_memory(&entry.msg));
+        self.tail.push_back(entry);
+    }
+
     fn pop_tail(&mut self) {
         if let Some(e) = self.tail.pop_front() {
-            self.tail_bytes -= e.msg.body_size();
+            self.tail_memory.sub(entry_memory(&e.msg));
         }
+    }
+
+    fn clear_tail(&mut self) {
+        self.tail.clear();
+        self.tail_memory.sub(self.tail_memory.bytes);
     }
 
     /// Put back what a restart found: the index from the segments' summaries, the last
@@ -269,27 +298,21 @@ impl StreamLog {
         for e in recovered.tail {
             let Some(msg) = Message::from_stored(e.message, 0, 0) else {
                 tracing::warn!(offset = e.offset, "a stream entry whose header does not decode is not kept in memory");
-                self.tail.clear();
-                self.tail_bytes = 0;
+                self.clear_tail();
                 continue;
             };
             if let Some(c) = self.chunks.back_mut() {
                 c.last_timestamp_ms = c.last_timestamp_ms.max(e.timestamp_ms);
             }
-            self.tail_bytes += msg.body_size();
-            self.tail.push_back(Entry {
-                offset: e.offset,
-                timestamp_ms: e.timestamp_ms,
-                msg: Arc::new(msg),
-                ticket: 0,
-            });
+            self.push_tail(Entry { offset: e.offset, timestamp_ms: e.timestamp_ms, msg: Arc::new(msg), ticket: 0 });
         }
+        // all of it is on disk: keep what the bounds allow (a last segment can be big)
+        self.trim_tail(0);
     }
 
     fn push(&mut self, offset: u64, timestamp_ms: i64, msg: Arc<Message>, ticket: u64) {
         let size = msg.body_size();
         self.bytes += size;
-        self.tail_bytes += size;
         self.next_offset = offset + 1;
         match self.chunks.back_mut() {
             Some(c) if c.count < CHUNK_ENTRIES && c.bytes < CHUNK_BYTES => {
@@ -304,7 +327,7 @@ impl StreamLog {
                 bytes: size,
             }),
         }
-        self.tail.push_back(Entry { offset, timestamp_ms, msg, ticket });
+        self.push_tail(Entry { offset, timestamp_ms, msg, ticket });
     }
 
     /// Drop what retention no longer keeps, a chunk at a time (RabbitMQ drops whole
@@ -413,6 +436,37 @@ impl StreamLog {
                 cursor.pending = Some(rest);
             }
         }
+    }
+}
+
+/// What a stream's tail costs (`entry_memory` summed), counted in `TAILS_MEMORY` too when the
+/// stream is stored (a memory-only stream cannot let go of its tail); given back when dropped.
+#[derive(Debug, Default)]
+struct TailMemory {
+    bytes: u64,
+    counted: bool,
+}
+
+impl TailMemory {
+    fn add(&mut self, memory: u64) {
+        self.bytes += memory;
+        if self.counted {
+            TAILS_MEMORY.fetch_add(memory, Ordering::Relaxed);
+        }
+    }
+
+    fn sub(&mut self, memory: u64) {
+        let memory = memory.min(self.bytes);
+        self.bytes -= memory;
+        if self.counted {
+            TAILS_MEMORY.fetch_sub(memory, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for TailMemory {
+    fn drop(&mut self) {
+        self.sub(self.bytes);
     }
 }
 
@@ -553,6 +607,27 @@ mod tests {
         assert_eq!(log.enforce_retention(20_000), Some(2));
         log.add_consumer(9, StartAt::Offset(0));
         assert_eq!(log.unread(9).front().map(|m| m.seq), Some(2), "a cursor before the log starts at its head");
+    }
+
+    #[test]
+    fn the_tail_keeps_within_its_memory_and_only_what_is_on_disk_goes() {
+        let dir = std::env::temp_dir().join("warren-stream-tail-test");
+        let mut log = StreamLog::new(Retention::default(), Some(dir));
+        for i in 0..20u8 {
+            log.append(&big(i), 0);
+            log.stored(u64::from(i) + 1);
+        }
+        // nothing synced yet: every entry stays, whatever it costs
+        log.trim_tail(0);
+        assert_eq!(log.tail.len(), 20);
+        assert!(log.tail_memory.bytes > 20 << 20);
+        // synced up to the 15th: the oldest go until the tail is within its bound
+        log.trim_tail(15);
+        let memory: u64 = log.tail.iter().map(|e| entry_memory(&e.msg)).sum();
+        assert_eq!(log.tail_memory.bytes, memory, "the count follows the entries");
+        assert!(log.tail_memory.bytes <= TAIL_MEMORY, "{} bytes kept", log.tail_memory.bytes);
+        assert!(log.tail.len() >= 5, "entries not on disk yet stay in memory");
+        assert_eq!(log.tail.back().map(|e| e.offset), Some(19));
     }
 
     #[test]
