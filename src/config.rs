@@ -278,7 +278,7 @@ pub struct ChatOptions {
 
     /// The newest messages of each room a chat front end keeps in memory; older history is
     /// read from the room's stream when someone scrolls back or searches.
-    #[arg(long, env = "WARREN_CHAT_HISTORY_WINDOW", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, env = "WARREN_CHAT_HISTORY_WINDOW", default_value_t = warren_chat::room_log::DEFAULT_WINDOW as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub chat_history_window: u64,
     /// Largest file a chat user may share (attach, drop or paste into a room), in MB; files
     /// are kept in the broker with the room's retention.

@@ -82,8 +82,10 @@ struct State {
 /// ones are dropped, oldest first, with a warning).
 const MAX_LATE_CHANGES: usize = 100_000;
 
-/// The default number of a room's newest messages a front end keeps in memory.
-pub const DEFAULT_WINDOW: usize = 5_000;
+/// The default number of a room's newest messages a front end keeps in memory: ~0.4 MB a
+/// room of chat-sized messages, so that a front end with a hundred busy rooms stays within a
+/// few tens of MB; scrolling further back reads the room's stream.
+pub const DEFAULT_WINDOW: usize = 1_000;
 
 impl State {
     fn new(window: usize) -> State {
