@@ -15,6 +15,9 @@ use tokio::sync::watch;
 use warren_broker::listen::{ListenAddr, bind_listener};
 use warren_broker::tls::Tls;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = match config::load_from(std::env::args_os()) {
         Ok(cli) => cli,
