@@ -1,5 +1,6 @@
 //! The `warren` binary: parse the configuration, start the broker, wait for Ctrl-C or SIGTERM.
 
+mod alloc;
 mod bot_cli;
 mod chat_identity;
 mod config;
@@ -16,7 +17,7 @@ use warren_broker::listen::{ListenAddr, bind_listener};
 use warren_broker::tls::Tls;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
     let cli = match config::load_from(std::env::args_os()) {
