@@ -38,7 +38,7 @@ impl ContentMethod {
     }
 }
 
-// One per channel, and moved once per frame; boxing would allocate per message.
+// One per channel, changed in place; boxing would allocate per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 pub enum Assembler {
@@ -78,8 +78,11 @@ fn content_method(m: AMQPClass) -> Result<ContentMethod, AMQPClass> {
 }
 
 impl Assembler {
+    /// Feed one frame. The state is changed in place where it can be: the states hold a
+    /// publish method and a content header (hundreds of bytes), and moving them out and back
+    /// for every frame was ~7 % of a publishing connection's CPU in memcpy.
     pub fn feed(&mut self, frame: Frame, max_message_size: u64) -> AmqpResult<Assembled> {
-        match (std::mem::take(self), frame) {
+        match (&mut *self, frame) {
             (Assembler::Idle, Frame::Method(_, m) | Frame::Refused(_, m, _)) => match content_method(m) {
                 Ok(cm) => {
                     *self = Assembler::AwaitingHeader(cm);
@@ -95,15 +98,19 @@ impl Assembler {
             {
                 let (class_id, method_id) = method.ids();
                 if header.class_id != class_id {
+                    *self = Assembler::Idle;
                     return Err(AmqpError::unexpected_frame(format!(
                         "expected content header for class {class_id}, got one for class {} instead",
                         header.class_id
                     ))
                     .at(class_id, method_id));
                 }
+                let Assembler::AwaitingHeader(method) = std::mem::take(self) else {
+                    return Ok(Assembled::Pending); // matched above
+                };
                 let too_large = (header.body_size > max_message_size).then_some(max_message_size);
                 let empty = header.body_size == 0;
-                let state = Assembler::AwaitingBody {
+                *self = Assembler::AwaitingBody {
                     method,
                     header,
                     raw_header,
@@ -113,28 +120,25 @@ impl Assembler {
                     too_large,
                 };
                 if empty {
-                    return complete(state);
+                    return complete(std::mem::take(self));
                 }
-                *self = state;
                 Ok(Assembled::Pending)
             }
             (Assembler::AwaitingHeader(method), _) => {
                 let (class_id, method_id) = method.ids();
+                *self = Assembler::Idle;
                 Err(AmqpError::unexpected_frame(format!(
                     "expected content header for class {class_id}, got non content header frame instead"
                 ))
                 .at(class_id, method_id))
             }
-            (
-                Assembler::AwaitingBody { method, header, raw_header, mut body, mut parts, received, too_large },
-                Frame::Body(_, chunk),
-            ) => {
-                let received = received + chunk.len() as u64;
-                let keep = too_large.is_none() && received <= header.body_size;
+            (Assembler::AwaitingBody { header, body, parts, received, too_large, .. }, Frame::Body(_, chunk)) => {
+                *received += chunk.len() as u64;
+                let keep = too_large.is_none() && *received <= header.body_size;
                 if keep {
                     // A body in one frame is kept as the received slice; several are joined.
                     if body.is_empty() && parts.is_none() {
-                        body = chunk;
+                        *body = chunk;
                     } else {
                         let joined = parts.get_or_insert_with(|| {
                             // Reserve what the declared size asks for only up to a bound: the
@@ -142,22 +146,20 @@ impl Assembler {
                             // kilobytes, not a 128 MiB allocation per channel.
                             const RESERVE_UP_TO: u64 = 1 << 20;
                             let mut b = BytesMut::with_capacity(header.body_size.min(RESERVE_UP_TO) as usize);
-                            b.extend_from_slice(&body);
+                            b.extend_from_slice(body);
                             b
                         });
                         joined.extend_from_slice(&chunk);
                     }
                 }
-                let done = received == header.body_size;
-                let state = Assembler::AwaitingBody { method, header, raw_header, body, parts, received, too_large };
-                if !done {
-                    *self = state;
+                if *received != header.body_size {
                     return Ok(Assembled::Pending);
                 }
-                complete(state)
+                complete(std::mem::take(self))
             }
             (Assembler::AwaitingBody { method, .. }, _) => {
                 let (class_id, method_id) = method.ids();
+                *self = Assembler::Idle;
                 Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead")
                     .at(class_id, method_id))
             }
