@@ -15,7 +15,7 @@ use crate::error::{AmqpError, AmqpResult};
 #[derive(Debug)]
 pub struct Content {
     pub publish: basic::Publish,
-    pub header: AMQPContentHeader,
+    pub header: Box<AMQPContentHeader>,
     pub raw_header: Bytes,
     pub body: Bytes,
 }
@@ -47,7 +47,7 @@ pub enum Assembler {
     AwaitingHeader(ContentMethod),
     AwaitingBody {
         method: ContentMethod,
-        header: AMQPContentHeader,
+        header: Box<AMQPContentHeader>,
         raw_header: Bytes,
         body: Bytes,
         parts: Option<BytesMut>,
@@ -199,7 +199,7 @@ mod tests {
 
     fn header(size: u64) -> Frame {
         let h = AMQPContentHeader { class_id: 60, body_size: size, properties: BasicProperties::default() };
-        Frame::Header(1, h, Bytes::new())
+        Frame::Header(1, Box::new(h), Bytes::new())
     }
 
     fn body(b: &'static [u8]) -> Frame {

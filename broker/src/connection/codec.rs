@@ -26,8 +26,9 @@ const CONTENT_HEADER_MIN: usize = 12;
 #[derive(Debug)]
 pub enum Frame {
     Method(u16, AMQPClass),
-    /// The decoded header and its raw payload (reused verbatim for deliveries).
-    Header(u16, AMQPContentHeader, Bytes),
+    /// The decoded header and its raw payload (reused verbatim for deliveries). Boxed: the
+    /// decoded properties are ~300 bytes, and every frame is moved through several calls.
+    Header(u16, Box<AMQPContentHeader>, Bytes),
     Body(u16, Bytes),
     Heartbeat(u16),
     /// A well-formed method that its channel must refuse with this error once it gets there:
@@ -138,7 +139,7 @@ pub fn read_frame(buf: &mut BytesMut, frame_max: u32, payloads: Payloads) -> Res
             }
         }
         constants::FRAME_HEADER if payload.len() >= CONTENT_HEADER_MIN => match parse_content_header(&payload[..]) {
-            Ok((&[], header)) => Frame::Header(channel, header, payload),
+            Ok((&[], header)) => Frame::Header(channel, Box::new(header), payload),
             _ => {
                 return Err(FrameError::Close(AmqpError::frame_error(format!(
                     "cannot decode content header on channel {channel}"
