@@ -156,8 +156,9 @@ const TAIL_ENTRIES: usize = 4096;
 const TAIL_MEMORY: u64 = 8 << 20;
 /// ... and all streams of the process together about this much: a hundred busy streams would
 /// otherwise hold a hundred tails (a chat of 100 rooms: ~500 MB). What is on disk and beyond
-/// it is read from the segments (the page cache, for a consumer near the head).
-const TAILS_BUDGET: u64 = 32 << 20;
+/// it is read from the segments (the page cache, for a consumer near the head). Consumers at
+/// the head read what was just appended, which is still in memory.
+const TAILS_BUDGET: u64 = 16 << 20;
 /// The memory the tails of all stored streams hold now (entries in memory and on disk).
 static TAILS_MEMORY: AtomicU64 = AtomicU64::new(0);
 
