@@ -38,7 +38,7 @@ impl ContentMethod {
     }
 }
 
-// One per channel, changed in place; boxing would allocate per message.
+// One per channel, changed in place (its content header stays boxed, as the frame brought it).
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 pub enum Assembler {
@@ -106,7 +106,7 @@ impl Assembler {
                     .at(class_id, method_id));
                 }
                 let Assembler::AwaitingHeader(method) = std::mem::take(self) else {
-                    return Ok(Assembled::Pending); // matched above
+                    return Ok(Assembled::Pending); // cannot happen: matched just above
                 };
                 let too_large = (header.body_size > max_message_size).then_some(max_message_size);
                 let empty = header.body_size == 0;
