@@ -177,6 +177,15 @@
     updateTitle();
   }
 
+  // Unread counts change with every message of a room that is not being looked at, which a
+  // busy room sends thousands a second: the list (sorted, rebuilt) is drawn once per 50 ms
+  // for them, not once per message, or the page falls behind its socket.
+  let roomsDrawLater = 0;
+  function renderRoomsSoon() {
+    if (roomsDrawLater) return;
+    roomsDrawLater = setTimeout(() => { roomsDrawLater = 0; renderRooms(); }, 50);
+  }
+
   function updateTitle() {
     let total = 0;
     for (const r of S.rooms.values()) if (isMember(r)) total += r.unread;
@@ -805,7 +814,7 @@
         if (unseen && !looking) {
           r.unread += 1;
           if (mentionsMe(m)) r.mentions += 1;
-          renderRooms();
+          renderRoomsSoon();
         }
         if (unseen && !ev.catchup) notifyMaybe(r, msg, looking);
         if (open && !ev.catchup) announce(msg);
