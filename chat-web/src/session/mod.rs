@@ -211,15 +211,19 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
                 more = self.take(out).await;
             }
             if self.overflow.happened() {
-                // too slow: the client reconnects and catches up (1013: try again later)
-                let close = Frame::Close(1013, "too slow: reconnect and catch up");
-                let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.feed(close)).await;
                 break;
             }
             self.unflushed = 0;
             if !more || !self.overflow.unless(self.sink.flush()).await {
                 break;
             }
+        }
+        if self.overflow.happened() {
+            // too slow: the client reconnects and catches up (1013: try again later). Whichever
+            // arm saw the overflow (the reader ends on it too, and its arm comes first), the
+            // close says why; the plain close below then adds no second close frame.
+            let close = Frame::Close(1013, "too slow: reconnect and catch up");
+            let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.feed(close)).await;
         }
         for room in self.highs.keys() {
             self.stop_listening(room);
