@@ -112,7 +112,7 @@ for k in range(1, shards + 1):
     if m:
         sessions += int(m.group(1)); befores.append(int(m.group(2))); afters.append(int(m.group(3)))
     if k == 1:
-        print("\n".join(l for l in out.splitlines() if l.startswith("server RSS")))
+        print("\n".join(l for l in out.splitlines() if l.startswith(("server RSS", "worst latency"))))
 # The shards connect at the same time, so each one's own before/after spans the others'
 # sessions too: the pooled figure is the whole rise over all sessions.
 if befores:
@@ -140,6 +140,7 @@ measure() {
         cpu="$(sed -n 's/^CPU over the run .*: bench client \([0-9]*%\), chat server \([0-9]*%\)/client \1, server \2/p' <<< "$out")"
         lat="$(sed -n 's/.*deliveries, \(p50 .*\) (elapsed.*/\1/p' <<< "$out")"
         got="$(sed -n 's/.*warm-up: \([0-9]* of [0-9]*\) deliveries.*/\1/p' <<< "$out")"
+        grep "^worst latency" <<< "$out" || true
         printf '%-20s run %d: %s, %s deliveries, RSS/idle session %s, server peak RSS %s, CPU %s\n' "$name" "$run" "$lat" "$got" "$rss" "$peak" "$cpu"
     done
 }
