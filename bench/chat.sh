@@ -12,6 +12,8 @@
 #                                      # 100 rooms of 100 sessions, 1000 msg/s in all, the
 #                                      # clients spread over 4 bench processes (each takes a
 #                                      # quarter of the rooms; their latencies are pooled)
+#   BUILD=0 BIN=/tmp/warren-old bench/chat.sh
+#                                      # a binary built before (A/B of two commits)
 #
 # Data dirs are temporary and removed at exit. The bench client runs on this machine too: on
 # 2 cores it takes most of one.
@@ -29,11 +31,13 @@ HTTP_PORT="${HTTP_PORT:-8093}"
 AMQP_PORT="${AMQP_PORT:-5698}"
 RABBIT_PORT="${RABBIT_PORT:-5699}"
 
-echo "building warren and ws_bench (release)..." >&2
-cargo build --release --locked -q -p warren --bin warren
-cargo build --release --locked -q -p warren-chat --example ws_bench
+if [ "${BUILD:-1}" = 1 ]; then
+    echo "building warren and ws_bench (release)..." >&2
+    cargo build --release --locked -q -p warren --bin warren
+    cargo build --release --locked -q -p warren-chat --example ws_bench
+fi
 TARGET="${CARGO_TARGET_DIR:-target}/release"
-BIN="$TARGET/warren"
+BIN="${BIN:-$TARGET/warren}"
 BENCH="$TARGET/examples/ws_bench"
 
 DATA="$(mktemp -d)"

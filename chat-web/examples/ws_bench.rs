@@ -258,9 +258,7 @@ fn read_all(mut sessions: Vec<Session>, expected: usize, deadline: Instant) -> R
     let mut scratch = vec![0u8; 64 * 1024];
     let mut events = mio::Events::with_capacity(1024);
     let mut finished = sessions.iter().filter(|s| s.finished(expected)).count();
-    let nap = Duration::from_micros(
-        std::env::var("WS_BENCH_NAP_US").ok().and_then(|s| s.parse().ok()).unwrap_or(1000),
-    );
+    let nap = Duration::from_micros(std::env::var("WS_BENCH_NAP_US").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
     while finished < sessions.len() {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             break;

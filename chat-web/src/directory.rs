@@ -4,6 +4,7 @@
 //! events as soon as the broker confirms them and skips them when they come back (by id).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,9 @@ struct State {
 #[derive(Default)]
 pub struct Directory {
     state: RwLock<State>,
+    /// Counts the events that took effect: whoever caches an answer (a session forwarding a
+    /// room's events caches whether its user is still a member) asks again only when it moved.
+    changes: AtomicU64,
 }
 
 impl Directory {
@@ -154,7 +158,16 @@ impl Directory {
         }
         let took_effect = Self::fold(&mut s, event);
         s.seen.insert(event.id().to_owned(), took_effect);
+        if took_effect {
+            self.changes.fetch_add(1, Ordering::Release);
+        }
         took_effect
+    }
+
+    /// How many events have taken effect so far: an answer read after this stays good as long
+    /// as it does not move.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Whether event `id` has been folded and took effect (whoever folded it first: the

@@ -96,6 +96,10 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
     }
     assert_eq!(got, ["missed 0", "missed 1", "missed 2"]);
 
+    // a live message first: bob's session asks once whether he is a member, and keeps the answer
+    wa.send(json!({"type": "send", "room": id, "text": "still here"})).await;
+    assert_eq!(wb.until(is("message")).await["message"]["text"], "still here");
+
     // bob leaves: alice gets the new member list, and so do bob's own sessions
     assert_eq!(c.req("POST", &format!("/api/rooms/{id}/leave"), Some(&b), None).await.status, 204);
     let left = |v: &serde_json::Value| {
@@ -106,6 +110,13 @@ async fn live_chat_presence_typing_receipts_and_catch_up() {
     let ev = wa.until(left).await;
     assert!(ev["members"].as_array().unwrap().iter().any(|u| u == alice.as_str()), "{ev}");
     wb.until(left).await;
+
+    // bob's session, still subscribed, has no more of the room's messages: an error says why
+    wa.send(json!({"type": "send", "room": id, "text": "after bob left"})).await;
+    wa.until(is("sent")).await;
+    let v = wb.until(|v| v["type"] == "error" || v["type"] == "message").await;
+    assert_eq!(v["type"], "error", "bob's session still had the room's messages: {v}");
+    assert_eq!(v["room"], id.as_str());
 }
 
 #[tokio::test]

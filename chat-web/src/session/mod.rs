@@ -12,14 +12,13 @@
 
 pub mod protocol;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -73,6 +72,9 @@ enum Out {
         room: Arc<str>,
         event: Arc<Outgoing>,
     },
+    /// The reader loop has ended: these last frames, then the end of the session. (The rooms'
+    /// listeners still hold senders of the queue, so its closing cannot tell.)
+    End(Vec<Frame>),
 }
 
 /// The sending half shared by the session's tasks and its rooms: a bounded queue to the writer
@@ -160,6 +162,16 @@ fn error_event(e: &ApiError, room: Option<&str>, client_id: Option<&str>) -> Val
     v
 }
 
+/// A room a session follows.
+struct Followed {
+    /// The room's id, the same allocation its listener puts in each `Out::Event`.
+    room: Arc<str>,
+    /// The highest stream offset its catch-up sent.
+    high: Option<u64>,
+    /// Whether the session's user was a member, and `Directory::changes` when that was asked.
+    member: Option<(u64, bool)>,
+}
+
 /// The writer task: everything that goes out on one session.
 struct Writer<K> {
     app: App,
@@ -168,13 +180,10 @@ struct Writer<K> {
     sink: K,
     /// Front-end-wide events (presence, membership changes).
     global: BroadcastStream<Arc<Outgoing>>,
-    /// Per subscribed room: the highest stream offset its catch-up sent.
-    highs: HashMap<Arc<str>, Option<u64>>,
+    /// The rooms subscribed to (a few, as a rule: looked up by pointer first).
+    rooms: Vec<Followed>,
     kill: Arc<Notify>,
     overflow: Arc<Overflow>,
-    /// Resolves when the reader loop has ended (the rooms' listeners still hold senders of the
-    /// queue, so its closing cannot tell), with the last frames to send, if any.
-    reader_done: oneshot::Receiver<Vec<Frame>>,
     /// Bytes queued on the transport since its last flush.
     unflushed: usize,
 }
@@ -184,15 +193,6 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
         loop {
             let more = tokio::select! {
                 biased;
-                last = &mut self.reader_done => {
-                    for m in last.unwrap_or_default() {
-                        if !self.overflow.unless(self.sink.feed(m)).await {
-                            break;
-                        }
-                    }
-                    self.overflow.unless(self.sink.flush()).await;
-                    false
-                }
                 out = rx.recv() => match out {
                     Some(out) => self.take(out).await,
                     None => false,
@@ -225,8 +225,8 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
             let close = Frame::Close(1013, "too slow: reconnect and catch up");
             let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.feed(close)).await;
         }
-        for room in self.highs.keys() {
-            self.stop_listening(room);
+        for f in &self.rooms {
+            self.stop_listening(&f.room);
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.close()).await;
         // the client is gone (or the reader has ended already): stop the reader too
@@ -261,29 +261,57 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
         match out {
             Out::Frame(m) => self.feed(m).await,
             Out::Subscribed { room, high } => {
-                self.highs.insert(room, high);
+                self.rooms.retain(|f| f.room != room);
+                self.rooms.push(Followed { room, high, member: None });
                 true
             }
             Out::Unsubscribe { room } => {
                 // the reader took the room's listener off already, before any later subscribe
-                self.highs.remove(room.as_str());
+                self.rooms.retain(|f| *f.room != *room);
                 true
             }
             Out::Event { room, event } => self.forward_room(&room, &event).await,
+            Out::End(last) => {
+                for m in last {
+                    if !self.overflow.unless(self.sink.feed(m)).await {
+                        break;
+                    }
+                }
+                self.overflow.unless(self.sink.flush()).await;
+                false
+            }
         }
+    }
+
+    /// Where `room` is in `rooms`: by pointer (the room's listener sends the `Arc` its subscribe
+    /// gave the writer), else by name (an event its listener sent before a resubscribe).
+    fn followed(&self, room: &Arc<str>) -> Option<usize> {
+        let rooms = &self.rooms;
+        rooms.iter().position(|f| Arc::ptr_eq(&f.room, room)).or_else(|| rooms.iter().position(|f| f.room == *room))
     }
 
     /// Forward one live event of `room` if the session still follows the room and has not had
     /// it in its catch-up; false when the socket is gone.
-    async fn forward_room(&mut self, room: &str, event: &Outgoing) -> bool {
-        let Some(high) = self.highs.get(room) else {
+    async fn forward_room(&mut self, room: &Arc<str>, event: &Outgoing) -> bool {
+        let Some(at) = self.followed(room) else {
             return true;
         };
-        if event.offset.is_some() && event.offset <= *high {
+        let f = &mut self.rooms[at];
+        if event.offset.is_some() && event.offset <= f.high {
             return true;
         }
-        if !self.app.directory.is_member(room, &self.user) {
-            self.highs.remove(room);
+        // membership is asked again only when the directory has changed since
+        let changes = self.app.directory.changes();
+        let member = match f.member {
+            Some((asked, member)) if asked == changes => member,
+            _ => {
+                let member = self.app.directory.is_member(room, &self.user);
+                f.member = Some((changes, member));
+                member
+            }
+        };
+        if !member {
+            self.rooms.swap_remove(at);
             self.stop_listening(room);
             let e = ApiError::Forbidden(format!("you left {room}"));
             return self.feed(Frame::Text(error_event(&e, Some(room), None).to_string())).await;
@@ -327,17 +355,15 @@ pub async fn run<I, K>(
     let overflow = Arc::new(Overflow::default());
     let out = Outbox { tx, kill: kill.clone(), overflow: overflow.clone() };
     let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-    let (reader_done, reader_done_rx) = oneshot::channel();
     let writer = Writer {
         app: app.clone(),
         user: user.clone(),
         session,
         sink,
         global: BroadcastStream::new(app.global.subscribe()),
-        highs: HashMap::new(),
+        rooms: Vec::new(),
         kill: kill.clone(),
         overflow,
-        reader_done: reader_done_rx,
         unflushed: 0,
     };
     let writer = tokio::spawn(writer.run(rx));
@@ -412,8 +438,8 @@ pub async fn run<I, K>(
         }
     }
 
+    out.push(Out::End(last_words));
     drop(out);
-    let _ = reader_done.send(last_words);
     let _ = writer.await;
     if !app.is_retired() {
         Box::pin(app.presence_change(&user, -1, if away { -1 } else { 0 })).await;
