@@ -32,6 +32,7 @@ pub mod default_room;
 pub mod directory;
 pub mod error;
 pub mod files;
+pub mod global_events;
 pub mod handlers;
 pub mod history;
 pub mod live;

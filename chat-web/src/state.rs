@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::ChatConfig;
 use crate::amqp::feed::{self, StartAt};
@@ -19,6 +19,7 @@ use crate::bots::{self, Bots};
 use crate::directory::{Directory, DirectoryEvent, Room};
 use crate::error::ApiError;
 use crate::files::{FileMeta, Transfers};
+use crate::global_events::GlobalEvents;
 use crate::model::{ChatMessage, now_ms};
 use crate::presence::{Presence, Status};
 use crate::ratelimit::{Budgets, FailureLimiter};
@@ -73,8 +74,8 @@ pub struct Inner {
     pub directory: Arc<Directory>,
     pub local: Local,
     pub presence: Presence,
-    /// Presence changes, for every session of this front end.
-    pub global: broadcast::Sender<Arc<Outgoing>>,
+    /// Presence, account, room and membership changes, for every session of this front end.
+    pub global: Arc<GlobalEvents>,
     /// This front end's id in presence announcements.
     pub node: String,
     rooms: Mutex<HashMap<String, Arc<RoomLog>>>,
@@ -155,7 +156,7 @@ impl App {
                 return Err(e);
             }
         };
-        let (global, _) = broadcast::channel(1024);
+        let global = Arc::new(GlobalEvents::default());
         let app = App {
             inner: Arc::new(Inner {
                 local,
@@ -725,7 +726,7 @@ impl App {
 
     /// Tell this front end's sessions that `user`'s presence is now `status`.
     fn tell_sessions_presence(&self, user: &str, status: Status) {
-        let _ = self.global.send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": status})));
+        self.global.send(Outgoing::transient(&json!({"type": "presence", "user": user, "status": status})));
     }
 
     fn on_alive(&self, node: &str) {
@@ -780,14 +781,14 @@ fn took_effect(tokens: &crate::auth::Tokens, event: &DirectoryEvent) {
 /// Push directory changes to this front end's sessions, so no page polls: a room's members
 /// (and one who just left it, on every device) get its new member list, and their clients
 /// subscribe to a room they are now in; a new public room and a new account reach everyone.
-fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing>>, event: &DirectoryEvent) {
+fn notify_members(directory: &Directory, global: &GlobalEvents, event: &DirectoryEvent) {
     let (room, left) = match event {
         DirectoryEvent::UserRegistered { user, .. } => {
-            let _ = global.send(Outgoing::transient(&json!({"type": "user", "user": user})));
+            global.send(Outgoing::transient(&json!({"type": "user", "user": user})));
             return;
         }
         DirectoryEvent::RoomCreated { room, .. } if room.public => {
-            let _ = global.send(Outgoing::transient(
+            global.send(Outgoing::transient(
                 &json!({"type": "room", "room": room.id, "members": directory.members(&room.id)}),
             ));
             return;
@@ -795,14 +796,14 @@ fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing
         DirectoryEvent::RoomCreated { room, .. } => (&room.id, None),
         DirectoryEvent::RoomDeleted { room, .. } => {
             // its members are gone with it: tell everyone (an id is all a stranger learns)
-            let _ = global.send(Outgoing::transient(&json!({"type": "room", "room": room, "deleted": true})));
+            global.send(Outgoing::transient(&json!({"type": "room", "room": room, "deleted": true})));
             return;
         }
         DirectoryEvent::RoomRenamed { room, .. }
         | DirectoryEvent::RoomArchived { room, .. }
         | DirectoryEvent::InviteRotated { room, .. } => {
             if directory.room(room).is_some_and(|r| r.public) {
-                let _ = global.send(Outgoing::transient(
+                global.send(Outgoing::transient(
                     &json!({"type": "room", "room": room, "members": directory.members(room)}),
                 ));
                 return;
@@ -821,6 +822,6 @@ fn notify_members(directory: &Directory, global: &broadcast::Sender<Arc<Outgoing
         audience.push(user.clone());
     }
     if !audience.is_empty() {
-        let _ = global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), audience));
+        global.send(Outgoing::for_users(&json!({"type": "room", "room": room, "members": members}), audience));
     }
 }

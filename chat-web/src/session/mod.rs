@@ -6,9 +6,10 @@
 //!
 //! Two tasks per session: the reader loop (`run`) and one writer task that owns every outgoing
 //! path. Everything reaches the writer through one bounded queue: frames from the reader and
-//! from actions, and the live events of subscribed rooms, pushed there by the rooms themselves
-//! (`RoomLog::listen`). Only the rare front-end-wide events (presence, membership) come
-//! through a broadcast channel. An event reaches the transport with one task wake-up.
+//! from actions, the live events of subscribed rooms, pushed there by the rooms themselves
+//! (`RoomLog::listen`), and the front-end-wide events (presence, memberships), pushed there by
+//! `GlobalEvents`. An event reaches the transport with one task wake-up, and a writer waiting
+//! for the next one waits on nothing else.
 
 pub mod protocol;
 
@@ -19,8 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::auth::{Ended, TokenEnd};
 use crate::error::ApiError;
@@ -72,6 +71,8 @@ enum Out {
         room: Arc<str>,
         event: Arc<Outgoing>,
     },
+    /// A front-end-wide event (presence, accounts, rooms, memberships).
+    Global(Arc<Outgoing>),
     /// The reader loop has ended: these last frames, then the end of the session. (The rooms'
     /// listeners still hold senders of the queue, so its closing cannot tell.)
     End(Vec<Frame>),
@@ -135,6 +136,17 @@ impl Outbox {
         }
     }
 
+    /// What puts the front-end-wide events for `user` in this queue. One the session is too
+    /// slow to take is skipped, not a reason to close it (its rooms' events decide that).
+    fn global_listener(&self, user: String) -> crate::global_events::Listener {
+        let tx = self.tx.clone();
+        Box::new(move |event: &Arc<Outgoing>| {
+            if event.is_for(&user) {
+                let _ = tx.try_send(Out::Global(event.clone()));
+            }
+        })
+    }
+
     fn send_text(&self, text: impl Into<String>) -> bool {
         self.push(Out::Frame(Frame::Text(text.into())))
     }
@@ -178,8 +190,6 @@ struct Writer<K> {
     user: String,
     session: u64,
     sink: K,
-    /// Front-end-wide events (presence, membership changes).
-    global: BroadcastStream<Arc<Outgoing>>,
     /// The rooms subscribed to (a few, as a rule: looked up by pointer first).
     rooms: Vec<Followed>,
     kill: Arc<Notify>,
@@ -191,13 +201,9 @@ struct Writer<K> {
 impl<K: Sink<Frame> + Unpin> Writer<K> {
     async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
         loop {
-            let more = tokio::select! {
-                biased;
-                out = rx.recv() => match out {
-                    Some(out) => self.take(out).await,
-                    None => false,
-                },
-                Some(event) = self.global.next() => self.forward_global(event).await,
+            let more = match rx.recv().await {
+                Some(out) => self.take(out).await,
+                None => false,
             };
             if !more {
                 break;
@@ -271,6 +277,7 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
                 true
             }
             Out::Event { room, event } => self.forward_room(&room, &event).await,
+            Out::Global(event) => self.send_event(&event).await,
             Out::End(last) => {
                 for m in last {
                     if !self.overflow.unless(self.sink.feed(m)).await {
@@ -319,13 +326,6 @@ impl<K: Sink<Frame> + Unpin> Writer<K> {
         self.send_event(event).await
     }
 
-    async fn forward_global(&mut self, event: Result<Arc<Outgoing>, BroadcastStreamRecvError>) -> bool {
-        match event {
-            Ok(event) if event.is_for(&self.user) => self.send_event(&event).await,
-            _ => true,
-        }
-    }
-
     async fn send_event(&mut self, event: &Outgoing) -> bool {
         if !self.feed(Frame::Text(event.json.to_string())).await {
             self.kill.notify_one();
@@ -360,13 +360,13 @@ pub async fn run<I, K>(
         user: user.clone(),
         session,
         sink,
-        global: BroadcastStream::new(app.global.subscribe()),
         rooms: Vec::new(),
         kill: kill.clone(),
         overflow,
         unflushed: 0,
     };
     let writer = tokio::spawn(writer.run(rx));
+    app.global.listen(session, out.global_listener(user.clone()));
 
     // The broker round trips of a session (presence, hello, subscribe) are boxed: inline, their
     // futures sized this task for its whole life (heaptrack at 10,000 sessions: 3.2 KB a
@@ -441,6 +441,7 @@ pub async fn run<I, K>(
     out.push(Out::End(last_words));
     drop(out);
     let _ = writer.await;
+    app.global.forget(session);
     if !app.is_retired() {
         Box::pin(app.presence_change(&user, -1, if away { -1 } else { 0 })).await;
     }
