@@ -287,7 +287,7 @@ fn read_all(mut sessions: Vec<Session>, expected: usize, deadline: Instant) -> R
     Ok((lat, sessions))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let bases: Vec<String> =
