@@ -52,7 +52,11 @@ fn serve(addr: &str, n: usize) -> Res<()> {
         room += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    println!("serve: {} writes in {elapsed:.1} s, CPU {:.0}% of a core", room * ROOM, (cpu_ticks()? - ticks) as f64 / elapsed);
+    println!(
+        "serve: {} writes in {elapsed:.1} s, CPU {:.0}% of a core",
+        room * ROOM,
+        (cpu_ticks()? - ticks) as f64 / elapsed
+    );
     // let the reader see the end before the sockets close
     std::thread::sleep(Duration::from_secs(5));
     Ok(())
