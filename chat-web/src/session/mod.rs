@@ -136,12 +136,13 @@ impl Outbox {
         }
     }
 
-    /// What puts the front-end-wide events for `user` in this queue. One the session is too
-    /// slow to take is skipped, not a reason to close it (its rooms' events decide that).
+    /// What puts the front-end-wide events for `user` in this queue. They take at most half of
+    /// it: one that finds the queue half full is skipped (as a lagging broadcast receiver skips),
+    /// so a storm of presence changes never closes a session; its rooms' events decide that.
     fn global_listener(&self, user: String) -> crate::global_events::Listener {
         let tx = self.tx.clone();
         Box::new(move |event: &Arc<Outgoing>| {
-            if event.is_for(&user) {
+            if event.is_for(&user) && tx.capacity() > OUTBOX / 2 {
                 let _ = tx.try_send(Out::Global(event.clone()));
             }
         })
@@ -367,6 +368,7 @@ pub async fn run<I, K>(
     };
     let writer = tokio::spawn(writer.run(rx));
     app.global.listen(session, out.global_listener(user.clone()));
+    let _listening = GlobalListening { app: &app, session };
 
     // The broker round trips of a session (presence, hello, subscribe) are boxed: inline, their
     // futures sized this task for its whole life (heaptrack at 10,000 sessions: 3.2 KB a
@@ -441,9 +443,20 @@ pub async fn run<I, K>(
     out.push(Out::End(last_words));
     drop(out);
     let _ = writer.await;
-    app.global.forget(session);
     if !app.is_retired() {
         Box::pin(app.presence_change(&user, -1, if away { -1 } else { 0 })).await;
+    }
+}
+
+/// Takes a session's listener off `GlobalEvents` when the session ends, however it ends.
+struct GlobalListening<'a> {
+    app: &'a App,
+    session: u64,
+}
+
+impl Drop for GlobalListening<'_> {
+    fn drop(&mut self) {
+        self.app.global.forget(self.session);
     }
 }
 
@@ -539,5 +552,31 @@ async fn act(app: App, user: String, frame: ClientFrame, out: Outbox) {
             Err(e) => out.error(&e, Some(&room), None),
         },
         ClientFrame::Subscribe { .. } | ClientFrame::Unsubscribe { .. } | ClientFrame::Presence { .. } | ClientFrame::Ping => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_end_wide_events_take_at_most_half_the_queue_and_only_their_users() {
+        let (tx, mut rx) = mpsc::channel::<Out>(OUTBOX);
+        let out = Outbox { tx, kill: Arc::default(), overflow: Arc::default() };
+        let listener = out.global_listener("ann".into());
+        listener(&Outgoing::for_users(&json!({"type": "room"}), vec!["bob".into()]));
+        assert!(rx.try_recv().is_err(), "an event for bob reached ann's session");
+
+        let presence = Outgoing::transient(&json!({"type": "presence", "user": "bob", "status": "online"}));
+        for _ in 0..OUTBOX {
+            listener(&presence);
+        }
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        // the other half stays for the rooms' events: a presence storm closes no session
+        assert_eq!(queued, OUTBOX / 2);
+        assert!(!out.overflow.happened());
     }
 }
