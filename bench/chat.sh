@@ -13,6 +13,9 @@
 #   SHARDS=4 ...                       # the clients spread over 4 bench processes (each takes
 #                                      # a quarter of the rooms; their latencies are pooled)
 #   WS_BENCH_TRACE=1 ...               # and the worst latency of each 100 ms of sending
+#
+# Every run's figures are kept in bench/results/<time>-<commit>-chat.json (KEEP=0: not);
+# `python3 bench/trend.py "chat 10000"` prints them across commits.
 #   BUILD=0 BIN=/tmp/warren-old bench/chat.sh
 #                                      # a binary built before (A/B of two commits)
 #
@@ -43,6 +46,7 @@ BIN="${BIN:-$TARGET/warren}"
 BENCH="$TARGET/examples/ws_bench"
 
 DATA="$(mktemp -d)"
+RESULTS="$(mktemp)"
 # ten thousand sessions: as many open files as the hard limit allows, for warren and the bench
 ulimit -n "$(ulimit -Hn)"
 PID=""
@@ -55,7 +59,7 @@ stop_warren() {
 }
 cleanup() {
     stop_warren
-    rm -rf "$DATA"
+    rm -rf "$DATA" "$RESULTS"
     if [ "$RABBIT" = 1 ]; then conformance/rabbitmq.sh stop > /dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -148,7 +152,30 @@ measure() {
         got="$(sed -n 's/.*warm-up: \([0-9]* of [0-9]*\) deliveries.*/\1/p' <<< "$out")"
         grep "^worst latency" <<< "$out" || true
         printf '%-20s run %d: %s, %s deliveries, RSS/idle session %s, server peak RSS %s, CPU %s\n' "$name" "$run" "$lat" "$got" "$rss" "$peak" "$cpu"
+        keep_run "$name" "$run" "$lat" "$got" "$rss" "$peak" "$cpu"
     done
+}
+
+# One JSON line a figure of a run, for bench/keep.py (the history in bench/results/).
+keep_run() {
+    local broker=warren row="chat $CLIENTS sessions, $ROOMS room(s), $RATE msg/s"
+    [[ "$1" == *RabbitMQ* ]] && broker=rabbitmq
+    python3 - "$broker" "$row" "$2" "$3" "$4" "$5" "$6" "$7" >> "$RESULTS" << 'PY'
+import json, re, sys
+broker, row, run, lat, got, rss, peak, cpu = sys.argv[1:]
+def first(pattern, text):
+    m = re.search(pattern, text)
+    return float(m.group(1)) if m else None
+figures = {
+    "p50 (ms)": first(r"p50 ([0-9.]+)", lat), "p99 (ms)": first(r"p99 ([0-9.]+)", lat),
+    "max (ms)": first(r"max ([0-9.]+)", lat), "deliveries made": first(r"^([0-9]+) of", got),
+    "RSS per idle session (KiB)": first(r"([0-9.]+)", rss), "server peak RSS (MiB)": first(r"([0-9]+)", peak),
+    "server CPU (%)": first(r"server ([0-9]+)%", cpu), "bench CPU (%)": first(r"client ([0-9]+)%", cpu),
+}
+for name, value in figures.items():
+    if value is not None:
+        print(json.dumps({"broker": broker, "row": f"{row}: {name}", "run": int(run), "value": value}))
+PY
 }
 
 echo "$CLIENTS clients in $ROOMS room(s), $RATE msg/s in all for $SECS s after 2 s of warm-up, $RUNS runs each, bench over $SHARDS process(es)"
@@ -158,3 +185,6 @@ if [ "$RABBIT" = 1 ]; then
     echo "RabbitMQ $(conformance/rabbitmq.sh version) at $RABBIT_URL" >&2
     measure "chat on RabbitMQ" --amqp-url "$RABBIT_URL"
 fi
+[ "${KEEP:-1}" = 0 ] || python3 bench/keep.py chat "$RESULTS" --setting "BIN=$BIN" --setting "BUILD=${BUILD:-1}" \
+    --setting "CLIENTS=$CLIENTS" --setting "ROOMS=$ROOMS" --setting "RATE=$RATE" --setting "SECS=$SECS" \
+    --setting "RUNS=$RUNS" --setting "SHARDS=$SHARDS" --setting "WS_BENCH_NAP_US=${WS_BENCH_NAP_US:-1000}"

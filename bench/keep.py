@@ -5,11 +5,12 @@ review (bench/trend.py prints a row across commits).
 
     keep.py SCRIPT RECORDS [--rows ROWS] [--setting NAME=VALUE ...] [--commit C]
 
-SCRIPT: compare, ab or hardening (what wrote RECORDS, one JSON object a line):
+SCRIPT: compare, ab, hardening or chat (what wrote RECORDS, one JSON object a line):
   compare   {"broker", "row", "report"}: the row's figure is report[metric], metric from ROWS
             (compare.sh's "name|scenario|metric|flags" lines)
   ab        {"side", "row", "pass", "value"}: side A (the other binary) or B (this commit)
   hardening {"broker", "row", "run", "value", ...}
+  chat      {"broker", "row", "run", "value"}: broker is the front end's (warren, rabbitmq)
 Each kept entry is {"who", "row", "value"}; who is the broker, or A/B.
 """
 import argparse
@@ -56,7 +57,7 @@ def entries(script: str, records: list[dict], rows: str) -> list[dict]:
                 out.append({"who": r["broker"], "row": r["row"], "value": value})
     elif script == "ab":
         out = [{"who": r["side"], "row": r["row"], "value": r["value"]} for r in records]
-    elif script == "hardening":
+    elif script in ("hardening", "chat"):
         out = [{"who": r["broker"], "row": r["row"], "value": r["value"]} for r in records
                if isinstance(r.get("value"), (int, float)) and not isinstance(r.get("value"), bool)]
     else:
@@ -66,7 +67,7 @@ def entries(script: str, records: list[dict], rows: str) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("script", choices=["compare", "ab", "hardening"])
+    p.add_argument("script", choices=["compare", "ab", "hardening", "chat"])
     p.add_argument("records")
     p.add_argument("--rows", default="")
     p.add_argument("--setting", action="append", default=[], help="NAME=VALUE, e.g. PASSES=3")
