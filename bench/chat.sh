@@ -13,11 +13,11 @@
 #   SHARDS=4 ...                       # the clients spread over 4 bench processes (each takes
 #                                      # a quarter of the rooms; their latencies are pooled)
 #   WS_BENCH_TRACE=1 ...               # and the worst latency of each 100 ms of sending
+#   BUILD=0 BIN=/tmp/warren-old bench/chat.sh
+#                                      # a binary built before (A/B of two commits)
 #
 # Every run's figures are kept in bench/results/<time>-<commit>-chat.json (KEEP=0: not);
 # `python3 bench/trend.py "chat 10000"` prints them across commits.
-#   BUILD=0 BIN=/tmp/warren-old bench/chat.sh
-#                                      # a binary built before (A/B of two commits)
 #
 # Data dirs are temporary and removed at exit. The bench client runs on this machine too (one
 # thread reads all its sessions, looking every 1 ms: chat-web/examples/ws_bench.rs); at
