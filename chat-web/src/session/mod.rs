@@ -201,33 +201,26 @@ struct Writer<K> {
 
 impl<K: Sink<Frame> + Unpin> Writer<K> {
     async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
-        loop {
-            let more = match rx.recv().await {
-                Some(out) => self.take(out).await,
-                None => false,
-            };
-            if !more {
-                break;
-            }
-            // Encode everything else that is queued, then flush once: one write per burst.
-            let mut more = true;
+        while let Some(out) = rx.recv().await {
+            // Encode this and everything else that is queued, then flush once: one write per burst.
+            let mut more = self.take(out).await;
             while more
                 && !self.overflow.happened()
                 && let Ok(out) = rx.try_recv()
             {
                 more = self.take(out).await;
             }
-            if self.overflow.happened() {
+            if !more || self.overflow.happened() {
                 break;
             }
             self.unflushed = 0;
-            if !more || !self.overflow.unless(self.sink.flush()).await {
+            if !self.overflow.unless(self.sink.flush()).await {
                 break;
             }
         }
         if self.overflow.happened() {
-            // too slow: the client reconnects and catches up (1013: try again later). Whichever
-            // arm saw the overflow (the reader ends on it too, and its arm comes first), the
+            // too slow: the client reconnects and catches up (1013: try again later). However
+            // the loop ended (an event, a flush, or the reader's end found the overflow), the
             // close says why; the plain close below then adds no second close frame.
             let close = Frame::Close(1013, "too slow: reconnect and catch up");
             let _ = tokio::time::timeout(CLOSE_GRACE, self.sink.feed(close)).await;
