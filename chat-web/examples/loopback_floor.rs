@@ -14,19 +14,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use warren_perf::usage;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const ROOM: usize = 100;
 const SECS: u64 = 10;
 const MESSAGE: usize = 300;
-
-/// CPU time (user + system) of this process so far, in clock ticks (1/100 s).
-fn cpu_ticks() -> Res<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let field = |i: usize| -> Res<u64> { Ok(fields.get(i).ok_or("short /proc/self/stat")?.parse()?) };
-    Ok(field(11)? + field(12)?)
-}
 
 fn serve(addr: &str, n: usize) -> Res<()> {
     let listener = TcpListener::bind(addr)?;
@@ -38,7 +32,7 @@ fn serve(addr: &str, n: usize) -> Res<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let message = vec![b'x'; MESSAGE];
-    let (ticks, start) = (cpu_ticks()?, Instant::now());
+    let (cpu, start) = (usage::own(), Instant::now());
     let mut next = start;
     let mut room = 0;
     while start.elapsed() < Duration::from_secs(SECS) {
@@ -51,11 +45,12 @@ fn serve(addr: &str, n: usize) -> Res<()> {
         }
         room += 1;
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
     println!(
-        "serve: {} writes in {elapsed:.1} s, CPU {:.0}% of a core",
+        "serve: {} writes in {:.1} s, CPU {:.0}% of a core",
         room * ROOM,
-        (cpu_ticks()? - ticks) as f64 / elapsed
+        elapsed.as_secs_f64(),
+        usage::cpu_percent(cpu, usage::own(), elapsed)
     );
     // let the reader see the end before the sockets close
     std::thread::sleep(Duration::from_secs(5));
@@ -82,7 +77,7 @@ fn read(addr: &str, n: usize) -> Res<()> {
             break;
         }
         if began.is_none() && !events.is_empty() {
-            began = Some((cpu_ticks()?, Instant::now()));
+            began = Some((usage::own(), Instant::now()));
         }
         for event in &events {
             let socket = &mut sockets[event.token().0];
@@ -95,12 +90,13 @@ fn read(addr: &str, n: usize) -> Res<()> {
             }
         }
     }
-    let (ticks, start) = began.ok_or("nothing came")?;
-    let elapsed = (start.elapsed() - quiet).as_secs_f64();
+    let (cpu, start) = began.ok_or("nothing came")?;
+    let elapsed = start.elapsed().saturating_sub(quiet);
     println!(
-        "read: {} messages in {elapsed:.1} s, CPU {:.0}% of a core",
+        "read: {} messages in {:.1} s, CPU {:.0}% of a core",
         bytes / MESSAGE as u64,
-        (cpu_ticks()? - ticks) as f64 / elapsed
+        elapsed.as_secs_f64(),
+        usage::cpu_percent(cpu, usage::own(), elapsed)
     );
     Ok(())
 }

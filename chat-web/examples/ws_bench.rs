@@ -37,6 +37,7 @@ use hyper::{Body, Client, Method, Request};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use warren_perf::usage;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -51,11 +52,6 @@ async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> Res<V
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-fn rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// The send time of a chat message event (`"t=<micros>"` in its text): found without parsing the
 /// whole event, so that thousands of sessions cost the server's machine little. `None` for other
@@ -74,12 +70,6 @@ fn now_micros() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
 
-/// CPU time (user + system) of a process so far, in clock ticks (/proc/PID/stat).
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
 
 /// How long a bench process keeps its sessions open once it has its figures: the other bench
 /// processes of a run (`SHARDS=`) may still wait for their last messages, and thousands of
@@ -297,7 +287,7 @@ async fn main() -> Res<()> {
     let clients: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let rate: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
     let secs: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let pid = args.get(5).cloned();
+    let pid: Option<u32> = args.get(5).and_then(|s| s.parse().ok());
     let tag: u32 = rand::random();
 
     let rooms: usize = std::env::var("WS_BENCH_ROOMS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
@@ -343,7 +333,7 @@ async fn main() -> Res<()> {
             }
         }
     }
-    let rss_before = pid.as_deref().and_then(rss_kib);
+    let rss_before = pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024);
     let mut sessions = Vec::with_capacity(clients);
     for c in 0..clients {
         // every client is the same member (one account, many sessions): the fan-out is what counts
@@ -352,7 +342,7 @@ async fn main() -> Res<()> {
         sessions.push(Session::open(&bases[c % bases.len()], &token, &subscribe).await?);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    if let (Some(before), Some(after)) = (rss_before, pid.as_deref().and_then(rss_kib)) {
+    if let (Some(before), Some(after)) = (rss_before, pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024)) {
         println!(
             "RSS per idle session: {:.1} KiB ({} sessions, {} KiB -> {} KiB)",
             (after.saturating_sub(before)) as f64 / clients as f64,
@@ -363,7 +353,7 @@ async fn main() -> Res<()> {
     }
 
     let start = Instant::now();
-    let cpu_start = (cpu_ticks("self"), pid.as_deref().and_then(cpu_ticks));
+    let cpu_start = (usage::own(), pid.and_then(usage::sample));
     // what each client should receive: its room's share of the rate
     let expected = per_room_rate * secs;
     let total_expected = expected * clients as u64;
@@ -393,16 +383,14 @@ async fn main() -> Res<()> {
         println!("worst latency of each 100 ms of sending (ms): {}", worst.join(" "));
     }
     let mut all = lat.all;
-    let elapsed = start.elapsed().as_secs_f64();
-    // Ticks are 1/100 s on Linux: ticks / elapsed = percent of one core.
-    let cpu = |before: Option<u64>, after: Option<u64>| match (before, after) {
-        (Some(b), Some(a)) => format!("{:.0}%", a.saturating_sub(b) as f64 / elapsed),
+    let elapsed = start.elapsed();
+    let server = match (cpu_start.1, pid.and_then(usage::sample)) {
+        (Some(before), Some(after)) => format!("{:.0}%", usage::cpu_percent(before, after, elapsed)),
         _ => "?".to_owned(),
     };
     println!(
-        "CPU over the run (100% = one core): bench client {}, chat server {}",
-        cpu(cpu_start.0, cpu_ticks("self")),
-        cpu(cpu_start.1, pid.as_deref().and_then(cpu_ticks))
+        "CPU over the run (100% = one core): bench client {:.0}%, chat server {server}",
+        usage::cpu_percent(cpu_start.0, usage::own(), elapsed)
     );
     all.sort_unstable();
     if let Some(path) = dump {
@@ -420,10 +408,10 @@ async fn main() -> Res<()> {
         pct(0.50),
         pct(0.99),
         pct(1.0),
-        elapsed
+        elapsed.as_secs_f64()
     );
     println!("lost: {} deliveries", total_expected.saturating_sub(all.len() as u64));
-    if let Some(rss) = pid.as_deref().and_then(rss_kib) {
+    if let Some(rss) = pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024) {
         println!("server RSS at the end: {} MiB", rss / 1024);
     }
     tokio::time::sleep(LINGER).await;
