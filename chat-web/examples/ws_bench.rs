@@ -52,7 +52,6 @@ async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> Res<V
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-
 /// The send time of a chat message event (`"t=<micros>"` in its text): found without parsing the
 /// whole event, so that thousands of sessions cost the server's machine little. `None` for other
 /// events and for the warm-up's messages (no "t=").
@@ -69,7 +68,6 @@ fn sent_micros(json: &str) -> Option<u128> {
 fn now_micros() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
 }
-
 
 /// How long a bench process keeps its sessions open once it has its figures: the other bench
 /// processes of a run (`SHARDS=`) may still wait for their last messages, and thousands of
