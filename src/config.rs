@@ -10,8 +10,6 @@ use warren_broker::listen::ListenAddr;
 
 use crate::rabbitmq_conf::{self, Limit, Setting};
 
-/// The largest `--max-message-size` (RabbitMQ's `max_message_size` cap: 512 MiB).
-pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 * 1024 * 1024;
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, about = "An AMQP 0-9-1 broker that RabbitMQ's clients accept as RabbitMQ")]
 pub struct Cli {
@@ -117,7 +115,7 @@ pub struct ServerOptions {
     /// Largest message body accepted, in bytes (RabbitMQ's max_message_size).
     /// At most 512 MiB, RabbitMQ's own cap.
     #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE", default_value_t = 128 * 1024 * 1024,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_MESSAGE_SIZE_CAP))]
+          value_parser = clap::value_parser!(u64).range(1..=BrokerConfig::MAX_MESSAGE_SIZE_CAP))]
     pub max_message_size: u64,
 
     /// Largest frame proposed to clients, in bytes.

@@ -288,9 +288,8 @@ fn list_queues(broker: &Broker, vhost: &str, cols: &[&str]) -> Result<Reply, Str
     let cols = columns(cols, &["name", "messages"], KNOWN)?;
     let v = check_vhost(broker, vhost)?;
     let rows = v
-        .queue_list()
+        .listed_queues()
         .into_iter()
-        .filter(|q| !q.name.as_str().starts_with(warren_broker::direct_reply::PREFIX))
         .map(|q| {
             let (messages, consumers) = q.counts();
             cols.iter()

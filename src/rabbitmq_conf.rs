@@ -248,7 +248,7 @@ fn setting(line: usize, key: &str, value: &str) -> Result<Setting, ConfError> {
         "disk_free_limit.relative" => Setting::DiskFreeLimit(fraction()?),
         "disk_free_limit.absolute" => Setting::DiskFreeLimit(size()?),
         "max_message_size" => match int("expected bytes, e.g. 134217728")? {
-            n @ 1..=crate::config::MAX_MESSAGE_SIZE_CAP => Setting::MaxMessageSize(n),
+            n @ 1..=warren_broker::BrokerConfig::MAX_MESSAGE_SIZE_CAP => Setting::MaxMessageSize(n),
             _ => return Err(bad("expected 1 to 536870912 bytes (512 MiB, RabbitMQ's cap)")),
         },
         "heartbeat" => Setting::Heartbeat(value.parse().map_err(|_| bad("expected seconds, 0 to 65535"))?),

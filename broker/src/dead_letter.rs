@@ -2,21 +2,17 @@
 //! dropped by a length limit is republished to the queue's dead-letter exchange with an
 //! `x-death` header (RabbitMQ 3.10's `rabbit_dead_letter`).
 //!
-//! Queues hand dead letters to their vhost's `DeadLetters` channel while holding their own
-//! lock; one task per vhost republishes them, so no queue lock is ever held while another
-//! queue is locked (a dead-letter cycle cannot deadlock).
+//! This module is the dead letter itself and the headers it gets. Queues hand dead letters to
+//! their vhost (`vhost::dead_letters`) while holding their own lock; one task per vhost
+//! republishes them, so no queue lock is ever held while another queue is locked (a
+//! dead-letter cycle cannot deadlock).
 
-use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::message::Message;
-use crate::queue::Queue;
-use crate::vhost::VirtualHost;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -43,46 +39,6 @@ pub struct DeadLetter {
     pub reason: Reason,
     pub exchange: ShortString,
     pub routing_key: Option<ShortString>,
-}
-
-/// The vhost's dead-letter channel; its task starts with the first dead letter.
-#[derive(Debug)]
-pub struct DeadLetters {
-    tx: mpsc::UnboundedSender<DeadLetter>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<DeadLetter>>>,
-}
-
-impl Default for DeadLetters {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        Self { tx, rx: Mutex::new(Some(rx)) }
-    }
-}
-
-impl DeadLetters {
-    /// Queue a dead letter for `vhost`'s task (started here the first time).
-    pub fn send(&self, vhost: &Weak<VirtualHost>, dl: DeadLetter) {
-        if let Some(rx) = self.rx.lock().take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(run(vhost.clone(), rx));
-                }
-                Err(_) => {
-                    *self.rx.lock() = Some(rx);
-                    tracing::warn!("dead letter dropped: no runtime");
-                    return;
-                }
-            }
-        }
-        let _ = self.tx.send(dl);
-    }
-}
-
-async fn run(vhost: Weak<VirtualHost>, mut rx: mpsc::UnboundedReceiver<DeadLetter>) {
-    while let Some(dl) = rx.recv().await {
-        let Some(vh) = vhost.upgrade() else { break };
-        republish(&vh, dl);
-    }
 }
 
 fn text(s: &str) -> AMQPValue {
@@ -155,9 +111,9 @@ pub fn dead_lettered_properties(dl: &DeadLetter, now_secs: u64) -> BasicProperti
     crate::message::without_expiration(&msg.properties).with_headers(headers)
 }
 
-/// Whether delivering to `target` would close a cycle of automatic dead-lettering (one with
-/// no rejection in it): RabbitMQ drops such deliveries.
-fn is_cycle(props: &BasicProperties, target: &Queue) -> bool {
+/// Whether delivering to the queue named `target` would close a cycle of automatic
+/// dead-lettering (one with no rejection in it): RabbitMQ drops such deliveries.
+pub fn is_cycle(props: &BasicProperties, target: &str) -> bool {
     let Some(AMQPValue::FieldArray(deaths)) = props.headers().as_ref().and_then(|h| h.inner().get("x-death").cloned())
     else {
         return false;
@@ -169,28 +125,12 @@ fn is_cycle(props: &BasicProperties, target: &Queue) -> bool {
             if get("reason").as_deref() == Some("rejected") {
                 return false;
             }
-            if get("queue").as_deref() == Some(target.name.as_str()) {
+            if get("queue").as_deref() == Some(target) {
                 seen_target = true;
             }
         }
     }
     seen_target
-}
-
-/// Route a dead letter through its exchange into queues (journaled like a publish when
-/// persistent and bound for durable queues).
-fn republish(vhost: &VirtualHost, dl: DeadLetter) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let props = dead_lettered_properties(&dl, now);
-    let key = dl.routing_key.clone().unwrap_or_else(|| dl.msg.routing_key.clone());
-    let msg = Arc::new(Message::derived(dl.exchange.clone(), key, props, dl.msg.body.clone()));
-    let mut routed = Vec::new();
-    if let Err(e) = vhost.route(dl.exchange.as_str(), &msg, &mut routed) {
-        tracing::debug!(queue = %dl.queue, error = %e, "dead letter dropped");
-        return;
-    }
-    routed.retain(|q| !is_cycle(&msg.properties, q));
-    crate::queue::routed::enqueue(vhost.store(), &msg, &routed);
 }
 
 #[cfg(test)]

@@ -12,13 +12,12 @@ use amq_protocol::types::{FieldTable, ShortString};
 
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
-use crate::names::generated;
+use crate::names::{DIRECT_REPLY_PREFIX, generated};
 use crate::queue::Queue;
 use crate::sink::ConnectionSink;
 use crate::vhost::{QueueSpec, VirtualHost};
 
 pub const PSEUDO_QUEUE: &str = "amq.rabbitmq.reply-to";
-pub const PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 pub fn is_pseudo_queue(name: &str) -> bool {
     name == PSEUDO_QUEUE
@@ -28,7 +27,7 @@ pub fn is_pseudo_queue(name: &str) -> bool {
 fn reply_queue(sink: &ConnectionSink, channel: u16) -> Option<Arc<Queue>> {
     let st = sink.lock();
     let ch = st.channels.get(&channel)?;
-    ch.consumers.values().find(|c| c.queue.name.as_str().starts_with(PREFIX)).map(|c| c.queue.clone())
+    ch.consumers.values().find(|c| c.queue.name.as_str().starts_with(DIRECT_REPLY_PREFIX)).map(|c| c.queue.clone())
 }
 
 /// basic.consume on the pseudo-queue: the queue to consume from (406 with acks or twice).
@@ -45,7 +44,7 @@ pub fn consumer_queue(
     if reply_queue(sink, channel).is_some() {
         return Err(AmqpError::precondition_failed("reply consumer already set"));
     }
-    let name = generated(PREFIX);
+    let name = generated(DIRECT_REPLY_PREFIX);
     vhost.declare_private_queue(
         QueueSpec {
             name: name.as_str(),

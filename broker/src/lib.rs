@@ -15,8 +15,9 @@
 //! - [`vhost`]: the registry of exchanges and queues and RabbitMQ's rules for them.
 //! - [`exchange`]: one routing table per kind (direct, fanout, topic, headers).
 //! - [`queue`]: a FIFO queue dispatching round-robin to consumers with credit; `paging` (a
-//!   memory window, the rest on disk), `pressure` (per-publisher flow control), `ready`
-//!   (the ready list, one lane per priority).
+//!   memory window, the rest on disk), `pressure` (per-publisher flow control).
+//! - [`ready`]: the ready list (messages waiting for a consumer, one lane per priority), shared
+//!   by queues, streams' read-ahead and the sinks that deliver from them.
 //! - [`message`]: an immutable message shared by `Arc` across queues.
 //! - [`error`]: `AmqpError` and which reply codes close a channel or the connection.
 //! - [`args`]: declaration arguments and RabbitMQ's equivalence rule for them.
@@ -58,6 +59,7 @@ pub mod message;
 pub mod names;
 pub mod queue;
 pub mod queue_args;
+pub mod ready;
 pub mod server;
 pub mod session;
 pub mod sink;
@@ -100,6 +102,11 @@ pub struct BrokerConfig {
     /// Block publishers while the process's resident memory is above this many bytes
     /// (RabbitMQ's vm_memory_high_watermark); None: no limit.
     pub memory_high_watermark: Option<u64>,
+}
+
+impl BrokerConfig {
+    /// The largest `max_message_size` that may be set (RabbitMQ's cap: 512 MiB).
+    pub const MAX_MESSAGE_SIZE_CAP: u64 = 512 * 1024 * 1024;
 }
 
 impl Default for BrokerConfig {

@@ -21,6 +21,10 @@ pub fn short(s: impl Into<String>) -> ShortString {
     ShortString::from(truncate_short(s.into()))
 }
 
+/// The prefix of direct reply-to's private queues (`amq.rabbitmq.reply-to.<random>`): the
+/// server's own, left out of listings as RabbitMQ does.
+pub const DIRECT_REPLY_PREFIX: &str = "amq.rabbitmq.reply-to.";
+
 /// `prefix` followed by 22 URL-safe base64 characters (128 random bits), as RabbitMQ does.
 pub fn generated(prefix: &str) -> ShortString {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -14,25 +14,30 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::names::queue_res;
 use crate::queue_args::QueueArgs;
-use crate::sink::ConnectionSink;
 use crate::stream::{Retention, StartAt, StreamLog};
 use warren_persistence::{Published, Store};
 
 mod ext;
 mod paging;
 mod pressure;
-mod ready;
 pub mod routed;
-pub use ext::Enqueued;
+pub use crate::ready::{QueuedMessage, ReadyList};
+pub use ext::{Enqueued, QueueOwner};
 use paging::Paging;
-pub use ready::ReadyList;
 
-/// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
-#[derive(Debug)]
-pub struct QueuedMessage {
-    pub seq: u64,
-    pub msg: Arc<Message>,
-    pub redelivered: bool,
+/// Where a consumer's deliveries go: its connection (`sink::ConnectionSink`). A trait, so that
+/// the queue does not depend on the connection side.
+pub trait DeliveryTarget: Send + Sync + std::fmt::Debug {
+    /// The connection's id (the management API's consumer listing).
+    fn connection_id(&self) -> u64;
+    /// The consumer's prefetch count (basic.qos), for `list_consumers`.
+    fn prefetch(&self, channel: u16, consumer_id: u64) -> u16;
+    /// Called by a queue with its lock held: deliver up to `max` messages from the front of
+    /// `ready` to `consumer` as far as its credit goes. Returns how many were delivered.
+    fn try_deliver(&self, consumer: &Consumer, queue: &Arc<Queue>, ready: &mut ReadyList, max: usize) -> usize;
+    /// The queue of a consumer went away: forget the consumer and, if the client asked for
+    /// it, tell it with basic.cancel.
+    fn cancelled_by_server(&self, channel: u16, consumer_id: u64);
 }
 
 /// A consumer as the queue sees it: where to hand deliveries.
@@ -43,7 +48,7 @@ pub struct Consumer {
     pub channel: u16,
     pub no_ack: bool,
     pub exclusive: bool,
-    pub sink: Arc<ConnectionSink>,
+    pub sink: Arc<dyn DeliveryTarget>,
     /// Where it starts reading when the queue is a stream (`x-stream-offset`).
     pub stream_start: StartAt,
     /// x-priority: higher-priority consumers with credit get messages first.
@@ -100,7 +105,7 @@ pub struct Queue {
     /// The arguments warren acts on, parsed once.
     pub args: QueueArgs,
     /// Its vhost, for dead-lettering and x-expires.
-    owner_vhost: std::sync::OnceLock<std::sync::Weak<crate::vhost::VirtualHost>>,
+    owner_vhost: std::sync::OnceLock<std::sync::Weak<dyn QueueOwner>>,
     /// Itself, for the tasks it starts (TTL timer, paging waiter); set by `attach`.
     me: std::sync::OnceLock<std::sync::Weak<Queue>>,
 }
@@ -277,21 +282,25 @@ impl Queue {
         queue_res(self.name.as_str(), &self.vhost)
     }
 
+    /// What RabbitMQ answers when a stream is asked for something only classic queues do
+    /// (540, closing the connection).
+    pub fn not_supported_by_stream(&self, what: &str) -> AmqpError {
+        AmqpError::not_implemented(format!("{what} not supported by stream queues {}", self.describe()))
+    }
+
     /// The consumers, as `list_consumers` shows them.
     pub fn consumer_list(&self) -> Vec<ConsumerInfo> {
-        let consumers: Vec<(u64, ShortString, u16, bool, bool, Arc<ConnectionSink>)> = {
-            let st = self.state.lock();
-            st.consumers
-                .iter()
-                .map(|c| (c.id, c.tag.clone(), c.channel, c.no_ack, c.exclusive, c.sink.clone()))
-                .collect()
-        };
+        // copied out, so the queue's lock is not held while each sink's is taken
+        let consumers = self.state.lock().consumers.to_vec();
         consumers
             .into_iter()
-            .map(|(id, tag, channel, no_ack, exclusive, sink)| {
-                let prefetch =
-                    sink.lock().channels.get(&channel).and_then(|ch| ch.consumers.get(&id)).map_or(0, |c| c.prefetch);
-                ConsumerInfo { tag, connection: sink.id, channel, ack_required: !no_ack, exclusive, prefetch }
+            .map(|c| ConsumerInfo {
+                prefetch: c.sink.prefetch(c.channel, c.id),
+                connection: c.sink.connection_id(),
+                tag: c.tag,
+                channel: c.channel,
+                ack_required: !c.no_ack,
+                exclusive: c.exclusive,
             })
             .collect()
     }

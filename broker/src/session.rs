@@ -149,7 +149,7 @@ impl<'a> Session<'a> {
         self.check(Perm::Read, Resource::Queue, name)?;
         let q = self.queue(name)?;
         if q.is_stream() {
-            return Err(crate::stream::not_supported("queue.purge", &q));
+            return Err(q.not_supported_by_stream("queue.purge"));
         }
         Ok(q.purge())
     }
@@ -242,7 +242,7 @@ impl<'a> Session<'a> {
         self.check(Perm::Read, Resource::Queue, queue)?;
         let q = self.queue(queue)?;
         if q.is_stream() {
-            return Err(crate::stream::not_supported("basic.get", &q));
+            return Err(q.not_supported_by_stream("basic.get"));
         }
         let mut taken = Vec::new();
         while taken.len() < count {

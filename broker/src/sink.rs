@@ -26,7 +26,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::connection::codec;
 use crate::message::Message;
-use crate::queue::{Consumer, Queue, ReadyList};
+use crate::queue::{Consumer, DeliveryTarget, Queue};
+use crate::ready::ReadyList;
 
 /// Above this many unflushed bytes, queues stop handing deliveries to the connection.
 pub const HIGH_WATER: usize = 1 << 20;
@@ -290,10 +291,19 @@ impl ConnectionSink {
         }
         self.wake_writer();
     }
+}
 
-    /// Called by a queue with its lock held: deliver up to `max` messages from the front of
-    /// `ready` to `consumer` as far as its credit goes. Returns how many were delivered.
-    pub fn try_deliver(&self, consumer: &Consumer, queue: &Arc<Queue>, ready: &mut ReadyList, max: usize) -> usize {
+/// A consumer's deliveries are written into its connection's buffer, here.
+impl DeliveryTarget for ConnectionSink {
+    fn connection_id(&self) -> u64 {
+        self.id
+    }
+
+    fn prefetch(&self, channel: u16, consumer_id: u64) -> u16 {
+        self.lock().channels.get(&channel).and_then(|ch| ch.consumers.get(&consumer_id)).map_or(0, |c| c.prefetch)
+    }
+
+    fn try_deliver(&self, consumer: &Consumer, queue: &Arc<Queue>, ready: &mut ReadyList, max: usize) -> usize {
         let mut guard = self.lock();
         let SinkState { out, closed, frame_max, starved, channels, .. } = &mut *guard;
         if *closed {
@@ -359,9 +369,7 @@ impl ConnectionSink {
         delivered
     }
 
-    /// The queue of a consumer went away: forget the consumer and, if the client asked for
-    /// it, tell it with basic.cancel.
-    pub fn consumer_cancelled_by_server(&self, channel: u16, consumer_id: u64) {
+    fn cancelled_by_server(&self, channel: u16, consumer_id: u64) {
         let mut st = self.lock();
         let Some(ch) = st.channels.get_mut(&channel) else { return };
         let Some(cs) = ch.consumers.remove(&consumer_id) else { return };

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::connection::codec;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
-use crate::queue::{QueuedMessage, ReadyList};
+use crate::ready::{QueuedMessage, ReadyList};
 use warren_persistence::{RecoveredStream, StreamReader};
 
 pub const QUEUE_TYPE_ARG: &str = "x-queue-type";
@@ -31,12 +31,6 @@ const MAX_BYTES_ARG: &str = "x-max-length-bytes";
 
 /// How many entries one dispatch pass hands a consumer at most (its credit bounds it further).
 const DISPATCH_BATCH: usize = 256;
-
-/// What RabbitMQ answers when a stream is asked for something only classic queues do
-/// (540, closing the connection).
-pub fn not_supported(what: &str, queue: &crate::queue::Queue) -> AmqpError {
-    AmqpError::not_implemented(format!("{what} not supported by stream queues {}", queue.describe()))
-}
 
 /// Whether queue arguments ask for a stream.
 pub fn is_stream(arguments: &FieldTable) -> bool {

@@ -9,13 +9,15 @@ use parking_lot::RwLock;
 
 use crate::args::{EXCHANGE_DECLARE_ARGS, QUEUE_DECLARE_ARGS, assert_equivalent};
 use crate::blocking::blocking;
+use crate::dead_letter::DeadLetter;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use crate::message::Message;
-use crate::names::{exchange_res, generated, queue_res};
-use crate::queue::{Deleted, Queue};
+use crate::names::{DIRECT_REPLY_PREFIX, exchange_res, generated, queue_res};
+use crate::queue::{Deleted, Queue, QueueOwner};
 use warren_persistence::{BindingDef, ExchangeDef, QueueDef, Store};
 
+mod dead_letters;
 mod exchange_bindings;
 
 /// What exchange.declare asks for.
@@ -51,7 +53,7 @@ pub struct VirtualHost {
     queues: RwLock<HashMap<ShortString, Arc<Queue>>>,
     /// This vhost itself, for the background tasks of its queues (set by `with_self`).
     me: std::sync::Weak<VirtualHost>,
-    dead_letters: crate::dead_letter::DeadLetters,
+    dead_letters: dead_letters::DeadLetters,
     /// Held by whoever declares or deletes an exchange or a queue, across its disk write, so
     /// the registries' locks are only taken around the in-memory change: publishers keep
     /// routing while a durable declare waits for its fsync.
@@ -139,11 +141,6 @@ impl VirtualHost {
 
     pub fn store(&self) -> Option<&Arc<Store>> {
         self.store.as_ref()
-    }
-
-    /// Hand a message to the dead-letter task.
-    pub fn dead_letter(&self, dl: crate::dead_letter::DeadLetter) {
-        self.dead_letters.send(&self.me, dl);
     }
 
     /// Connect a new queue to this vhost: dead-lettering and its x-expires timer.
@@ -277,6 +274,14 @@ impl VirtualHost {
     pub fn queue_list(&self) -> Vec<Arc<Queue>> {
         let mut list: Vec<_> = self.queues.read().values().cloned().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// The queues a listing shows (management API, rabbitmqctl), by name: direct reply-to's
+    /// private queues are the server's.
+    pub fn listed_queues(&self) -> Vec<Arc<Queue>> {
+        let mut list = self.queue_list();
+        list.retain(|q| !q.name.as_str().starts_with(DIRECT_REPLY_PREFIX));
         list
     }
 
@@ -690,6 +695,18 @@ fn locked(q: &Queue) -> AmqpError {
 /// Tell the consumers of a deleted queue (basic.cancel when they asked for it).
 pub fn cancel_consumers(consumers: Vec<crate::queue::Consumer>) {
     for c in consumers {
-        c.sink.consumer_cancelled_by_server(c.channel, c.id);
+        c.sink.cancelled_by_server(c.channel, c.id);
+    }
+}
+
+/// A queue's dead letters go to the vhost's dead-letter task; an expired queue is removed as
+/// queue.delete would (its consumers are told).
+impl QueueOwner for VirtualHost {
+    fn dead_letter(&self, dl: DeadLetter) {
+        self.dead_letters.send(&self.me, dl);
+    }
+
+    fn expire(&self, queue: &Arc<Queue>) {
+        self.remove_queue(queue);
     }
 }

@@ -16,13 +16,12 @@ use warren_persistence::{PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 
 use crate::Ctx;
 use crate::error::ApiError;
-use crate::queues;
 use crate::reply::{Req, no_content, ok, put_result};
 
 fn vhost_json(ctx: &Ctx, def: &VhostDef, outstanding: &Outstanding) -> Value {
     let (mut ready, mut unacked) = (0u64, 0u64);
     if let Some(v) = ctx.broker.vhost(&def.name) {
-        for q in queues::listed(&v) {
+        for q in v.listed_queues() {
             ready += q.stats().ready;
             unacked += outstanding.of(&q).0;
         }

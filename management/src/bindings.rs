@@ -18,7 +18,6 @@ use warren_broker::vhost::VirtualHost;
 use crate::Ctx;
 use crate::error::ApiError;
 use crate::exchanges::{self, from_path};
-use crate::queues;
 use crate::reply::{Req, arguments, created_at, no_content, ok};
 use crate::route::Dest;
 
@@ -85,7 +84,8 @@ impl BindingRow {
 
 /// Every binding of a vhost: the default exchange's implicit ones first, then by source.
 pub fn of_vhost(v: &VirtualHost) -> Vec<BindingRow> {
-    let mut rows: Vec<BindingRow> = queues::listed(v)
+    let mut rows: Vec<BindingRow> = v
+        .listed_queues()
         .iter()
         .map(|q| BindingRow {
             vhost: v.name.clone(),

@@ -17,9 +17,9 @@ use warren_broker::definitions::table_to_json;
 use warren_broker::inspect::ChannelInfo;
 use warren_broker::queue::ConsumerInfo;
 
+use crate::Ctx;
 use crate::error::ApiError;
 use crate::reply::{Req, no_content, ok};
-use crate::{Ctx, queues};
 
 /// What RabbitMQ's management plugin tells a connection it closes.
 const CLOSED_VIA_API: &str = "Closed via management plugin";
@@ -201,7 +201,7 @@ pub fn consumers(ctx: &Ctx, req: &Req, vhost: Option<&str>) -> Result<Response, 
     let conns = connections_by_id(ctx);
     let mut items = Vec::new();
     for v in vhosts {
-        for q in queues::listed(&v) {
+        for q in v.listed_queues() {
             for c in q.consumer_list() {
                 items.push(consumer_json(ctx, &v.name, q.name.as_str(), &c, conns.get(&c.connection)));
             }

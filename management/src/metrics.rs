@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use warren_broker::alarm;
 use warren_broker::stats::Counts;
 
-use crate::{Ctx, RABBITMQ_VERSION, overview, queues};
+use crate::{Ctx, RABBITMQ_VERSION, overview};
 
 /// The Content-Type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -70,7 +70,7 @@ impl Snapshot {
         let queues = broker
             .vhost_list()
             .iter()
-            .flat_map(|v| queues::listed(v))
+            .flat_map(|v| v.listed_queues())
             .map(|q| {
                 let stats = q.stats();
                 QueueRow {

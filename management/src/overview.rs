@@ -12,7 +12,7 @@ use warren_broker::alarm;
 
 use crate::error::ApiError;
 use crate::reply::{Req, ok};
-use crate::{Ctx, RABBITMQ_VERSION, queues};
+use crate::{Ctx, RABBITMQ_VERSION};
 
 /// The exchange types, as RabbitMQ describes them.
 pub fn exchange_types() -> Value {
@@ -48,7 +48,7 @@ pub fn overview(ctx: &Ctx, req: &Req) -> Result<Response, ApiError> {
     let (mut ready, mut unacked) = (0u64, 0u64);
     for v in &vhosts {
         exchange_count += v.exchange_list().len();
-        for q in queues::listed(v) {
+        for q in v.listed_queues() {
             let stats = q.stats();
             queue_count += 1;
             consumer_count += stats.consumers;

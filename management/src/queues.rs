@@ -26,11 +26,6 @@ use crate::error::ApiError;
 use crate::reply::{Req, arguments, no_content, ok, put_result, truthy};
 use crate::{Ctx, props};
 
-/// The queues a listing shows: direct reply-to's private queues are the server's.
-pub fn listed(v: &VirtualHost) -> Vec<Arc<Queue>> {
-    v.queue_list().into_iter().filter(|q| !q.name.as_str().starts_with(warren_broker::direct_reply::PREFIX)).collect()
-}
-
 /// What a queue listing needs beside the queue: unacked counts and connections.
 pub struct Snapshot {
     outstanding: Outstanding,
@@ -93,7 +88,7 @@ pub fn list(ctx: &Ctx, req: &Req, vhost: Option<&str>) -> Result<Response, ApiEr
     let params = req.list()?;
     let vhosts = req.user.listed_vhosts(&ctx.broker, vhost)?;
     let snap = Snapshot::take(ctx);
-    let items = vhosts.iter().flat_map(|v| listed(v)).map(|q| queue_json(ctx, &q, &snap)).collect();
+    let items = vhosts.iter().flat_map(|v| v.listed_queues()).map(|q| queue_json(ctx, &q, &snap)).collect();
     Ok(ok(params.apply(items)?))
 }
 

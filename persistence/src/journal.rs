@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 use crate::StoreError;
 use crate::record::{self, Read, Record, StoredMessage};
+use crate::segments::{list_segments, read_segment, segment_name, segment_number};
+use crate::stream_read::{self, RecoveredStream};
 
 /// Journal segments roll over at this size.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -135,19 +137,12 @@ pub struct ReadMessage {
     pub message: StoredMessage,
 }
 
-#[derive(Debug)]
-pub struct RecoveredEntry {
-    pub offset: u64,
-    pub timestamp_ms: i64,
-    pub message: StoredMessage,
-}
-
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// Live messages per durable queue, in sequence order.
     pub queues: HashMap<String, Vec<RecoveredMessage>>,
     /// Every stream's segments, summarised, and its newest entries.
-    pub streams: HashMap<String, crate::stream_read::RecoveredStream>,
+    pub streams: HashMap<String, RecoveredStream>,
 }
 
 impl Journal {
@@ -386,10 +381,6 @@ struct Persister {
     backlog: Arc<AtomicU64>,
 }
 
-pub(crate) fn segment_name(n: u64) -> String {
-    format!("{n:020}.seg")
-}
-
 /// Streams live in a directory named after the stream, hex-encoded to be safe on any file system.
 pub fn stream_dir_name(stream: &str) -> String {
     stream.bytes().map(|b| format!("{b:02x}")).collect()
@@ -581,53 +572,8 @@ impl Persister {
     }
 }
 
-pub(crate) fn segment_number(path: &Path) -> u64 {
-    path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
-}
-
-/// The segment files of a directory, in order.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| StoreError::io(dir, e))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .collect();
-    paths.sort();
-    Ok(paths)
-}
-
-/// Read a segment's records. A torn record at the end of the last segment is cut off (the
-/// write never completed, so it was never confirmed); anything else unreadable is corruption.
-pub(crate) fn read_segment(
-    path: &Path,
-    is_last: bool,
-    mut each: impl FnMut(Record, usize, usize),
-) -> Result<(), StoreError> {
-    let data = Bytes::from(fs::read(path).map_err(|e| StoreError::io(path, e))?);
-    let mut at = 0;
-    while at < data.len() {
-        match record::decode(&data.slice(at..)) {
-            Read::Record(r, used) => {
-                each(r, at, used);
-                at += used;
-            }
-            Read::Truncated | Read::Corrupt(_) if is_last => {
-                tracing::warn!(path = %path.display(), offset = at, "cutting off a torn write at the end of the journal");
-                let file = OpenOptions::new().write(true).open(path).map_err(|e| StoreError::io(path, e))?;
-                file.set_len(at as u64).map_err(|e| StoreError::io(path, e))?;
-                file.sync_all().map_err(|e| StoreError::io(path, e))?;
-                break;
-            }
-            Read::Truncated => return Err(StoreError::corrupt(path, at as u64, "record cut short")),
-            Read::Corrupt(why) => return Err(StoreError::corrupt(path, at as u64, why)),
-        }
-    }
-    Ok(())
 }
 
 type Replayed = (VecDeque<Segment>, HashMap<String, Vec<RecoveredMessage>>, u64);
@@ -689,7 +635,7 @@ fn replay_journal(dir: &Path) -> Result<Replayed, StoreError> {
     Ok((segments, recovered, next_id))
 }
 
-type ReplayedStreams = (HashMap<String, crate::stream_read::RecoveredStream>, HashMap<String, StreamLog>);
+type ReplayedStreams = (HashMap<String, RecoveredStream>, HashMap<String, StreamLog>);
 
 /// Every stream's summary (see `stream_read::recover`: not every body is read).
 fn replay_streams(dir: &Path) -> Result<ReplayedStreams, StoreError> {
@@ -699,7 +645,7 @@ fn replay_streams(dir: &Path) -> Result<ReplayedStreams, StoreError> {
         let path = dirent.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(stream_name_from_dir) else { continue };
         let segments = list_segments(&path)?.into_iter().map(|seg| (segment_number(&seg), seg)).collect();
-        recovered.insert(name.clone(), crate::stream_read::recover(&path)?);
+        recovered.insert(name.clone(), stream_read::recover(&path)?);
         logs.insert(name, StreamLog { dir: path, segments, current: None });
     }
     Ok((recovered, logs))

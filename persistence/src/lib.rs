@@ -6,6 +6,7 @@
 //!   by one persister thread with group commit (one fdatasync per file per batch); the
 //!   highest ticket on disk is published for confirms.
 //! - [`record`]: the checksummed on-disk record format.
+//! - `segments`: naming, listing and reading the journal's and streams' segment files.
 //! - [`stream_read`]: reading streams back from their segments, and their summary at a restart.
 //! - [`spill`]: queues' overflow files, read as FIFOs and written by a thread of their own
 //!   (no fsync, deleted at start).
@@ -15,6 +16,7 @@ pub mod journal;
 mod pieces;
 mod reads;
 pub mod record;
+mod segments;
 pub mod spill;
 pub mod stream_read;
 
@@ -23,10 +25,10 @@ use std::path::{Path, PathBuf};
 pub use definitions::{
     BindingDef, DefinitionSet, Definitions, ExchangeDef, PermissionDef, QueueDef, TopicPermissionDef, UserDef, VhostDef,
 };
-pub use journal::{Journal, Location, Published, ReadMessage, RecoveredEntry, RecoveredMessage, Recovery};
+pub use journal::{Journal, Location, Published, ReadMessage, RecoveredMessage, Recovery};
 pub use record::StoredMessage;
 pub use spill::{JournalReader, SpillBody, SpillFile, SpillRecord};
-pub use stream_read::{RecoveredStream, SegmentSummary, StreamReader};
+pub use stream_read::{RecoveredEntry, RecoveredStream, SegmentSummary, StreamReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use bytes::{Buf, Bytes};
 
 use crate::StoreError;
-use crate::journal::{RecoveredEntry, list_segments, read_segment, segment_name, segment_number};
-use crate::record::{self, FRAME, Read, Record};
+use crate::record::{self, FRAME, Read, Record, StoredMessage};
+use crate::segments::{list_segments, read_segment, segment_name, segment_number};
 
 /// Reads go this far ahead.
 const READ_AHEAD: usize = 256 << 10;
@@ -26,6 +26,14 @@ pub struct SegmentSummary {
     pub first_timestamp_ms: i64,
     /// The file's size.
     pub bytes: u64,
+}
+
+/// One stream entry read back: its offset, when it was appended, the message.
+#[derive(Debug)]
+pub struct RecoveredEntry {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub message: StoredMessage,
 }
 
 /// A stream as a restart finds it: a summary of every segment, and the entries of the last

@@ -86,7 +86,7 @@ impl Channel {
     /// consumer's `x-stream-offset`.
     fn stream_consumer_start(&self, ctx: &ChannelCtx<'_>, queue: &Queue, m: &basic::Consume) -> AmqpResult<StartAt> {
         if m.no_ack {
-            return Err(crate::stream::not_supported("automatic acknowledgement", queue));
+            return Err(queue.not_supported_by_stream("automatic acknowledgement"));
         }
         let prefetch = ctx.sink.lock().channels.get(&self.id).map_or(0, |ch| ch.consumer_prefetch);
         if prefetch == 0 {
@@ -122,7 +122,7 @@ impl Channel {
         ctx.permissions.check(Perm::Read, Resource::Queue, name.as_str())?;
         let queue = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
         if queue.is_stream() {
-            return Err(crate::stream::not_supported("basic.get", &queue));
+            return Err(queue.not_supported_by_stream("basic.get"));
         }
         let Some((qm, message_count)) = queue.get() else {
             self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));

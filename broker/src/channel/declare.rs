@@ -144,7 +144,7 @@ impl Channel {
         ctx.permissions.check(Perm::Read, Resource::Queue, name.as_str())?;
         let q = ctx.vhost.queue(name.as_str(), ctx.conn_id)?;
         if q.is_stream() {
-            return Err(crate::stream::not_supported("queue.purge", &q));
+            return Err(q.not_supported_by_stream("queue.purge"));
         }
         let message_count = q.purge();
         if !m.nowait {

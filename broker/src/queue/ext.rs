@@ -15,7 +15,6 @@ use super::{Queue, QueueState, QueuedMessage, ReadyList};
 use crate::dead_letter::{DeadLetter, Reason};
 use crate::message::Message;
 use crate::queue_args::Overflow;
-use crate::vhost::VirtualHost;
 
 /// Extension state kept under the queue's lock.
 #[derive(Debug)]
@@ -42,9 +41,18 @@ pub enum Enqueued {
     Rejected,
 }
 
+/// What a queue asks of the vhost that holds it: where its dead letters go, and its removal
+/// once x-expires runs out. (A trait, so that the queue does not depend on the vhost.)
+pub trait QueueOwner: Send + Sync {
+    /// Take a dead letter. Called with the queue's lock held: hand it on, route it later.
+    fn dead_letter(&self, dl: DeadLetter);
+    /// Delete `queue`: it has been unused for its x-expires.
+    fn expire(&self, queue: &Arc<Queue>);
+}
+
 impl Queue {
     /// Connect the queue to its vhost (dead letters, x-expires) and start its x-expires timer.
-    pub fn attach(self: &Arc<Self>, vhost: Weak<VirtualHost>) {
+    pub fn attach(self: &Arc<Self>, vhost: Weak<dyn QueueOwner>) {
         let _ = self.owner_vhost.set(vhost.clone());
         let _ = self.me.set(Arc::downgrade(self));
         if let Some(ms) = self.args.expires
@@ -298,7 +306,7 @@ async fn ttl_timer(queue: Weak<Queue>, notify: Arc<Notify>) {
 }
 
 /// Delete the queue once it has been unused for x-expires.
-async fn expires_timer(queue: Weak<Queue>, vhost: Weak<VirtualHost>, ttl: Duration) {
+async fn expires_timer(queue: Weak<Queue>, vhost: Weak<dyn QueueOwner>, ttl: Duration) {
     loop {
         let deadline = {
             let Some(q) = queue.upgrade() else { return };
@@ -311,7 +319,7 @@ async fn expires_timer(queue: Weak<Queue>, vhost: Weak<VirtualHost>, ttl: Durati
             Some(at) if at <= Instant::now() => {
                 if let (Some(q), Some(vh)) = (queue.upgrade(), vhost.upgrade()) {
                     tracing::debug!(queue = %q.name, "queue expired (x-expires)");
-                    vh.remove_queue(&q);
+                    vh.expire(&q);
                 }
                 return;
             }

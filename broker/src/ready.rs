@@ -7,8 +7,17 @@
 //! are in sequence order; a requeued one goes back to its place.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use super::QueuedMessage;
+use crate::message::Message;
+
+/// A message waiting in a queue; `seq` orders it among the queue's messages for requeueing.
+#[derive(Debug)]
+pub struct QueuedMessage {
+    pub seq: u64,
+    pub msg: Arc<Message>,
+    pub redelivered: bool,
+}
 
 #[derive(Debug)]
 pub struct ReadyList {
