@@ -14,7 +14,8 @@
 //! - `presence`: online/away/offline across front ends;
 //! - `auth`: argon2id passwords (on a bounded blocking pool), bearer tokens; `ratelimit`:
 //!   request budgets (sign-up, login, posting) and the login failure lockout;
-//! - `state`: the `App` handle tying these together; `live`: the current `App`, replaced when
+//! - `state`: the `App` handle tying these together; `start`: bringing one up; `posting`:
+//!   a message posted (and a bot asked); `live`: the current `App`, replaced when
 //!   the broker connection is lost;
 //! - `handlers/*`: REST, one file per resource; `routes`: the warp filter tree; `body`:
 //!   request bodies read with a hard cap;
@@ -37,6 +38,7 @@ pub mod handlers;
 pub mod history;
 pub mod live;
 pub mod model;
+pub mod posting;
 pub mod presence;
 pub mod ratelimit;
 pub mod room_log;
@@ -45,6 +47,7 @@ pub mod session;
 pub mod sse;
 /// Serving on the binary's listeners (the `warren-http` crate, shared with the management API).
 pub use warren_http as serve;
+pub mod start;
 pub mod state;
 pub mod static_files;
 pub mod tools;
@@ -207,7 +210,7 @@ pub async fn start(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Server, ApiError> {
-    let app = App::start(config.clone(), state::Local::new(&config)).await?;
+    let app = start::start(config.clone(), state::Local::new(&config)).await?;
     let live = Live::new(app);
     let routes = routes::routes(live.clone());
     let supervisor = tokio::spawn(live::supervise(live.clone(), config, shutdown.clone()));

@@ -69,7 +69,7 @@ pub async fn supervise(live: Live, config: ChatConfig, mut shutdown: watch::Rece
         let mut delay = FIRST_RETRY;
         let next = loop {
             let attempt = tokio::select! {
-                started = App::start_once(config.clone(), old.local.clone()) => started,
+                started = crate::start::start_once(config.clone(), old.local.clone()) => started,
                 _ = shutdown.wait_for(|s| *s) => return,
             };
             match attempt {

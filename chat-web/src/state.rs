@@ -15,7 +15,7 @@ use crate::amqp::feed::{self, StartAt};
 use crate::amqp::files as amqp_files;
 use crate::amqp::{Amqp, DIRECTORY_QUEUE, Rotation, room_queue};
 use crate::auth::{Passwords, Tokens};
-use crate::bots::{self, Bots};
+use crate::bots::Bots;
 use crate::directory::{Directory, DirectoryEvent, Room};
 use crate::error::ApiError;
 use crate::files::{FileMeta, Transfers};
@@ -45,7 +45,7 @@ pub struct Local {
     /// Which node of `--amqp-url` to try first when (re)connecting.
     pub rotation: Arc<Rotation>,
     /// The open Server-Sent Events sessions (the fallback transport), by id.
-    pub event_streams: Arc<crate::sse::Sessions>,
+    pub event_streams: Arc<crate::sse::sessions::Sessions>,
     /// File uploads and downloads held in memory at once.
     pub transfers: Arc<Transfers>,
 }
@@ -97,23 +97,8 @@ pub fn no_such_room(id: &str) -> ApiError {
     ApiError::NotFound(format!("no room {id}"))
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// The id of a message `author` sent to `room` from a client that named it `client_id`.
-fn message_id(room: &str, author: &str, client_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new()
-        .chain_update(room)
-        .chain_update([0])
-        .chain_update(author)
-        .chain_update([0])
-        .chain_update(client_id)
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
 }
 
 async fn wait_folded(rx: oneshot::Receiver<u64>, what: &str) -> Result<u64, ApiError> {
@@ -124,30 +109,10 @@ async fn wait_folded(rx: oneshot::Receiver<u64>, what: &str) -> Result<u64, ApiE
 }
 
 impl App {
-    /// Connect to the broker, fold the directory, start listening to `chat.events`.
-    ///
-    /// Retried a few times: RabbitMQ (3.10 at least) answers `queue.declare` for a stream that
-    /// another client is declaring at the same moment before the stream is started, and a
-    /// `basic.consume` on it then crashes the channel with 541 INTERNAL_ERROR
-    /// (`stream_not_found`), which closes the whole connection. Front ends starting together
-    /// on a fresh broker hit this on `chat.directory`; a second attempt finds the stream up.
-    pub async fn start(config: ChatConfig, local: Local) -> Result<App, ApiError> {
-        const ATTEMPTS: u32 = 5;
-        let mut attempt = 1;
-        loop {
-            match App::start_once(config.clone(), local.clone()).await {
-                Ok(app) => return Ok(app),
-                Err(ApiError::Broker(e)) if attempt < ATTEMPTS => {
-                    tracing::warn!(attempt, "chat could not start, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    pub(crate) async fn start_once(config: ChatConfig, local: Local) -> Result<App, ApiError> {
+    /// Connect to the broker and open the bots' channel: a state that does not listen yet
+    /// (`crate::start` makes it a running one), and in direct reply-to mode the bots' reply
+    /// consumer.
+    pub(crate) async fn connect(config: ChatConfig, local: Local) -> Result<(App, Option<lapin::Consumer>), ApiError> {
         let amqp = Amqp::connect(&config.amqp_url, config.amqp_ca_pem.as_deref(), &local.rotation).await?;
         let (bots, direct_replies) = match Bots::open(&amqp, config.bots.clone()).await {
             Ok(opened) => opened,
@@ -172,22 +137,12 @@ impl App {
                 retired: watch::channel(false).0,
             }),
         };
-        if let Some(consumer) = direct_replies {
-            app.feeds.lock().push(bots::replies::follow(&app, consumer));
-        }
-        app.feeds.lock().push(bots::replies::watch_timeouts(&app));
-        if let Err(e) = app.listen().await {
-            app.shutdown().await;
-            return Err(e);
-        }
-        if let Err(e) = crate::default_room::ensure(&app).await {
-            app.shutdown().await;
-            return Err(e);
-        }
-        app.announce(&json!({"type": "hello", "node": app.node})).await;
-        app.keep_presence_fresh();
-        app.sweep_expired();
-        Ok(app)
+        Ok((app, direct_replies))
+    }
+
+    /// Keep `task` running as long as this state: it is stopped at shutdown.
+    pub(crate) fn keep(&self, task: tokio::task::JoinHandle<()>) {
+        self.feeds.lock().push(task);
     }
 
     /// A handle that does not keep the state alive (for background tasks).
@@ -201,7 +156,7 @@ impl App {
 
     /// Every `presence_heartbeat`: say this front end is alive, and drop the users of front
     /// ends silent for three heartbeats (their sessions are gone with them).
-    fn keep_presence_fresh(&self) {
+    pub(crate) fn keep_presence_fresh(&self) {
         let every = self.config.presence_heartbeat;
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
@@ -220,7 +175,7 @@ impl App {
         self.feeds.lock().push(task);
     }
 
-    async fn listen(&self) -> Result<(), ApiError> {
+    pub(crate) async fn listen(&self) -> Result<(), ApiError> {
         self.load_directory().await?;
         let weak = Arc::downgrade(&self.inner);
         let events = feed::consume_events(&self.amqp, move |body| {
@@ -405,7 +360,7 @@ impl App {
     }
 
     /// Every `every`: rooms drop what their retention no longer keeps, and tell their pages.
-    fn sweep_expired(&self) {
+    pub(crate) fn sweep_expired(&self) {
         let every = self.config.expiry_sweep;
         let weak = self.downgrade();
         let task = tokio::spawn(async move {
@@ -481,7 +436,7 @@ impl App {
     }
 
     /// Publish a room event by `author` and wait until it is folded; returns its offset.
-    async fn publish_room(&self, log: &RoomLog, author: &str, body: Value) -> Result<u64, ApiError> {
+    pub(crate) async fn publish_room(&self, log: &RoomLog, author: &str, body: Value) -> Result<u64, ApiError> {
         let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
         let folded = log.wait_for(&id);
         let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -515,55 +470,6 @@ impl App {
             return Err(ApiError::Unprocessable("empty message".into()));
         }
         Ok(())
-    }
-
-    /// Post a message; it is "sent" once the broker confirmed it and it is in the log.
-    pub async fn post(&self, room: &str, author: &str, text: &str) -> Result<ChatMessage, ApiError> {
-        self.post_once(room, author, text, None, None).await
-    }
-
-    /// [`App::post`], at most once per `client_id`: the message id is derived from the room,
-    /// the author and the client's id, so a client that sends again what it never saw "sent"
-    /// (its front end or broker node went away meanwhile) gets the message that made it into
-    /// the stream, if one did, instead of a duplicate.
-    pub async fn post_once(
-        &self,
-        room: &str,
-        author: &str,
-        text: &str,
-        client_id: Option<&str>,
-        reply_to: Option<&str>,
-    ) -> Result<ChatMessage, ApiError> {
-        Self::check_text(text)?;
-        let room = self.writable_room(room, author)?;
-        let log = self.room_log(&room).await?;
-        let id = match client_id {
-            Some(c) => message_id(&room.id, author, c),
-            None => new_id(),
-        };
-        if let Some(m) = log.message(&id) {
-            return Ok(m);
-        }
-        let mut body = json!({"id": id, "kind": "message", "room": room.id, "text": text, "ts": now_ms()});
-        if let Some(target) = reply_to {
-            if log.message(target).is_none() {
-                return Err(ApiError::NotFound(format!("no message {target} to reply to")));
-            }
-            body["reply_to"] = target.into();
-        }
-        self.publish_room(&log, author, body).await?;
-        let msg = log.message(&id).ok_or_else(|| ApiError::Broker("message lost".into()))?;
-        // `@name ...` or `/name ...`: a request to that bot, answered in the room
-        if let Some((bot, args)) = bots::mention::addressee(text) {
-            let (app, room, author, msg, bot, args) =
-                (self.clone(), room.id.clone(), author.to_owned(), msg.clone(), bot.to_owned(), args.to_owned());
-            tokio::spawn(async move {
-                if let Err(e) = bots::replies::ask(&app, &room, &author, &msg, &bot, &args).await {
-                    tracing::warn!(%room, %bot, "cannot ask the bot: {e}");
-                }
-            });
-        }
-        Ok(msg)
     }
 
     /// Share a file in `room` (already checked writable by `author`): store its bytes in the

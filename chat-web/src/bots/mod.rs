@@ -6,14 +6,16 @@
 //! edit of that placeholder (`done`, and `interrupted` if the bot went silent).
 //!
 //! - `mention`: who a message addresses;
-//! - `replies`: the reply consumers, the replies in progress, their timeouts.
+//! - `pending`: the requests channel and the replies in progress;
+//! - `replies`: asking, the reply consumers, their timeouts.
 
 pub mod mention;
+pub mod pending;
 pub mod replies;
 
 use std::time::Duration;
 
-pub use replies::Bots;
+pub use pending::Bots;
 
 /// Where a bot's reply chunks come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

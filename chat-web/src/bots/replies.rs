@@ -1,168 +1,39 @@
-//! `Bots`: sends requests to bots and follows their streamed replies.
+//! Sends requests to bots and follows their streamed replies into the chat (the replies in
+//! progress are kept in `pending::Bots`).
 //!
 //! A reply in progress lives only in the memory of the front end that asked (its `Pending`);
 //! the others see it grow through `chunk` events on `chat.events`. If that front end goes away
 //! mid-reply, the placeholder stays `streaming` in the stream, and every front end reports it
 //! as interrupted once it has been silent for a while (`RoomLog`'s stale check).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeleteOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Consumer};
-use parking_lot::Mutex;
-use serde_json::{Value, json};
+use lapin::{BasicProperties, Confirmation, Consumer};
+use serde_json::json;
 
-use super::{BotConfig, ReplyMode, request_queue};
-use crate::amqp::Amqp;
+use super::pending::{DIRECT_REPLY_TO, Pending, Then, parse_chunk};
+use super::{ReplyMode, request_queue};
 use crate::error::ApiError;
 use crate::model::{ChatMessage, now_ms};
 use crate::state::App;
 
-/// RabbitMQ's direct reply-to pseudo-queue.
-pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
-/// Every this many chunks the text so far goes out whole, so that a front end that missed a
-/// chunk event (or folded the placeholder late) catches up.
-const WHOLE_EVERY: u32 = 16;
-
-/// A reply in progress.
-struct Pending {
-    room: String,
-    bot: String,
-    text: String,
-    last: Instant,
-    /// The placeholder is in the room: chunks go out as events from now on.
-    ready: bool,
-    chunks: u32,
-    /// The bot finished (`Some(interrupted)`) before the placeholder was in the room.
-    finished: Option<bool>,
-    /// Queue mode: the reply queue and its consumer's tag, removed when the reply ends.
-    queue: Option<(ShortString, ShortString)>,
-}
-
-pub struct Bots {
-    /// Publishes requests (confirms on, `mandatory`: a request to no bot comes back); in
-    /// direct mode it also consumes `amq.rabbitmq.reply-to`, as direct reply-to requires.
-    channel: Channel,
-    config: BotConfig,
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-/// What one reply chunk says: text to append, and whether the bot is done.
-#[derive(Debug, PartialEq)]
-pub struct Chunk {
-    pub text: String,
-    pub done: bool,
-}
-
-/// Decode a reply message: JSON `{"text": "...", "done": true}` (both optional), or any other
-/// body as text to append.
-pub fn parse_chunk(body: &[u8]) -> Chunk {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Chunk {
-            text: o.get("text").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            done: o.get("done").and_then(Value::as_bool).unwrap_or(false),
-        },
-        _ => Chunk { text: String::from_utf8_lossy(body).into_owned(), done: false },
-    }
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-enum Then {
-    Nothing,
-    Event { room: String, pos: usize, text: String },
-    Finish(Pending, bool),
-}
-
-impl Bots {
-    /// Open the requests channel (and, in direct mode, the reply consumer on it).
-    pub async fn open(amqp: &Amqp, config: BotConfig) -> Result<(Bots, Option<Consumer>), ApiError> {
-        let channel = amqp.channel().await?;
-        channel.confirm_select(Default::default()).await?;
-        let consumer = if config.reply_mode == ReplyMode::Direct {
-            let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
-            Some(channel.basic_consume(DIRECT_REPLY_TO.into(), "".into(), opts, FieldTable::default()).await?)
-        } else {
-            None
-        };
-        Ok((Bots { channel, config, pending: Mutex::new(HashMap::new()) }, consumer))
-    }
-
-    /// How many replies are in progress.
-    pub fn in_progress(&self) -> usize {
-        self.pending.lock().len()
-    }
-
-    /// A per-request reply queue (queue mode): server-named, expiring when nobody reads it.
-    async fn reply_queue(&self, app: &App) -> Result<(ShortString, ShortString), ApiError> {
-        let mut args = FieldTable::default();
-        let ms = i32::try_from(self.config.reply_queue_expires.as_millis()).unwrap_or(i32::MAX).max(1);
-        args.insert("x-expires".into(), AMQPValue::LongInt(ms));
-        let q = self.channel.queue_declare("".into(), Default::default(), args).await?;
-        let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
-        let consumer = self.channel.basic_consume(q.name().clone(), "".into(), opts, FieldTable::default()).await?;
-        let tag = consumer.tag();
-        // ends when the consumer is cancelled (the reply is over) or the channel closes
-        follow(app, consumer);
-        Ok((q.name().clone(), tag))
-    }
-
-    async fn drop_queue(&self, queue: Option<(ShortString, ShortString)>) {
-        if let Some((name, tag)) = queue {
-            let _ = self.channel.basic_cancel(tag, BasicCancelOptions::default()).await;
-            if let Err(e) = self.channel.queue_delete(name, QueueDeleteOptions::default()).await {
-                tracing::debug!("reply queue not deleted (x-expires will): {e}");
-            }
-        }
-    }
-
-    /// Take one reply chunk: what to do about it.
-    fn take(&self, id: &str, chunk: Chunk) -> Then {
-        let mut pending = self.pending.lock();
-        let Some(p) = pending.get_mut(id) else {
-            return Then::Nothing;
-        };
-        p.last = Instant::now();
-        let pos = p.text.len();
-        let room_left = crate::MAX_MESSAGE_BYTES.saturating_sub(pos);
-        let text = cut(&chunk.text, room_left);
-        // a reply that outgrows a chat message ends there
-        let done = chunk.done || text.len() < chunk.text.len();
-        p.text.push_str(text);
-        p.chunks += 1;
-        if done {
-            if !p.ready {
-                p.finished = Some(false);
-                return Then::Nothing;
-            }
-            return match pending.remove(id) {
-                Some(p) => Then::Finish(p, false),
-                None => Then::Nothing,
-            };
-        }
-        if !p.ready || text.is_empty() {
-            return Then::Nothing;
-        }
-        if p.chunks % WHOLE_EVERY == 0 {
-            Then::Event { room: p.room.clone(), pos: 0, text: p.text.clone() }
-        } else {
-            Then::Event { room: p.room.clone(), pos, text: text.to_owned() }
-        }
-    }
+/// A per-request reply queue (queue mode): server-named, expiring when nobody reads it.
+async fn reply_queue(app: &App) -> Result<(ShortString, ShortString), ApiError> {
+    let bots = &app.bots;
+    let mut args = FieldTable::default();
+    let ms = i32::try_from(bots.config.reply_queue_expires.as_millis()).unwrap_or(i32::MAX).max(1);
+    args.insert("x-expires".into(), AMQPValue::LongInt(ms));
+    let q = bots.channel.queue_declare("".into(), Default::default(), args).await?;
+    let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let consumer = bots.channel.basic_consume(q.name().clone(), "".into(), opts, FieldTable::default()).await?;
+    let tag = consumer.tag();
+    // ends when the consumer is cancelled (the reply is over) or the channel closes
+    follow(app, consumer);
+    Ok((q.name().clone(), tag))
 }
 
 /// Follow a reply consumer: each delivery is a chunk of the reply its `correlation_id` names.
@@ -253,7 +124,7 @@ pub async fn ask(
     let (reply_to, queue) = match bots.config.reply_mode {
         ReplyMode::Direct => (DIRECT_REPLY_TO.to_owned(), None),
         ReplyMode::Queue => {
-            let (name, tag) = bots.reply_queue(app).await?;
+            let (name, tag) = reply_queue(app).await?;
             (name.as_str().to_owned(), Some((name, tag)))
         }
     };
@@ -357,19 +228,5 @@ async fn request(
             Ok(false)
         }
         Confirmation::Nack(_) => Err(ApiError::Broker("the broker refused the bot request (nack)".into())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_from_json_or_text() {
-        assert_eq!(parse_chunk(br#"{"text":"hi "}"#), Chunk { text: "hi ".into(), done: false });
-        assert_eq!(parse_chunk(br#"{"done":true}"#), Chunk { text: String::new(), done: true });
-        assert_eq!(parse_chunk(b"plain words"), Chunk { text: "plain words".into(), done: false });
-        assert_eq!(cut("héllo", 2), "h");
-        assert_eq!(cut("abc", 5), "abc");
     }
 }

@@ -26,7 +26,9 @@ pub async fn post(
     body: PostMessage,
 ) -> Result<impl Reply, Rejection> {
     app.local.budgets.post(&user, AddrKey::of(addr)).map_err(reject)?;
-    let msg = app.post_once(&room, &user, &body.text, None, body.reply_to.as_deref()).await.map_err(reject)?;
+    let msg = crate::posting::post_once(&app, &room, &user, &body.text, None, body.reply_to.as_deref())
+        .await
+        .map_err(reject)?;
     Ok(warp::reply::with_status(warp::reply::json(&msg), StatusCode::CREATED))
 }
 

@@ -507,7 +507,7 @@ async fn subscribe(
 /// Frames that go to the broker: run off the reader loop so a slow confirm doesn't stall it.
 async fn act(app: App, user: String, frame: ClientFrame, out: Outbox) {
     match frame {
-        ClientFrame::Send { room, text, client_id, reply_to } => match app.post_once(&room, &user, &text, client_id.as_deref(), reply_to.as_deref()).await {
+        ClientFrame::Send { room, text, client_id, reply_to } => match crate::posting::post_once(&app, &room, &user, &text, client_id.as_deref(), reply_to.as_deref()).await {
             Ok(m) => {
                 out.send(&json!({"type": "sent", "room": room, "client_id": client_id, "id": m.id, "offset": m.offset}));
             }

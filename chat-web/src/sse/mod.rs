@@ -9,14 +9,11 @@
 //! a client that reconnects gets a new session and subscribes again with its last offsets,
 //! exactly as after a WebSocket reconnect.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,69 +26,19 @@ use crate::session::protocol::ClientFrame;
 use crate::session::{self, Frame};
 use crate::state::App;
 
-/// Client frames queued per session (a request with more is refused with 422, a request that
-/// finds the queue full gets 429).
-pub const FRAMES: usize = 64;
+pub mod sessions;
+pub use sessions::{FRAMES, Sessions};
+
 /// Events buffered between a session's writer and its HTTP response; when the client does not
 /// read them, the session's own outbox fills and the session is closed, as a slow WebSocket is.
 const BUFFERED: usize = 64;
 /// A comment line this often keeps proxies from closing an idle stream and finds clients gone.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// The open event streams of this front end: session id -> its user and frame queue.
-#[derive(Default)]
-pub struct Sessions {
-    open: Mutex<HashMap<String, Open>>,
-}
-
-struct Open {
-    user: String,
-    frames: mpsc::Sender<ClientFrame>,
-}
-
-impl Sessions {
-    /// Queue `frames` for session `id` of `user`.
-    pub fn deliver(&self, id: &str, user: &str, frames: Vec<ClientFrame>) -> Result<(), ApiError> {
-        let tx = match self.open.lock().get(id) {
-            Some(open) if open.user == user => open.frames.clone(),
-            // another user's session is as unknown as a closed one
-            _ => return Err(ApiError::NotFound("no such event stream; open a new one".into())),
-        };
-        if frames.len() > FRAMES {
-            return Err(ApiError::Unprocessable(format!("at most {FRAMES} frames per request")));
-        }
-        if tx.capacity() < frames.len() {
-            return Err(ApiError::TooManyRequests(1));
-        }
-        for f in frames {
-            tx.try_send(f).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ApiError::TooManyRequests(1),
-                mpsc::error::TrySendError::Closed(_) => ApiError::NotFound("the event stream has ended".into()),
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// Takes a session out of the registry when it ends.
-struct Registered {
-    sessions: Arc<Sessions>,
-    id: String,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.sessions.open.lock().remove(&self.id);
-    }
-}
-
 /// Open an event stream for `user`: start the session and answer with its events.
 pub fn open(app: App, user: String, addr: Option<SocketAddr>, token_end: TokenEnd) -> impl Reply {
     let id = uuid::Uuid::new_v4().to_string();
-    let sessions = app.local.event_streams.clone();
-    let (frames_tx, frames_rx) = mpsc::channel(FRAMES);
-    sessions.open.lock().insert(id.clone(), Open { user: user.clone(), frames: frames_tx });
-    let registered = Registered { sessions, id: id.clone() };
+    let (registered, frames_rx) = Sessions::register(&app.local.event_streams, &id, &user);
 
     let (events_tx, events_rx) = mpsc::channel::<Frame>(BUFFERED);
     // ok to ignore: the queue is new and empty
