@@ -331,7 +331,10 @@ async fn main() -> Res<()> {
             }
         }
     }
-    let rss_before = pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024);
+    // the chat server's CPU and RSS now, when its pid was given
+    let server_usage = || pid.and_then(usage::sample);
+    let server_rss_kib = || server_usage().map(|s| s.rss_bytes / 1024);
+    let rss_before = server_rss_kib();
     let mut sessions = Vec::with_capacity(clients);
     for c in 0..clients {
         // every client is the same member (one account, many sessions): the fan-out is what counts
@@ -340,7 +343,7 @@ async fn main() -> Res<()> {
         sessions.push(Session::open(&bases[c % bases.len()], &token, &subscribe).await?);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    if let (Some(before), Some(after)) = (rss_before, pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024)) {
+    if let (Some(before), Some(after)) = (rss_before, server_rss_kib()) {
         println!(
             "RSS per idle session: {:.1} KiB ({} sessions, {} KiB -> {} KiB)",
             (after.saturating_sub(before)) as f64 / clients as f64,
@@ -351,7 +354,7 @@ async fn main() -> Res<()> {
     }
 
     let start = Instant::now();
-    let cpu_start = (usage::own(), pid.and_then(usage::sample));
+    let cpu_start = (usage::own(), server_usage());
     // what each client should receive: its room's share of the rate
     let expected = per_room_rate * secs;
     let total_expected = expected * clients as u64;
@@ -382,7 +385,7 @@ async fn main() -> Res<()> {
     }
     let mut all = lat.all;
     let elapsed = start.elapsed();
-    let server = match (cpu_start.1, pid.and_then(usage::sample)) {
+    let server = match (cpu_start.1, server_usage()) {
         (Some(before), Some(after)) => format!("{:.0}%", usage::cpu_percent(before, after, elapsed)),
         _ => "?".to_owned(),
     };
@@ -409,7 +412,7 @@ async fn main() -> Res<()> {
         elapsed.as_secs_f64()
     );
     println!("lost: {} deliveries", total_expected.saturating_sub(all.len() as u64));
-    if let Some(rss) = pid.and_then(usage::sample).map(|s| s.rss_bytes / 1024) {
+    if let Some(rss) = server_rss_kib() {
         println!("server RSS at the end: {} MiB", rss / 1024);
     }
     tokio::time::sleep(LINGER).await;
