@@ -117,6 +117,14 @@ fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("\u{0}").into_bytes()
 }
 
+/// Whether sled failed to open because its file lock is held. sled 0.34 does not pass the
+/// lock's own `WouldBlock` on: it reports `ErrorKind::Other` with "could not acquire lock on
+/// ..." and the OS error in the message, so the kind alone never matched and the retry below
+/// never ran (a CI run failed a same-process reopen at once on it).
+fn lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
+}
+
 impl Definitions {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("definitions");
@@ -129,7 +137,7 @@ impl Definitions {
         let mut attempts = 0;
         let db = loop {
             match config.open() {
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 250 => {
+                Err(sled::Error::Io(e)) if lock_held(&e) && attempts < 250 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -353,5 +361,23 @@ impl Definitions {
             .filter(|(_, v)| serde_json::from_slice::<T>(v).is_ok_and(|d| pick(&d)))
             .map(|(k, _)| k)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopen_waits_while_the_last_handle_still_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Definitions::open(dir.path()).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = Definitions::open(dir.path());
+        holder.join().unwrap();
+        assert!(second.is_ok(), "reopen failed: {:?}", second.err());
     }
 }
